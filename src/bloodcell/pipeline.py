@@ -1,0 +1,249 @@
+"""The two pipeline steps as plain functions of storage, free of any HTTP or event framework.
+
+Each step is idempotent, keyed on the upload's bucket/name/generation: a
+redelivered event finds its output already written and does nothing, so
+at-least-once delivery yields exactly one result and one archive copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bloodcell import results, tensorio
+from bloodcell.cellcrop import cell_tensor
+from bloodcell.contract import CONTRACT
+from bloodcell.errors import ObjectNotFound, RejectedInput, TransientError
+from bloodcell.events import ObjectRef
+from bloodcell.imaging import ImageLimits, decode_image
+from bloodcell.model import Classifier, default_model_dir, load_classifier
+from bloodcell.results import Source
+from bloodcell.settings import Settings
+from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_archive, open_storage
+
+log = logging.getLogger(__name__)
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event did: logged as one line, and asserted on in tests."""
+
+    status: str  # preprocessed | classified | rejected | duplicate | stale | gone | ignored
+    detail: str = ""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage | None = None,
+        archive: Storage | None = None,
+        classifier: Callable[[], Classifier] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage or open_storage(settings)
+        self._archive = archive
+        self._classifier = classifier
+        self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+
+    @property
+    def archive(self) -> Storage:
+        if self._archive is None:
+            self._archive = open_archive(self.settings)
+        return self._archive
+
+    @property
+    def classifier(self) -> Classifier:
+        if self._classifier is not None:
+            return self._classifier()
+        return load_classifier(self.settings.model_dir or default_model_dir(), self.settings.model_threads)
+
+    # ---- idempotency: shared with the event source's start-up reconciliation ----
+
+    def _result_for(self, upload_name: str, generation: str) -> ObjectInfo | None:
+        info = self.storage.stat(self.settings.result_bucket, results.result_name(upload_name))
+        if info and info.metadata.get(results.META_SOURCE_GENERATION) == generation:
+            return info
+        return None
+
+    def upload_done(self, upload: ObjectInfo) -> bool:
+        """True when this upload version already has a tensor or a result."""
+        if self._result_for(upload.name, upload.generation):
+            return True
+        tensor = self.storage.stat(self.settings.tensor_bucket, results.tensor_name(upload.name))
+        return bool(tensor and tensor.metadata.get(results.META_SOURCE_GENERATION) == upload.generation)
+
+    def tensor_done(self, tensor: ObjectInfo) -> bool:
+        """True when the tensor's upload has a final result (archive copy included)."""
+        source = Source.from_metadata(tensor.metadata)
+        if source is None:
+            return bool(self.storage.stat(self.settings.result_bucket, results.result_name(tensor.name[:-4])))
+        found = self._result_for(source.name, source.generation)
+        return bool(found and found.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING)
+
+    # ---- preprocess ----
+
+    def preprocess(self, ref: ObjectRef) -> Outcome:
+        if ref.bucket != self.settings.upload_bucket:
+            return Outcome("ignored", f"bucket {ref.bucket} is not the upload bucket")
+        try:
+            check_object_name(ref.name)
+        except RejectedInput as exc:
+            return Outcome("ignored", exc.reason)  # no safe place to write a result for it
+        if ref.generation and self._upload_done_at(ref.name, ref.generation):
+            return Outcome("duplicate")
+        try:
+            data, info = self.storage.read(ref.bucket, ref.name)
+        except ObjectNotFound:
+            return Outcome("gone", "object was deleted before it was processed")
+        if ref.generation and info.generation != ref.generation:
+            return Outcome("stale", f"superseded by generation {info.generation}")
+        if not ref.generation and self.upload_done(info):
+            return Outcome("duplicate")
+        started = time.perf_counter()
+        source = Source(
+            bucket=info.bucket,
+            name=info.name,
+            generation=info.generation,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            uploaded=results.iso(info.updated),
+        )
+        try:
+            tensor = cell_tensor(decode_image(data, self.limits))
+        except RejectedInput as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            self._write_result(
+                results.rejected(
+                    source,
+                    exc.reason,
+                    "preprocess",
+                    {"preprocess": elapsed},
+                    {"uploaded": source.uploaded or "", "rejected": results.now_iso()},
+                )
+            )
+            return Outcome("rejected", exc.reason)
+        elapsed = (time.perf_counter() - started) * 1000
+        meta = source.metadata() | {
+            results.META_CONTRACT: CONTRACT.version,
+            results.META_PREPROCESS_MS: f"{elapsed:.2f}",
+            results.META_PREPROCESSED: results.now_iso(),
+        }
+        self.storage.write(
+            self.settings.tensor_bucket,
+            results.tensor_name(info.name),
+            tensorio.dump(tensor),
+            content_type="application/x-npy",
+            metadata=meta,
+        )
+        return Outcome("preprocessed", f"{elapsed:.1f} ms")
+
+    def _upload_done_at(self, name: str, generation: str) -> bool:
+        return self.upload_done(
+            ObjectInfo(self.settings.upload_bucket, name, generation, 0, _EPOCH)
+        )
+
+    # ---- predict ----
+
+    def predict(self, ref: ObjectRef) -> Outcome:
+        if ref.bucket != self.settings.tensor_bucket:
+            return Outcome("ignored", f"bucket {ref.bucket} is not the tensor bucket")
+        if not ref.name.endswith(".npy"):
+            return Outcome("ignored", "not a .npy tensor object")
+        try:
+            data, info = self.storage.read(ref.bucket, ref.name)
+        except ObjectNotFound:
+            return Outcome("gone", "tensor was deleted before it was classified")
+        if ref.generation and info.generation != ref.generation:
+            return Outcome("stale", f"superseded by generation {info.generation}")
+        source = Source.from_metadata(info.metadata) or Source(
+            self.settings.upload_bucket, ref.name[: -len(".npy")], "unknown"
+        )
+        existing = self._result_for(source.name, source.generation)
+        if existing and existing.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING:
+            return Outcome("duplicate")
+        if existing:
+            return self._retry_archive(existing)
+        stamps = {
+            "uploaded": source.uploaded or "",
+            "preprocessed": info.metadata.get(results.META_PREPROCESSED, ""),
+        }
+        timings = {"preprocess": float(info.metadata.get(results.META_PREPROCESS_MS, "0") or 0)}
+        classifier = self.classifier
+        started = time.perf_counter()
+        try:
+            if source.generation == "unknown":
+                raise RejectedInput("tensor object carries no source metadata (was it written by preprocess?)")
+            version = info.metadata.get(results.META_CONTRACT)
+            if version != CONTRACT.version:
+                raise RejectedInput(
+                    f"tensor was made for contract version {version}, the model expects {CONTRACT.version}"
+                )
+            prediction = classifier.predict(tensorio.load(data))
+        except RejectedInput as exc:
+            timings["predict"] = (time.perf_counter() - started) * 1000
+            stamps["rejected"] = results.now_iso()
+            self._write_result(results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info))
+            return Outcome("rejected", exc.reason)
+        timings["inference"] = (time.perf_counter() - started) * 1000
+        stamps["classified"] = results.now_iso()
+        result = results.classified(source, prediction, classifier.info, timings, stamps)
+        self._archive_and_write(result)
+        return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
+
+    def _retry_archive(self, existing: ObjectInfo) -> Outcome:
+        data, _ = self.storage.read(existing.bucket, existing.name)
+        self._archive_and_write(json.loads(data))
+        return Outcome("classified", "archive copy completed on retry")
+
+    def _archive_and_write(self, result: dict[str, object]) -> None:
+        """Archive first; if the archive is down, publish the result as pending and retry later."""
+        try:
+            result["archive"] = {"status": results.ARCHIVE_STORED, "location": self._archive_copy(result)}
+        except TransientError:
+            result["archive"] = {"status": results.ARCHIVE_PENDING, "location": None}
+            self._write_result(result)
+            raise
+        self._write_result(result)
+
+    def archive_key(self, result: dict[str, object]) -> str:
+        source = Source(**result["source"])  # type: ignore[arg-type]
+        day = (source.uploaded or results.now_iso())[:10]
+        generation = source.generation.replace("/", "_")
+        return f"{self.settings.archive_prefix}{day}/{result['label']}/{generation}/{source.name}"
+
+    def _archive_copy(self, result: dict[str, object]) -> str:
+        """Image and result side by side, by date and label: ready to be a training folder."""
+        source = Source(**result["source"])  # type: ignore[arg-type]
+        key = self.archive_key(result)
+        try:
+            image, info = self.storage.read(source.bucket, source.name)
+        except ObjectNotFound:
+            image, info = b"", None
+        if info is None or info.generation != source.generation:
+            log.warning("archive: %s changed or vanished before archiving; keeping the result only", source.name)
+        else:
+            content_type = info.content_type or "application/octet-stream"
+            self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
+        stored = dict(result)
+        stored["archive"] = {"status": results.ARCHIVE_STORED, "location": key}
+        self.archive.write(
+            self.settings.archive_bucket, key + ".json", results.encode(stored), content_type="application/json"
+        )
+        return key
+
+    def _write_result(self, result: dict[str, object]) -> None:
+        source = Source(**result["source"])  # type: ignore[arg-type]
+        self.storage.write(
+            self.settings.result_bucket,
+            results.result_name(source.name),
+            results.encode(result),
+            content_type="application/json",
+            metadata=results.result_metadata(result),
+        )

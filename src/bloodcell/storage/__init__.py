@@ -1,0 +1,35 @@
+"""One storage layer, three backends, chosen by ``BLOODCELL_STORAGE``."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from bloodcell.settings import Settings
+from bloodcell.storage.base import ObjectInfo, Storage
+from bloodcell.storage.local import LocalStorage, check_object_name
+
+__all__ = ["ObjectInfo", "Storage", "LocalStorage", "check_object_name", "open_storage", "open_archive"]
+
+
+def _open(kind: str, settings: Settings, endpoint: str | None) -> Storage:
+    if kind == "local":
+        return LocalStorage(settings.data_dir)
+    if kind == "gcs":
+        from bloodcell.storage.gcs import GcsStorage
+
+        return GcsStorage()
+    from bloodcell.storage.s3 import S3Storage
+
+    return S3Storage(endpoint_url=endpoint)
+
+
+@cache
+def open_storage(settings: Settings) -> Storage:
+    """The pipeline's buckets; one client per process, reused across events."""
+    return _open(settings.storage, settings, settings.s3_endpoint_url)
+
+
+@cache
+def open_archive(settings: Settings) -> Storage:
+    """Where archive copies go: a folder bucket locally, S3 (AWS or MinIO) when deployed."""
+    return _open(settings.archive_storage, settings, settings.archive_s3_endpoint_url)

@@ -1,0 +1,55 @@
+"""What every storage backend offers: a few object operations with one error vocabulary.
+
+Backends translate their own exceptions into ``ObjectNotFound``,
+``PreconditionFailed`` and ``TransientError`` so the pipeline decides retry versus
+reject once, whatever the cloud. ``generation`` is an opaque string that changes
+whenever an object's content is replaced: GCS's generation, the S3 ETag, or the
+file's mtime in nanoseconds locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    name: str
+    generation: str
+    size: int
+    updated: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+class Storage(Protocol):
+    """Object storage as the pipeline needs it; implementations must be thread-safe."""
+
+    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+        """Content and description of the current version, read consistently."""
+        ...
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        """Description of the current version, or None when absent."""
+        ...
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        """Replace (or, with ``if_absent``, only create) an object, atomically."""
+        ...
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object in the bucket under ``prefix``, in no promised order."""
+        ...

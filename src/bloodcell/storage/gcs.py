@@ -1,0 +1,114 @@
+"""Google Cloud Storage, through google-cloud-storage.
+
+The client is created on first use and shared by every event the process serves.
+``STORAGE_EMULATOR_HOST`` (honoured by the client library) points it at an
+emulator; then anonymous credentials are used, as emulators expect.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
+from bloodcell.storage.base import ObjectInfo
+
+
+def _info(blob: Any) -> ObjectInfo:
+    updated = blob.updated or blob.time_created or datetime.now(UTC)
+    return ObjectInfo(
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=str(blob.generation),
+        size=int(blob.size or 0),
+        updated=updated,
+        metadata=dict(blob.metadata or {}),
+        content_type=blob.content_type,
+    )
+
+
+class GcsStorage:
+    def __init__(self, project: str | None = None) -> None:
+        self._project = project
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from google.cloud import storage
+
+                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    self._client = storage.Client(
+                        project=self._project or "bloodcell-local", credentials=AnonymousCredentials()
+                    )
+                else:
+                    self._client = storage.Client(project=self._project)
+            return self._client
+
+    def _call(self, what: str, func: Any) -> Any:
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as auth_exc
+
+        try:
+            return func()
+        except gexc.NotFound as exc:
+            raise ObjectNotFound(what) from exc
+        except gexc.PreconditionFailed as exc:
+            raise PreconditionFailed(what) from exc
+        except (gexc.TooManyRequests, gexc.ServerError, gexc.RetryError, auth_exc.TransportError) as exc:
+            raise TransientError(f"{what}: {exc}") from exc
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            raise TransientError(f"{what}: {exc}") from exc
+        except Exception as exc:  # requests' own connection errors are not OSError subclasses
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise TransientError(f"{what}: {exc}") from exc
+            raise
+
+    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+        def fetch() -> tuple[bytes, ObjectInfo]:
+            blob = self.client.bucket(bucket).get_blob(name)
+            if blob is None:
+                raise ObjectNotFound(f"{bucket}/{name}")
+            # pin the generation we described, so content and description agree
+            data = blob.download_as_bytes(if_generation_match=blob.generation)
+            return data, _info(blob)
+
+        result: tuple[bytes, ObjectInfo] = self._call(f"gs://{bucket}/{name}", fetch)
+        return result
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        blob = self._call(f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name))
+        return None if blob is None else _info(blob)
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        def put() -> ObjectInfo:
+            blob = self.client.bucket(bucket).blob(name)
+            blob.metadata = dict(metadata or {})
+            kwargs = {"if_generation_match": 0} if if_absent else {}
+            blob.upload_from_string(data, content_type=content_type, **kwargs)
+            return _info(blob)
+
+        result: ObjectInfo = self._call(f"gs://{bucket}/{name}", put)
+        return result
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        blobs = self._call(f"gs://{bucket}", lambda: list(self.client.list_blobs(bucket, prefix=prefix or None)))
+        for blob in blobs:
+            if not blob.name.endswith("/"):
+                yield _info(blob)

@@ -1,0 +1,180 @@
+"""Folder buckets: the embedded default, and what people drop files into by hand.
+
+Names come from users, so every name is checked to stay inside its bucket folder:
+no absolute names, no ``..``, and no symlink that resolves elsewhere. Writes go
+to a temporary file outside the bucket and are renamed into place, so a watcher
+never sees half an object under its final name. Object metadata lives in a
+sidecar tree beside the buckets (``.meta/``), not inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
+from bloodcell.storage.base import ObjectInfo
+
+_META = ".meta"
+_TMP = ".tmp"
+_MAX_NAME_BYTES = 1024
+
+
+def _generation(st: os.stat_result) -> str:
+    """mtime alone can repeat within one clock tick; a rename brings a new inode too."""
+    return f"{st.st_mtime_ns}-{st.st_ino}"
+
+
+def check_object_name(name: str) -> str:
+    """Accept a user-supplied object name, or refuse it with a reason people can read."""
+    if not name or len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        raise RejectedInput("object name is empty or longer than 1024 bytes")
+    if "\x00" in name or "\\" in name or any(unicodedata.category(c) == "Cc" for c in name):
+        raise RejectedInput(f"object name {name!r} holds control characters or backslashes")
+    if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+        raise RejectedInput(f"object name {name!r} is absolute or has empty, '.' or '..' parts")
+    return name
+
+
+class LocalStorage:
+    """Buckets are folders under ``root``; thread-safe through atomic renames."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / _TMP).mkdir(exist_ok=True)
+        self._lock = threading.Lock()
+
+    def _bucket_dir(self, bucket: str) -> Path:
+        if not bucket or "/" in bucket or bucket.startswith("."):
+            raise RejectedInput(f"bad bucket name {bucket!r}")
+        path = self.root / bucket
+        path.mkdir(exist_ok=True)
+        return path
+
+    def _path(self, bucket: str, name: str) -> Path:
+        base = self._bucket_dir(bucket).resolve()
+        path = base / check_object_name(name)
+        if not path.resolve().is_relative_to(base):
+            raise RejectedInput(f"object name {name!r} resolves outside its bucket")
+        return path
+
+    def _meta_path(self, bucket: str, name: str) -> Path:
+        return self.root / _META / bucket / (name + ".json")
+
+    def _info(self, bucket: str, name: str, path: Path, st: os.stat_result) -> ObjectInfo:
+        meta: dict[str, str] = {}
+        content_type = None
+        try:
+            side = json.loads(self._meta_path(bucket, name).read_text())
+            if side.get("generation") == _generation(st):
+                meta = dict(side.get("metadata", {}))
+                content_type = side.get("content_type")
+        except (OSError, ValueError):
+            pass
+        return ObjectInfo(
+            bucket=bucket,
+            name=name,
+            generation=_generation(st),
+            size=st.st_size,
+            updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+            metadata=meta,
+            content_type=content_type,
+        )
+
+    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+        path = self._path(bucket, name)
+        try:
+            with path.open("rb") as handle:
+                before = os.fstat(handle.fileno())
+                data = handle.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"{bucket}/{name}") from exc
+        except OSError as exc:
+            raise TransientError(f"cannot read {bucket}/{name}: {exc}") from exc
+        return data, self._info(bucket, name, path, before)
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        path = self._path(bucket, name)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._info(bucket, name, path, st) if path.is_file() else None
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        path = self._path(bucket, name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.root / _TMP)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                generation = _generation(tmp.stat())
+                if if_absent:
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError as exc:
+                        raise PreconditionFailed(f"{bucket}/{name} exists") from exc
+                    self._write_meta(bucket, name, generation, content_type, metadata)
+                else:
+                    # metadata first, so a watcher never sees the object without it
+                    self._write_meta(bucket, name, generation, content_type, metadata)
+                    os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise TransientError(f"cannot write {bucket}/{name}: {exc}") from exc
+        return self._info(bucket, name, path, path.stat())
+
+    def _write_meta(
+        self,
+        bucket: str,
+        name: str,
+        generation: str,
+        content_type: str,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        side = self._meta_path(bucket, name)
+        side.parent.mkdir(parents=True, exist_ok=True)
+        body = {"generation": generation, "content_type": content_type, "metadata": dict(metadata or {})}
+        fd, tmp = tempfile.mkstemp(dir=self.root / _TMP)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+        os.replace(tmp, side)
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._bucket_dir(bucket)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = os.path.relpath(dirpath, base)
+            for filename in filenames:
+                if filename.startswith("."):
+                    continue  # editors' swap files, .DS_Store: never objects
+                name = filename if rel_dir == "." else f"{rel_dir}/{filename}".replace(os.sep, "/")
+                if not name.startswith(prefix):
+                    continue
+                path = Path(dirpath) / filename
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue  # vanished between walk and stat
+                if path.is_symlink() and not path.resolve().is_relative_to(base.resolve()):
+                    continue
+                yield self._info(bucket, name, path, st)

@@ -1,0 +1,139 @@
+"""S3 and S3-compatible stores (MinIO), through boto3.
+
+S3 has no generation number; the ETag stands in for it, since it changes with
+the content and appears both in listings and in bucket notifications. S3 user
+metadata must be ASCII, so values are percent-encoded on the way in and decoded
+on the way out: object names from users may hold any Unicode.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
+from bloodcell.storage.base import ObjectInfo
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+class S3Storage:
+    def __init__(self, endpoint_url: str | None = None, region: str | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=3,
+                    read_timeout=20,
+                    max_pool_connections=32,
+                )
+                self._client = boto3.client(
+                    "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
+                )
+            return self._client
+
+    def _call(self, what: str, func: Any) -> Any:
+        from botocore import exceptions as bexc
+
+        try:
+            return func()
+        except bexc.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in _NOT_FOUND or status == 404:
+                raise ObjectNotFound(what) from exc
+            if code in _PRECONDITION or status == 412:
+                raise PreconditionFailed(what) from exc
+            if status >= 500 or status == 429 or code in ("SlowDown", "RequestTimeout", "Throttling"):
+                raise TransientError(f"{what}: {code}") from exc
+            raise
+        except (bexc.BotoCoreError, ConnectionError, TimeoutError) as exc:
+            if isinstance(exc, bexc.NoCredentialsError | bexc.ParamValidationError):
+                raise
+            raise TransientError(f"{what}: {exc}") from exc
+
+    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+        def fetch() -> tuple[bytes, ObjectInfo]:
+            resp = self.client.get_object(Bucket=bucket, Key=name)
+            data = resp["Body"].read()
+            return data, self._info(bucket, name, resp, len(data))
+
+        result: tuple[bytes, ObjectInfo] = self._call(f"s3://{bucket}/{name}", fetch)
+        return result
+
+    @staticmethod
+    def _info(bucket: str, name: str, resp: Mapping[str, Any], size: int | None = None) -> ObjectInfo:
+        updated = resp.get("LastModified") or datetime.now(UTC)
+        return ObjectInfo(
+            bucket=bucket,
+            name=name,
+            generation=_etag(str(resp.get("ETag", ""))),
+            size=int(size if size is not None else resp.get("ContentLength", resp.get("Size", 0))),
+            updated=updated,
+            metadata={k: unquote(v) for k, v in (resp.get("Metadata") or {}).items()},
+            content_type=resp.get("ContentType"),
+        )
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        try:
+            resp = self._call(f"s3://{bucket}/{name}", lambda: self.client.head_object(Bucket=bucket, Key=name))
+        except ObjectNotFound:
+            return None
+        return self._info(bucket, name, resp)
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        encoded = {k: quote(str(v), safe="") for k, v in (metadata or {}).items()}
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+
+        def put() -> Any:
+            return self.client.put_object(
+                Bucket=bucket, Key=name, Body=data, ContentType=content_type, Metadata=encoded, **extra
+            )
+
+        resp = self._call(f"s3://{bucket}/{name}", put)
+        return ObjectInfo(
+            bucket=bucket,
+            name=name,
+            generation=_etag(str(resp.get("ETag", ""))),
+            size=len(data),
+            updated=datetime.now(UTC),
+            metadata=dict(metadata or {}),
+            content_type=content_type,
+        )
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        def pages() -> list[dict[str, Any]]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            return [item for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]
+
+        for item in self._call(f"s3://{bucket}", pages):
+            if not item["Key"].endswith("/"):
+                yield self._info(bucket, item["Key"], item)
