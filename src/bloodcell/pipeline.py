@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from bloodcell import results, tensorio
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.contract import CONTRACT
@@ -36,6 +38,11 @@ class Outcome:
 
     status: str  # preprocessed | classified | rejected | duplicate | stale | gone | ignored
     detail: str = ""
+
+
+def make_tensor(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Upload bytes to the model's input: the one path used by preprocess, classify and training."""
+    return cell_tensor(decode_image(data, limits))
 
 
 class Pipeline:
@@ -81,6 +88,8 @@ class Pipeline:
 
     def tensor_done(self, tensor: ObjectInfo) -> bool:
         """True when the tensor's upload has a final result (archive copy included)."""
+        if not tensor.metadata:  # listings may omit metadata
+            tensor = self.storage.stat(tensor.bucket, tensor.name) or tensor
         source = Source.from_metadata(tensor.metadata)
         if source is None:
             return bool(self.storage.stat(self.settings.result_bucket, results.result_name(tensor.name[:-4])))
@@ -116,7 +125,7 @@ class Pipeline:
             uploaded=results.iso(info.updated),
         )
         try:
-            tensor = cell_tensor(decode_image(data, self.limits))
+            tensor = make_tensor(data, self.limits)
         except RejectedInput as exc:
             elapsed = (time.perf_counter() - started) * 1000
             self._write_result(

@@ -51,5 +51,8 @@ class Storage(Protocol):
         ...
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object in the bucket under ``prefix``, in no promised order."""
+        """Every object in the bucket under ``prefix``, in no promised order.
+
+        Listings carry metadata only where it comes free (GCS); ``stat`` has it always.
+        """
         ...

@@ -160,21 +160,34 @@ class LocalStorage:
         os.replace(tmp, side)
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self._bucket_dir(bucket)
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = os.path.relpath(dirpath, base)
-            for filename in filenames:
-                if filename.startswith("."):
+        """Cheap enough to poll often: one scandir pass, no metadata sidecars read."""
+        base = self._bucket_dir(bucket).resolve()
+        stack = [(base, "")]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue  # vanished while we walked
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue  # editors' swap files, .DS_Store: never objects
-                name = filename if rel_dir == "." else f"{rel_dir}/{filename}".replace(os.sep, "/")
-                if not name.startswith(prefix):
-                    continue
-                path = Path(dirpath) / filename
+                name = rel + entry.name
                 try:
-                    st = path.stat()
+                    if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(base):
+                        continue
+                    if entry.is_dir():
+                        stack.append((Path(entry.path), name + "/"))
+                        continue
+                    if not name.startswith(prefix) or not entry.is_file():
+                        continue
+                    st = entry.stat()
                 except OSError:
-                    continue  # vanished between walk and stat
-                if path.is_symlink() and not path.resolve().is_relative_to(base.resolve()):
                     continue
-                yield self._info(bucket, name, path, st)
+                yield ObjectInfo(
+                    bucket=bucket,
+                    name=name,
+                    generation=_generation(st),
+                    size=st.st_size,
+                    updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+                )
