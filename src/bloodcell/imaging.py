@@ -58,8 +58,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Any mode to 8-bit RGB; transparency is composited on white like a slide background."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         values = np.asarray(image, dtype=np.float64)
-        top = float(values.max()) or 1.0
-        scaled = np.clip(values * (255.0 / (65535.0 if top > 255 else 255.0)), 0, 255)
+        # 16-bit containers often hold 10-, 12- or 14-bit camera data: scale by the
+        # depth the values actually use, or a 12-bit field would come out black.
+        top = max(float(values.max()), 1.0)
+        depth = min(16, max(8, int(np.ceil(np.log2(top + 1)))))
+        scaled = np.clip(values * (255.0 / (2.0**depth - 1)), 0, 255)
         return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA")
@@ -98,6 +101,9 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise RejectedInput("the file is not an image (or not in a format we can read)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise RejectedInput("the image declares too many pixels (decompression bomb)") from exc
+        raise RejectedInput(
+            f"the image declares more pixels than the limit of {limits.max_pixels / 1e6:.0f} megapixels "
+            "(a decompression bomb)"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise RejectedInput(f"the image is damaged or truncated ({exc})") from exc

@@ -31,8 +31,11 @@ def _info(blob: Any) -> ObjectInfo:
 
 
 class GcsStorage:
-    def __init__(self, project: str | None = None) -> None:
+    def __init__(self, project: str | None = None, retry_seconds: float = 30.0) -> None:
         self._project = project
+        # The library retries transient errors itself; bound it so a dead endpoint
+        # becomes our TransientError (and a redelivery) instead of a long hang.
+        self._retry_seconds = retry_seconds
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -51,6 +54,12 @@ class GcsStorage:
                 else:
                     self._client = storage.Client(project=self._project)
             return self._client
+
+    @property
+    def retry(self) -> Any:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_timeout(self._retry_seconds)
 
     def _call(self, what: str, func: Any) -> Any:
         from google.api_core import exceptions as gexc
@@ -73,18 +82,19 @@ class GcsStorage:
 
     def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
         def fetch() -> tuple[bytes, ObjectInfo]:
-            blob = self.client.bucket(bucket).get_blob(name)
+            blob = self.client.bucket(bucket).get_blob(name, retry=self.retry)
             if blob is None:
                 raise ObjectNotFound(f"{bucket}/{name}")
+            info = _info(blob)  # before download, which rewrites blob properties from headers
             # pin the generation we described, so content and description agree
-            data = blob.download_as_bytes(if_generation_match=blob.generation)
-            return data, _info(blob)
+            data = blob.download_as_bytes(if_generation_match=blob.generation, retry=self.retry)
+            return data, info
 
         result: tuple[bytes, ObjectInfo] = self._call(f"gs://{bucket}/{name}", fetch)
         return result
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
-        blob = self._call(f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name))
+        blob = self._call(f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name, retry=self.retry))
         return None if blob is None else _info(blob)
 
     def write(
@@ -101,14 +111,14 @@ class GcsStorage:
             blob = self.client.bucket(bucket).blob(name)
             blob.metadata = dict(metadata or {})
             kwargs = {"if_generation_match": 0} if if_absent else {}
-            blob.upload_from_string(data, content_type=content_type, **kwargs)
+            blob.upload_from_string(data, content_type=content_type, retry=self.retry, **kwargs)
             return _info(blob)
 
         result: ObjectInfo = self._call(f"gs://{bucket}/{name}", put)
         return result
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        blobs = self._call(f"gs://{bucket}", lambda: list(self.client.list_blobs(bucket, prefix=prefix or None)))
+        blobs = self._call(f"gs://{bucket}", lambda: list(self.client.list_blobs(bucket, prefix=prefix or None, retry=self.retry)))
         for blob in blobs:
             if not blob.name.endswith("/"):
                 yield _info(blob)

@@ -1,0 +1,155 @@
+"""Shared fixtures: real data, the shipped model, folder/S3/GCS storage over HTTP, CloudEvents."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+from PIL import Image
+
+from bloodcell import settings as settings_module
+from bloodcell import storage as storage_module
+from bloodcell.events import GCS_FINALIZED
+from bloodcell.settings import Settings
+from bloodcell.storage import LocalStorage, ObjectInfo
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = REPO / "functions" / "predict" / "model"
+
+# ---- pipeline fixtures ----
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    """Real labelled images (../shared/datasets); CI always provides them."""
+    path = Path(os.environ.get("BLOODCELL_DATASETS", REPO.parent / "shared" / "datasets"))
+    if not (path / "bccd").is_dir():
+        pytest.skip(f"datasets not found at {path}: set BLOODCELL_DATASETS")
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    override = os.environ.get("BLOODCELL_TEST_MODEL_DIR")
+    return Path(override) if override else SHIPPED_MODEL
+
+
+@pytest.fixture(scope="session")
+def cell_jpeg(datasets: Path) -> bytes:
+    return (datasets / "bccd" / "JPEGImages" / "BloodImage_00001.jpg").read_bytes()
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A clean local configuration rooted in tmp_path, visible to get_settings()."""
+    values = {
+        "BLOODCELL_STORAGE": "local",
+        "BLOODCELL_DATA_DIR": str(tmp_path / "data"),
+        "ARCHIVE_STORAGE": "local",
+        "MODEL_DIR": str(model_dir),
+    }
+    for key in settings_module.ENV_VARS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    settings_module.get_settings.cache_clear()
+    storage_module.open_storage.cache_clear()
+    storage_module.open_archive.cache_clear()
+    yield values
+    settings_module.get_settings.cache_clear()
+    storage_module.open_storage.cache_clear()
+    storage_module.open_archive.cache_clear()
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return settings_module.get_settings()
+
+
+@pytest.fixture
+def local(settings: Settings) -> LocalStorage:
+    return LocalStorage(settings.data_dir)
+
+
+def gcs_cloudevent(info: ObjectInfo | dict[str, Any], **overrides: Any) -> CloudEvent:
+    """A CloudEvent shaped like Eventarc's, built with the cloudevents SDK."""
+    if isinstance(info, ObjectInfo):
+        data: dict[str, Any] = {
+            "bucket": info.bucket, "name": info.name, "generation": info.generation, "size": str(info.size),
+        }
+    else:
+        data = dict(info)
+    attributes = {
+        "type": GCS_FINALIZED,
+        "source": f"//storage.googleapis.com/projects/_/buckets/{data['bucket']}",
+        "subject": f"objects/{data['name']}",
+    }
+    attributes.update(overrides)
+    return CloudEvent(attributes, data)
+
+
+def image_bytes(size: tuple[int, int] = (320, 240), fmt: str = "PNG", mode: str = "RGB", **save: Any) -> bytes:
+    color: Any = (200, 120, 180) if mode in ("RGB", "RGBA") else 128
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- S3 and GCS over real HTTP ----
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's S3 as a real HTTP server in this process (state survives stop/start)."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> Iterator[tuple[str, str]]:
+    import uuid
+
+    import boto3
+
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
+    yield moto_server, name
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """gcp-storage-emulator over HTTP; google-cloud-storage finds it via STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    host = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = host
+    yield host
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    server.stop()
