@@ -81,7 +81,10 @@ def gcs_cloudevent(info: ObjectInfo | dict[str, Any], **overrides: Any) -> Cloud
     """A CloudEvent shaped like Eventarc's, built with the cloudevents SDK."""
     if isinstance(info, ObjectInfo):
         data: dict[str, Any] = {
-            "bucket": info.bucket, "name": info.name, "generation": info.generation, "size": str(info.size),
+            "bucket": info.bucket,
+            "name": info.name,
+            "generation": info.generation,
+            "size": str(info.size),
         }
     else:
         data = dict(info)
@@ -94,7 +97,9 @@ def gcs_cloudevent(info: ObjectInfo | dict[str, Any], **overrides: Any) -> Cloud
     return CloudEvent(attributes, data)
 
 
-def image_bytes(size: tuple[int, int] = (320, 240), fmt: str = "PNG", mode: str = "RGB", **save: Any) -> bytes:
+def image_bytes(
+    size: tuple[int, int] = (320, 240), fmt: str = "PNG", mode: str = "RGB", **save: Any
+) -> bytes:
     color: Any = (200, 120, 180) if mode in ("RGB", "RGBA") else 128
     buffer = io.BytesIO()
     Image.new(mode, size, color).save(buffer, fmt, **save)

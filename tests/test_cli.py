@@ -20,8 +20,13 @@ def test_classify_prints_one_json_line_per_image(tmp_path: Path, datasets: Path,
     (folder / "fake.jpg").write_bytes(b"not an image")
     env = dict(os.environ) | {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO / "src")}
 
-    run = subprocess.run([sys.executable, "-m", "bloodcell.cli", "classify", str(folder), "--json"],
-                         env=env, capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "bloodcell.cli", "classify", str(folder), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     by_file = {Path(line["path"]).name: line for line in lines}
@@ -38,8 +43,12 @@ def test_classify_plain_output_and_missing_file(tmp_path: Path, datasets: Path, 
     cell = next((datasets / "kaggle-blood-cells" / "TEST_SIMPLE" / "NEUTROPHIL").iterdir())
     env = dict(os.environ) | {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO / "src")}
 
-    run = subprocess.run([sys.executable, "-m", "bloodcell.cli", "classify", str(cell), str(tmp_path / "gone.jpg")],
-                         env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "bloodcell.cli", "classify", str(cell), str(tmp_path / "gone.jpg")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
     first, second = run.stdout.splitlines()
     assert run.returncode == 1

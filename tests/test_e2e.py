@@ -36,7 +36,10 @@ def stack(tmp_path: Path, model_dir: Path) -> Iterator[Path]:
     env |= {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO / "src")}
     process = subprocess.Popen(
         [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(data), "--no-web"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     ready = process.stdout.readline()
@@ -57,11 +60,13 @@ def _wait_for(folder: Path, count: int) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def test_real_smears_dropped_into_the_bucket_are_classified_and_archived(
-    stack: Path, datasets: Path
-) -> None:
+def test_real_smears_dropped_into_the_bucket_are_classified_and_archived(stack: Path, datasets: Path) -> None:
     images = _bccd_test_images(datasets, 20)
-    bad = {"notes.jpg": b"a text file renamed .jpg\n", "empty.png": b"", "half.jpg": images[0].read_bytes()[:2000]}
+    bad = {
+        "notes.jpg": b"a text file renamed .jpg\n",
+        "empty.png": b"",
+        "half.jpg": images[0].read_bytes()[:2000],
+    }
 
     for image in images:
         shutil.copy(image, stack / "uploads" / image.name)
@@ -76,11 +81,19 @@ def test_real_smears_dropped_into_the_bucket_are_classified_and_archived(
     assert all(by_name[name]["status"] == "rejected" and by_name[name]["reason"] for name in bad)
     assert sorted(p.name for p in archive if p.suffix == ".jpg") == sorted(p.name for p in images)
     assert len([p for p in archive if p.suffix == ".json"]) == len(images)
-    assert sorted(p.name for p in stack.iterdir()) == [".meta", ".tmp", "archive", "results", "tensors", "uploads"]
+    assert sorted(p.name for p in stack.iterdir()) == [
+        ".meta",
+        ".tmp",
+        "archive",
+        "results",
+        "tensors",
+        "uploads",
+    ]
 
 
-def test_uploads_waiting_before_start_are_processed_at_start_up(tmp_path: Path, datasets: Path,
-                                                                model_dir: Path) -> None:
+def test_uploads_waiting_before_start_are_processed_at_start_up(
+    tmp_path: Path, datasets: Path, model_dir: Path
+) -> None:
     data = tmp_path / "D"
     (data / "uploads").mkdir(parents=True)
     images = _bccd_test_images(datasets, 3)
@@ -89,7 +102,8 @@ def test_uploads_waiting_before_start_are_processed_at_start_up(tmp_path: Path, 
     env = dict(os.environ) | {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO / "src")}
     process = subprocess.Popen(
         [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(data), "--no-web"],
-        env=env, stdout=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     try:
         results = _wait_for(data / "results", len(images))

@@ -7,13 +7,17 @@ import pytest
 from bloodcell.events import MalformedEvent, ObjectRef, object_refs
 
 
-@pytest.mark.parametrize(
-    ("generation", "size"), [("1732530000123456", "20162"), (1732530000123456, 20162)]
-)
+@pytest.mark.parametrize(("generation", "size"), [("1732530000123456", "20162"), (1732530000123456, 20162)])
 def test_gcs_payload_with_strings_or_numbers(generation: object, size: object) -> None:
     data = {
-        "kind": "storage#object", "bucket": "uploads", "name": "cell (1).jpg", "generation": generation,
-        "metageneration": "1", "size": size, "contentType": "image/jpeg", "timeCreated": "2026-11-25T10:00:00Z",
+        "kind": "storage#object",
+        "bucket": "uploads",
+        "name": "cell (1).jpg",
+        "generation": generation,
+        "metageneration": "1",
+        "size": size,
+        "contentType": "image/jpeg",
+        "timeCreated": "2026-11-25T10:00:00Z",
     }
 
     assert object_refs(data) == [ObjectRef("uploads", "cell (1).jpg", "1732530000123456", 20162)]
@@ -24,10 +28,15 @@ def test_s3_notification_keys_are_url_decoded() -> None:
         "Records": [
             {
                 "eventName": "s3:ObjectCreated:Put",
-                "s3": {"bucket": {"name": "uploads"}, "object": {"key": "my+cell%281%29.jpg", "size": 5,
-                                                                 "eTag": '"abc"'}},
+                "s3": {
+                    "bucket": {"name": "uploads"},
+                    "object": {"key": "my+cell%281%29.jpg", "size": 5, "eTag": '"abc"'},
+                },
             },
-            {"eventName": "s3:ObjectRemoved:Delete", "s3": {"bucket": {"name": "uploads"}, "object": {"key": "x"}}},
+            {
+                "eventName": "s3:ObjectRemoved:Delete",
+                "s3": {"bucket": {"name": "uploads"}, "object": {"key": "x"}},
+            },
         ]
     }
 

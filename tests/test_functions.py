@@ -21,7 +21,9 @@ MODES = {"binary": to_binary, "structured": to_structured}
 @pytest.fixture
 def clients(env: dict[str, str]) -> Any:
     handlers.pipeline.cache_clear()
-    preprocess = create_app("preprocess", str(REPO / "functions/preprocess/main.py"), "cloudevent").test_client()
+    preprocess = create_app(
+        "preprocess", str(REPO / "functions/preprocess/main.py"), "cloudevent"
+    ).test_client()
     predict = create_app("predict", str(REPO / "functions/predict/main.py"), "cloudevent").test_client()
     yield preprocess, predict
     handlers.pipeline.cache_clear()
@@ -81,8 +83,17 @@ def test_duplicate_events_give_one_result_and_one_archive_copy(
 def test_s3_notification_event_is_handled(clients: Any, local: LocalStorage, cell_jpeg: bytes) -> None:
     preprocess, _ = clients
     local.write("uploads", "my cell(1).jpg", cell_jpeg)
-    records = {"Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {
-        "bucket": {"name": "uploads"}, "object": {"key": "my+cell%281%29.jpg", "size": len(cell_jpeg)}}}]}
+    records = {
+        "Records": [
+            {
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "uploads"},
+                    "object": {"key": "my+cell%281%29.jpg", "size": len(cell_jpeg)},
+                },
+            }
+        ]
+    }
     event = gcs_cloudevent({"bucket": "uploads", "name": "x"}, type="com.amazonaws.s3.ObjectCreated:Put")
     event.data = records
 

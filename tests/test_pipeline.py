@@ -54,7 +54,12 @@ def test_every_rejection_is_a_result_with_a_reason(
 
 
 def _tensor(local: LocalStorage, array: np.ndarray, contract: str = CONTRACT.version) -> ObjectRef:
-    meta = {"source-bucket": "uploads", "source-name": "t.jpg", "source-generation": "7", "contract-version": contract}
+    meta = {
+        "source-bucket": "uploads",
+        "source-name": "t.jpg",
+        "source-generation": "7",
+        "contract-version": contract,
+    }
     return _ref(local.write("tensors", "t.jpg.npy", tensorio.dump(array), metadata=meta))
 
 
@@ -79,7 +84,12 @@ def test_tensor_mismatch_is_rejected_by_predict(
 
 
 def test_tensor_object_that_is_not_npy_is_rejected(settings: Settings, local: LocalStorage) -> None:
-    meta = {"source-bucket": "uploads", "source-name": "t.jpg", "source-generation": "7", "contract-version": "1"}
+    meta = {
+        "source-bucket": "uploads",
+        "source-name": "t.jpg",
+        "source-generation": "7",
+        "contract-version": "1",
+    }
     info = local.write("tensors", "t.jpg.npy", b"\x93NUMPY garbage", metadata=meta)
 
     assert Pipeline(settings, local).predict(_ref(info)).status == "rejected"
@@ -112,8 +122,15 @@ def test_stale_event_for_a_replaced_object_does_nothing(
 @pytest.fixture
 def s3_archive(settings: Settings, s3_bucket: tuple[str, str]) -> tuple[Settings, S3Storage, str]:
     endpoint, bucket = s3_bucket
-    archived = Settings(**{**settings.__dict__, "archive_storage": "s3", "archive_bucket": bucket,
-                           "archive_prefix": "wbc/", "archive_s3_endpoint_url": endpoint})
+    archived = Settings(
+        **{
+            **settings.__dict__,
+            "archive_storage": "s3",
+            "archive_bucket": bucket,
+            "archive_prefix": "wbc/",
+            "archive_s3_endpoint_url": endpoint,
+        }
+    )
     return archived, S3Storage(endpoint_url=endpoint, region="us-east-1"), bucket
 
 
@@ -124,8 +141,12 @@ def test_archive_goes_to_s3_by_date_and_label(
 
     result = _run(Pipeline(settings, local, archive), local, "dir/cell (1).jpg", cell_jpeg)
 
-    keys = sorted(o["Key"] for o in boto3.client("s3", endpoint_url=archive.endpoint_url,
-                                                  region_name="us-east-1").list_objects_v2(Bucket=bucket)["Contents"])
+    keys = sorted(
+        o["Key"]
+        for o in boto3.client(
+            "s3", endpoint_url=archive.endpoint_url, region_name="us-east-1"
+        ).list_objects_v2(Bucket=bucket)["Contents"]
+    )
     day = result["source"]["uploaded"][:10]
     base = f"wbc/{day}/{result['label']}/{result['source']['generation']}/dir/cell (1).jpg"
     assert keys == [base, base + ".json"]
@@ -151,7 +172,7 @@ class _FlakyArchive:
 def test_archive_outage_publishes_a_pending_result_then_completes_on_retry(
     s3_archive: tuple[Settings, S3Storage, str], local: LocalStorage, cell_jpeg: bytes
 ) -> None:
-    settings, archive, bucket = s3_archive
+    settings, archive, _ = s3_archive
     flaky = _FlakyArchive(archive)
     pipe = Pipeline(settings, local, flaky)  # type: ignore[arg-type]
     pipe.preprocess(_ref(local.write("uploads", "a.jpg", cell_jpeg)))

@@ -72,7 +72,9 @@ def test_missing_objects(backend: tuple[Storage, str]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])  # the GCS emulator ignores preconditions
-def test_create_only_write_refuses_to_overwrite(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_create_only_write_refuses_to_overwrite(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     if kind == "local":
         storage: Storage = LocalStorage(tmp_path)
         bucket = "results"
@@ -87,7 +89,9 @@ def test_create_only_write_refuses_to_overwrite(kind: str, request: pytest.Fixtu
     assert storage.read(bucket, "r.json")[0] == b"first"
 
 
-@pytest.mark.parametrize("name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "a\\..\\b", "x\x00y", "./a", ""])
+@pytest.mark.parametrize(
+    "name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "a\\..\\b", "x\x00y", "./a", ""]
+)
 def test_local_names_never_escape_the_bucket(tmp_path: Path, name: str) -> None:
     storage = LocalStorage(tmp_path / "root")
 

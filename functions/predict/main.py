@@ -10,7 +10,7 @@ from bloodcell.handlers import handle_predict, pipeline
 
 # The model ships beside this file; MODEL_DIR overrides it.
 os.environ.setdefault("MODEL_DIR", str(Path(__file__).resolve().parent / "model"))
-pipeline().classifier  # load the model at start-up, not on the first event
+_ = pipeline().classifier  # load the model at start-up, not on the first event
 
 
 @functions_framework.cloud_event

@@ -35,8 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         stack.start()
         web = stack.web_url or "no web app"
-        print(f"bloodcell ready: {web}; drop images into {stack.data_dir / stack.settings.upload_bucket}",
-              flush=True)
+        print(
+            f"bloodcell ready: {web}; drop images into {stack.data_dir / stack.settings.upload_bucket}",
+            flush=True,
+        )
         _wait_for_signal()
     finally:
         stack.stop()
@@ -83,7 +85,9 @@ def _images(paths: Sequence[str]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
         else:
             yield path
 
@@ -99,13 +103,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     failures = 0
     for path in _images(args.paths):
-        record: dict[str, object] = {"path": str(path), "status": "rejected", "label": None,
-                                     "confidence": None, "uncertain": None, "probabilities": None,
-                                     "reason": None}
+        record: dict[str, object] = {
+            "path": str(path),
+            "status": "rejected",
+            "label": None,
+            "confidence": None,
+            "uncertain": None,
+            "probabilities": None,
+            "reason": None,
+        }
         try:
             prediction = classifier.predict(make_tensor(path.read_bytes(), limits))
-            record.update(status="classified", label=prediction.label, confidence=prediction.confidence,
-                          uncertain=prediction.uncertain, probabilities=prediction.probabilities)
+            record.update(
+                status="classified",
+                label=prediction.label,
+                confidence=prediction.confidence,
+                uncertain=prediction.uncertain,
+                probabilities=prediction.probabilities,
+            )
         except RejectedInput as exc:
             record["reason"] = exc.reason
         except OSError as exc:
@@ -125,8 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bloodcell", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the whole pipeline locally on folder buckets")
-    serve.add_argument("--data-dir", default=os.environ.get("BLOODCELL_DATA_DIR", "bloodcell-data"),
-                       help="folder holding the uploads/, tensors/, results/ and archive/ buckets")
+    serve.add_argument(
+        "--data-dir",
+        default=os.environ.get("BLOODCELL_DATA_DIR", "bloodcell-data"),
+        help="folder holding the uploads/, tensors/, results/ and archive/ buckets",
+    )
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="web app port")
     serve.add_argument("--host", default="127.0.0.1", help="web app interface")
     serve.add_argument("--no-web", action="store_true", help="run the pipeline without the web app")

@@ -172,7 +172,11 @@ class EventSource:
             if item.attempt in (0, 3) or item.attempt % 10 == 9:
                 log.warning(
                     "delivery of %s/%s to %s failed (attempt %d); retrying in %.1fs",
-                    item.info.bucket, item.info.name, item.url, item.attempt + 1, delay,
+                    item.info.bucket,
+                    item.info.name,
+                    item.url,
+                    item.attempt + 1,
+                    delay,
                 )
             self._enqueue(item.info, item.attempt + 1, delay)
 

@@ -59,13 +59,26 @@ def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: st
         except Exception as exc:
             log.warning(
                 "stage=%s event=%s object=%s/%s generation=%s model=%s outcome=retry error=%r",
-                stage, event_id, ref.bucket, ref.name, ref.generation, model, str(exc),
+                stage,
+                event_id,
+                ref.bucket,
+                ref.name,
+                ref.generation,
+                model,
+                str(exc),
             )
             raise
         outcomes.append(outcome)
         log.info(
             "stage=%s event=%s object=%s/%s generation=%s model=%s outcome=%s detail=%r ms=%.1f",
-            stage, event_id, ref.bucket, ref.name, ref.generation, model, outcome.status, outcome.detail,
+            stage,
+            event_id,
+            ref.bucket,
+            ref.name,
+            ref.generation,
+            model,
+            outcome.status,
+            outcome.detail,
             (time.perf_counter() - started) * 1000,
         )
     return outcomes

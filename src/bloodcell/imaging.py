@@ -39,8 +39,7 @@ def _check_header(image: Image.Image, limits: ImageLimits) -> None:
     width, height = image.size
     if width * height > limits.max_pixels:
         raise RejectedInput(
-            f"image is {width}x{height} pixels, over the limit of "
-            f"{limits.max_pixels / 1e6:.0f} megapixels"
+            f"image is {width}x{height} pixels, over the limit of {limits.max_pixels / 1e6:.0f} megapixels"
         )
     if min(width, height) < limits.min_side:
         raise RejectedInput(
@@ -94,8 +93,8 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
                 image.draft("RGB", (int(image.size[0] / scale), int(image.size[1] / scale)))
             image.seek(0)  # first frame of an animation only
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return _to_rgb(image)
+            upright: Image.Image = ImageOps.exif_transpose(image) or image
+            return _to_rgb(upright)
     except RejectedInput:
         raise
     except UnidentifiedImageError as exc:

@@ -112,7 +112,7 @@ class Classifier:
         cells = raw[:n]
         other = float(raw[n]) if len(raw) > n else None
         total = float(cells.sum()) or 1.0
-        probs = {label: float(p) / total for label, p in zip(CONTRACT.labels, cells)}
+        probs = {label: float(p) / total for label, p in zip(CONTRACT.labels, cells, strict=True)}
         top = int(np.argmax(cells))
         uncertain = float(cells[top]) < self.info.min_top_probability or (
             other is not None and other > self.info.max_other_probability

@@ -154,9 +154,7 @@ class Pipeline:
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
 
     def _upload_done_at(self, name: str, generation: str) -> bool:
-        return self.upload_done(
-            ObjectInfo(self.settings.upload_bucket, name, generation, 0, _EPOCH)
-        )
+        return self.upload_done(ObjectInfo(self.settings.upload_bucket, name, generation, 0, _EPOCH))
 
     # ---- predict ----
 
@@ -188,7 +186,9 @@ class Pipeline:
         started = time.perf_counter()
         try:
             if source.generation == "unknown":
-                raise RejectedInput("tensor object carries no source metadata (was it written by preprocess?)")
+                raise RejectedInput(
+                    "tensor object carries no source metadata (was it written by preprocess?)"
+                )
             version = info.metadata.get(results.META_CONTRACT)
             if version != CONTRACT.version:
                 raise RejectedInput(
@@ -198,7 +198,9 @@ class Pipeline:
         except RejectedInput as exc:
             timings["predict"] = (time.perf_counter() - started) * 1000
             stamps["rejected"] = results.now_iso()
-            self._write_result(results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info))
+            self._write_result(
+                results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
+            )
             return Outcome("rejected", exc.reason)
         timings["inference"] = (time.perf_counter() - started) * 1000
         stamps["classified"] = results.now_iso()
@@ -236,14 +238,19 @@ class Pipeline:
         except ObjectNotFound:
             image, info = b"", None
         if info is None or info.generation != source.generation:
-            log.warning("archive: %s changed or vanished before archiving; keeping the result only", source.name)
+            log.warning(
+                "archive: %s changed or vanished before archiving; keeping the result only", source.name
+            )
         else:
             content_type = info.content_type or "application/octet-stream"
             self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
         stored = dict(result)
         stored["archive"] = {"status": results.ARCHIVE_STORED, "location": key}
         self.archive.write(
-            self.settings.archive_bucket, key + ".json", results.encode(stored), content_type="application/json"
+            self.settings.archive_bucket,
+            key + ".json",
+            results.encode(stored),
+            content_type="application/json",
         )
         return key
 

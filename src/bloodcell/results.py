@@ -92,7 +92,9 @@ class Source:
             return None
 
 
-def _base(source: Source, status: str, timings: Mapping[str, float], timestamps: Mapping[str, str]) -> dict[str, Any]:
+def _base(
+    source: Source, status: str, timings: Mapping[str, float], timestamps: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -139,7 +141,9 @@ def classified(
         confidence=round(prediction.confidence, 6),
         uncertain=prediction.uncertain,
         probabilities={k: round(v, 6) for k, v in prediction.probabilities.items()},
-        other_probability=None if prediction.other_probability is None else round(prediction.other_probability, 6),
+        other_probability=None
+        if prediction.other_probability is None
+        else round(prediction.other_probability, 6),
         model={"name": model.name, "version": model.version},
     )
     return result

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,10 @@ _PACKAGE = Path(__file__).resolve().parent
 
 def function_source(name: str) -> Path:
     """The function's main.py: inside the wheel, or in the source checkout."""
-    for candidate in (_PACKAGE / "_functions" / name / "main.py", _PACKAGE.parents[1] / "functions" / name / "main.py"):
+    for candidate in (
+        _PACKAGE / "_functions" / name / "main.py",
+        _PACKAGE.parents[1] / "functions" / name / "main.py",
+    ):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"cannot find functions/{name}/main.py")
@@ -81,9 +83,14 @@ class Child:
 
 def _function_child(name: str, port: int, env: dict[str, str]) -> Child:
     argv = [
-        sys.executable, "-m", "functions_framework",
-        f"--target={name}", f"--source={function_source(name)}",
-        "--signature-type=cloudevent", "--host=127.0.0.1", f"--port={port}",
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={name}",
+        f"--source={function_source(name)}",
+        "--signature-type=cloudevent",
+        "--host=127.0.0.1",
+        f"--port={port}",
     ]
     return Child(name, argv, env | {"PORT": str(port)}, f"http://127.0.0.1:{port}/")
 
@@ -127,7 +134,9 @@ class LocalStack:
         for child in self.children:
             while not child.answering():
                 if not child.alive():
-                    raise RuntimeError(f"{child.name} exited with code {child.process and child.process.poll()}")
+                    raise RuntimeError(
+                        f"{child.name} exited with code {child.process and child.process.poll()}"
+                    )
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{child.name} did not answer within {timeout:.0f}s")
                 time.sleep(0.1)
@@ -146,7 +155,9 @@ class LocalStack:
                 if time.monotonic() - child.started < min(30.0, 2.0**child.restarts):
                     continue
                 child.restarts += 1
-                log.warning("%s exited (code %s); restarting it (restart %d)", child.name, code, child.restarts)
+                log.warning(
+                    "%s exited (code %s); restarting it (restart %d)", child.name, code, child.restarts
+                )
                 child.start()
 
     def stop(self) -> None:

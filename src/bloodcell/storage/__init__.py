@@ -8,7 +8,7 @@ from bloodcell.settings import Settings
 from bloodcell.storage.base import ObjectInfo, Storage
 from bloodcell.storage.local import LocalStorage, check_object_name
 
-__all__ = ["ObjectInfo", "Storage", "LocalStorage", "check_object_name", "open_storage", "open_archive"]
+__all__ = ["LocalStorage", "ObjectInfo", "Storage", "check_object_name", "open_archive", "open_storage"]
 
 
 def _open(kind: str, settings: Settings, endpoint: str | None) -> Storage:

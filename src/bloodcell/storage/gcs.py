@@ -49,7 +49,8 @@ class GcsStorage:
                     from google.auth.credentials import AnonymousCredentials
 
                     self._client = storage.Client(
-                        project=self._project or "bloodcell-local", credentials=AnonymousCredentials()
+                        project=self._project or "bloodcell-local",
+                        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                     )
                 else:
                     self._client = storage.Client(project=self._project)
@@ -94,7 +95,9 @@ class GcsStorage:
         return result
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
-        blob = self._call(f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name, retry=self.retry))
+        blob = self._call(
+            f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name, retry=self.retry)
+        )
         return None if blob is None else _info(blob)
 
     def write(
@@ -118,7 +121,10 @@ class GcsStorage:
         return result
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        blobs = self._call(f"gs://{bucket}", lambda: list(self.client.list_blobs(bucket, prefix=prefix or None, retry=self.retry)))
+        blobs = self._call(
+            f"gs://{bucket}",
+            lambda: list(self.client.list_blobs(bucket, prefix=prefix or None, retry=self.retry)),
+        )
         for blob in blobs:
             if not blob.name.endswith("/"):
                 yield _info(blob)

@@ -95,7 +95,9 @@ class S3Storage:
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         try:
-            resp = self._call(f"s3://{bucket}/{name}", lambda: self.client.head_object(Bucket=bucket, Key=name))
+            resp = self._call(
+                f"s3://{bucket}/{name}", lambda: self.client.head_object(Bucket=bucket, Key=name)
+            )
         except ObjectNotFound:
             return None
         return self._info(bucket, name, resp)
@@ -132,7 +134,11 @@ class S3Storage:
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         def pages() -> list[dict[str, Any]]:
             paginator = self.client.get_paginator("list_objects_v2")
-            return [item for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]
+            return [
+                item
+                for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
 
         for item in self._call(f"s3://{bucket}", pages):
             if not item["Key"].endswith("/"):

@@ -1,0 +1,53 @@
+"""Every developer task is a nox session: `pip install nox`, then `nox -s <name>`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+REPO = Path(__file__).resolve().parent
+DATASETS = os.environ.get("BLOODCELL_DATASETS", str(REPO.parent / "shared" / "datasets"))
+PYTHON = "3.11"
+
+
+def _install_runtime(session: nox.Session) -> None:
+    session.install("-r", "functions/predict/requirements.txt", "-r", "webapp/requirements.txt")
+    session.install("--no-deps", "-e", ".")
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Run the whole system locally: folder buckets, both functions, event source, web app."""
+    _install_runtime(session)
+    session.run("bloodcell", "serve", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite, slow fault-injection and browser tests included (`-- -m "not slow"` to skip)."""
+    _install_runtime(session)
+    session.install("-r", "requirements-test.txt")
+    session.run("pytest", *session.posargs, env={"BLOODCELL_DATASETS": DATASETS})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff and mypy on the code; terraform fmt, yamllint and checkov on the deployment."""
+    _install_runtime(session)
+    session.install("ruff==0.17.5", "mypy==2.4.1")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", "src", "functions", "webapp")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def classify(session: nox.Session) -> None:
+    """`bloodcell classify` on files or folders given after `--`."""
+    _install_runtime(session)
+    session.run("bloodcell", "classify", *session.posargs)
