@@ -1,0 +1,158 @@
+# The archive on AWS: every classified image and its result JSON, under
+# var.archive_prefix, kept for retraining. Written only by predict, through an
+# IAM user whose single permission is s3:PutObject on that prefix; its access
+# key goes straight into Secret Manager (secrets.tf).
+
+locals {
+  archive_bucket_name = var.archive_bucket_name != "" ? var.archive_bucket_name : "${var.name_prefix}-archive-${var.project}"
+}
+
+resource "aws_s3_bucket" "archive" {
+  #checkov:skip=CKV_AWS_18:Use the account CloudTrail (S3 data events) for an access trail; a server-access-log bucket would itself need this exemption
+  #checkov:skip=CKV_AWS_144:Archive copies are reproducible training data; cross-region replication is not worth doubling storage
+  #checkov:skip=CKV2_AWS_62:Nothing consumes archive events; notifications would have no subscriber
+  #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256) keeps the writer's policy to s3:PutObject alone; SSE-KMS would also need kms:GenerateDataKey
+  bucket        = local.archive_bucket_name
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# ACLs off: the bucket owner owns every object, whoever wrote it.
+resource "aws_s3_bucket_ownership_controls" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "archive" {
+  bucket = aws_s3_bucket.archive.id
+
+  rule {
+    id     = "archive-tiering"
+    status = "Enabled"
+
+    filter {
+      prefix = var.archive_prefix
+    }
+
+    transition {
+      days          = var.archive_infrequent_access_days
+      storage_class = "STANDARD_IA"
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.archive_noncurrent_expiration_days
+    }
+  }
+
+  # Whole bucket: clean up uploads that never completed.
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.archive]
+}
+
+# Refuse plain-HTTP requests.
+data "aws_iam_policy_document" "archive_tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.archive.arn,
+      "${aws_s3_bucket.archive.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "archive" {
+  bucket = aws_s3_bucket.archive.id
+  policy = data.aws_iam_policy_document.archive_tls_only.json
+
+  depends_on = [aws_s3_bucket_public_access_block.archive]
+}
+
+# ---- the archive writer ----
+
+# Cloud Run in Google Cloud cannot assume an AWS role without extra federation
+# plumbing, so the writer is an IAM user with a static key held in Secret
+# Manager. Its rights come from a group policy: put objects under the prefix.
+resource "aws_iam_user" "archive_writer" {
+  #checkov:skip=CKV_AWS_273:A workload outside AWS (Cloud Run) needs a static key; there is no human login, so SSO does not apply
+  name = "${var.name_prefix}-archive-writer"
+}
+
+resource "aws_iam_group" "archive_writers" {
+  name = "${var.name_prefix}-archive-writers"
+}
+
+resource "aws_iam_user_group_membership" "archive_writer" {
+  user   = aws_iam_user.archive_writer.name
+  groups = [aws_iam_group.archive_writers.name]
+}
+
+data "aws_iam_policy_document" "archive_put_only" {
+  statement {
+    sid       = "PutArchiveCopiesOnly"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${var.archive_prefix}*"]
+  }
+}
+
+resource "aws_iam_group_policy" "archive_put_only" {
+  name   = "${var.name_prefix}-archive-put-only"
+  group  = aws_iam_group.archive_writers.name
+  policy = data.aws_iam_policy_document.archive_put_only.json
+}
+
+resource "aws_iam_access_key" "archive_writer" {
+  user = aws_iam_user.archive_writer.name
+}

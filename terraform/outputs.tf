@@ -1,0 +1,66 @@
+output "upload_bucket" {
+  description = "Cloud Storage bucket to upload images into (triggers preprocess): gcloud storage cp IMAGE gs://BUCKET/"
+  value       = google_storage_bucket.uploads.name
+}
+
+output "tensor_bucket" {
+  description = "Cloud Storage bucket preprocess writes .npy tensors into (triggers predict)."
+  value       = google_storage_bucket.tensors.name
+}
+
+output "result_bucket" {
+  description = "Cloud Storage bucket holding one result JSON per upload, named <upload name>.json."
+  value       = google_storage_bucket.results.name
+}
+
+output "archive_bucket" {
+  description = "S3 bucket (AWS) that receives archive copies under archive_prefix."
+  value       = aws_s3_bucket.archive.bucket
+}
+
+output "archive_prefix" {
+  description = "Key prefix of archive copies inside the S3 archive bucket."
+  value       = var.archive_prefix
+}
+
+output "image_repository" {
+  description = "Artifact Registry path to push images to: <this>/preprocess:<tag>, <this>/predict:<tag>, <this>/webapp:<tag>."
+  value       = local.registry
+}
+
+output "images" {
+  description = "Full image references the Cloud Run services run, by service."
+  value       = local.images
+}
+
+output "webapp_url" {
+  description = "URL of the web app (public only when webapp_public = true)."
+  value       = google_cloud_run_v2_service.webapp.uri
+}
+
+output "function_services" {
+  description = "Names of the private Cloud Run services that Eventarc invokes, by function."
+  value = {
+    preprocess = google_cloud_run_v2_service.preprocess.name
+    predict    = google_cloud_run_v2_service.predict.name
+  }
+}
+
+output "trigger_service_account" {
+  description = "Email of the service account Eventarc uses to invoke the functions."
+  value       = google_service_account.trigger.email
+}
+
+output "runtime_service_accounts" {
+  description = "Email of each Cloud Run service's runtime service account."
+  value = {
+    preprocess = google_service_account.preprocess.email
+    predict    = google_service_account.predict.email
+    webapp     = google_service_account.webapp.email
+  }
+}
+
+output "archive_writer_user" {
+  description = "Name of the AWS IAM user whose key (in Secret Manager) predict uses to write archive copies."
+  value       = aws_iam_user.archive_writer.name
+}

@@ -1,0 +1,216 @@
+# The three Cloud Run (v2) services. Each runs as its own service account
+# (iam.tf). The functions are private: reachable only from inside Google Cloud
+# (Eventarc counts as internal) and invokable only by the trigger service
+# account (triggers.tf). The web app is public only if var.webapp_public.
+# The images must exist before the first full apply: see README.md.
+
+locals {
+  common_env = {
+    BLOODCELL_STORAGE    = "gcs"
+    GOOGLE_CLOUD_PROJECT = var.project
+    UPLOAD_BUCKET        = google_storage_bucket.uploads.name
+    TENSOR_BUCKET        = google_storage_bucket.tensors.name
+    RESULT_BUCKET        = google_storage_bucket.results.name
+    LOG_LEVEL            = "INFO"
+  }
+}
+
+resource "google_cloud_run_v2_service" "preprocess" {
+  name                = "${var.name_prefix}-preprocess"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.preprocess.email
+    timeout                          = "120s"
+    max_instance_request_concurrency = 4
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.function_max_instances
+    }
+
+    containers {
+      image = local.images.preprocess
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.common_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_cloud_run_v2_service" "predict" {
+  name                = "${var.name_prefix}-predict"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = google_service_account.predict.email
+    timeout         = "120s"
+    # One LiteRT interpreter per instance; inference is CPU-bound.
+    max_instance_request_concurrency = 2
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.function_max_instances
+    }
+
+    containers {
+      image = local.images.predict
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "1Gi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = merge(local.common_env, {
+          MODEL_DIR          = "/app/functions/predict/model"
+          MODEL_THREADS      = "1"
+          ARCHIVE_STORAGE    = "s3"
+          ARCHIVE_BUCKET     = aws_s3_bucket.archive.bucket
+          ARCHIVE_PREFIX     = var.archive_prefix
+          AWS_DEFAULT_REGION = var.aws_region
+        })
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      # The archive writer's AWS key pair, from Secret Manager.
+      env {
+        name = "AWS_ACCESS_KEY_ID"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.archive_access_key_id.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      env {
+        name = "AWS_SECRET_ACCESS_KEY"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.archive_secret_access_key.secret_id
+            version = "latest"
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_version.archive_access_key_id,
+    google_secret_manager_secret_version.archive_secret_access_key,
+    google_secret_manager_secret_iam_member.predict_reads_archive_key_id,
+    google_secret_manager_secret_iam_member.predict_reads_archive_secret_key,
+  ]
+}
+
+resource "google_cloud_run_v2_service" "webapp" {
+  name                = "${var.name_prefix}-webapp"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = google_service_account.webapp.email
+    # NiceGUI pages hold a websocket open: allow long requests, and keep each
+    # browser on the instance that holds its page state.
+    timeout                          = "3600s"
+    session_affinity                 = true
+    max_instance_request_concurrency = 50
+
+    scaling {
+      min_instance_count = var.webapp_min_instances
+      max_instance_count = var.webapp_max_instances
+    }
+
+    containers {
+      image = local.images.webapp
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "768Mi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = merge(local.common_env, {
+          RESULT_TIMEOUT_SECONDS = "120"
+        })
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      env {
+        name = "STORAGE_SECRET"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.webapp_storage_secret.secret_id
+            version = "latest"
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_version.webapp_storage_secret,
+    google_secret_manager_secret_iam_member.webapp_reads_storage_secret,
+  ]
+}
+
+# Opt-in public access to the web app only (never to the functions).
+resource "google_cloud_run_v2_service_iam_member" "webapp_public" {
+  # allUsers here, and nowhere else: the web app is meant for people.
+  count = var.webapp_public ? 1 : 0
+
+  name     = google_cloud_run_v2_service.webapp.name
+  location = google_cloud_run_v2_service.webapp.location
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

@@ -1,0 +1,176 @@
+variable "project" {
+  description = "Google Cloud project ID that hosts the buckets, Cloud Run services and Eventarc triggers."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project))
+    error_message = "project must be a Google Cloud project ID: 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Google Cloud region for the buckets, the Cloud Run services, Artifact Registry and the Eventarc triggers (a single region, e.g. europe-west1, so triggers live where their buckets are)."
+  type        = string
+  default     = "europe-west1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a single Google Cloud region such as europe-west1 or us-central1 (not a multi-region)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix for resource names (service accounts, services, repository, secrets) and the `app` label."
+  type        = string
+  default     = "bloodcell"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix must be 2-15 lowercase letters, digits or hyphens, starting with a letter (service account IDs are limited to 30 characters)."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels (Google Cloud) and tags (AWS) put on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "image_tag" {
+  description = "Tag of the preprocess, predict and webapp images in the Artifact Registry repository (see README.md for building and pushing them)."
+  type        = string
+  default     = "0.1.0"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
+    error_message = "image_tag must be a valid container image tag."
+  }
+}
+
+variable "webapp_public" {
+  description = "Whether anyone on the internet may open the web app (grants roles/run.invoker to allUsers on the webapp service only). When false, callers need roles/run.invoker, e.g. through `gcloud run services proxy`."
+  type        = bool
+  default     = false
+}
+
+variable "webapp_min_instances" {
+  description = "Instances of the web app kept warm. NiceGUI keeps page state in the serving process, so 1 avoids losing open pages to scale-to-zero (at the cost of an always-on instance)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.webapp_min_instances >= 0 && var.webapp_min_instances <= var.webapp_max_instances
+    error_message = "webapp_min_instances must be between 0 and webapp_max_instances."
+  }
+}
+
+variable "webapp_max_instances" {
+  description = "Most web app instances. Session affinity keeps each browser on one instance, so more than one is possible but 1 is the simplest."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.webapp_max_instances >= 1 && var.webapp_max_instances <= 100
+    error_message = "webapp_max_instances must be between 1 and 100."
+  }
+}
+
+variable "function_max_instances" {
+  description = "Most instances of each function service (preprocess, predict); both scale to zero when idle."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.function_max_instances >= 1 && var.function_max_instances <= 1000
+    error_message = "function_max_instances must be between 1 and 1000."
+  }
+}
+
+variable "tensor_retention_days" {
+  description = "Days after which intermediate .npy tensors are deleted from the tensor bucket (results and uploads are kept)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.tensor_retention_days >= 1 && floor(var.tensor_retention_days) == var.tensor_retention_days
+    error_message = "tensor_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days an overwritten (noncurrent) version of an upload or result object is kept before deletion."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1
+    error_message = "noncurrent_version_retention_days must be at least 1."
+  }
+}
+
+variable "force_destroy" {
+  description = "Allow `terraform destroy` to delete non-empty buckets (Google Cloud and S3). Keep false outside throwaway projects."
+  type        = bool
+  default     = false
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud Run services against deletion by Terraform; set to false (and apply) before `terraform destroy`."
+  type        = bool
+  default     = false
+}
+
+variable "aws_region" {
+  description = "AWS region of the S3 archive bucket."
+  type        = string
+  default     = "eu-west-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.aws_region))
+    error_message = "aws_region must be an AWS region such as eu-west-1."
+  }
+}
+
+variable "archive_bucket_name" {
+  description = "Name of the S3 archive bucket (globally unique). Empty means \"<name_prefix>-archive-<project>\"."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.archive_bucket_name == "" || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.archive_bucket_name))
+    error_message = "archive_bucket_name must be a valid S3 bucket name (3-63 lowercase letters, digits, dots or hyphens)."
+  }
+}
+
+variable "archive_prefix" {
+  description = "Key prefix of archive copies inside the S3 bucket (ARCHIVE_PREFIX); the archive writer may put objects under this prefix only."
+  type        = string
+  default     = "archive/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*/$", var.archive_prefix))
+    error_message = "archive_prefix must be a non-empty key prefix of letters, digits, '_', '.', '-' ending in '/', e.g. archive/."
+  }
+}
+
+variable "archive_infrequent_access_days" {
+  description = "Days after which archive copies move to S3 Standard-IA."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.archive_infrequent_access_days >= 30
+    error_message = "S3 requires at least 30 days before a transition to STANDARD_IA."
+  }
+}
+
+variable "archive_noncurrent_expiration_days" {
+  description = "Days an overwritten (noncurrent) archive object version is kept before S3 deletes it."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.archive_noncurrent_expiration_days >= 1
+    error_message = "archive_noncurrent_expiration_days must be at least 1."
+  }
+}
