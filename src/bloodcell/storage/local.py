@@ -9,12 +9,14 @@ sidecar tree beside the buckets (``.meta/``), not inside them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import threading
 import unicodedata
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,9 +75,13 @@ class LocalStorage:
         content_type = None
         try:
             side = json.loads(self._meta_path(bucket, name).read_text())
-            if side.get("generation") == _generation(st):
-                meta = dict(side.get("metadata", {}))
-                content_type = side.get("content_type")
+            # the sidecar names the new version just before the object is renamed into
+            # place; until then the version being replaced is still described
+            for entry in (side, side.get("previous") or {}):
+                if entry.get("generation") == _generation(st):
+                    meta = dict(entry.get("metadata", {}))
+                    content_type = entry.get("content_type")
+                    break
         except (OSError, ValueError):
             pass
         return ObjectInfo(
@@ -134,14 +140,26 @@ class LocalStorage:
                         raise PreconditionFailed(f"{bucket}/{name} exists") from exc
                     self._write_meta(bucket, name, generation, content_type, metadata)
                 else:
-                    # metadata first, so a watcher never sees the object without it
-                    self._write_meta(bucket, name, generation, content_type, metadata)
-                    os.replace(tmp, path)
+                    # metadata first, so a watcher never sees the object without it; one
+                    # writer at a time, or concurrent writers of one name (duplicate events)
+                    # could leave one version's object beside another version's metadata
+                    with self._exclusive():
+                        self._write_meta(bucket, name, generation, content_type, metadata, path)
+                        os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError as exc:
             raise TransientError(f"cannot write {bucket}/{name}: {exc}") from exc
         return self._info(bucket, name, path, path.stat())
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Across threads and processes (each call opens its own lock-file description)."""
+        lock = self.root / _META / ".lock"  # bucket names never start with a dot
+        lock.parent.mkdir(exist_ok=True)
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _write_meta(
         self,
@@ -150,10 +168,20 @@ class LocalStorage:
         generation: str,
         content_type: str,
         metadata: Mapping[str, str] | None,
+        replacing: Path | None = None,
     ) -> None:
         side = self._meta_path(bucket, name)
         side.parent.mkdir(parents=True, exist_ok=True)
-        body = {"generation": generation, "content_type": content_type, "metadata": dict(metadata or {})}
+        body: dict[str, object] = {
+            "generation": generation, "content_type": content_type, "metadata": dict(metadata or {})
+        }
+        if replacing is not None:
+            try:
+                old = json.loads(side.read_text())
+                if old.get("generation") == _generation(replacing.stat()):
+                    body["previous"] = {k: old.get(k) for k in ("generation", "content_type", "metadata")}
+            except (OSError, ValueError):
+                pass
         fd, tmp = tempfile.mkstemp(dir=self.root / _TMP)
         with os.fdopen(fd, "w") as handle:
             json.dump(body, handle)
