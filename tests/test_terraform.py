@@ -1,0 +1,445 @@
+"""Static checks of terraform/: providers can't be downloaded here, so `terraform
+validate` can't run; these catch the mistakes it would, and some it wouldn't.
+
+The HCL is read with python-hcl2. Two dialects of its output exist (python-hcl2
+itself, and the bc-python-hcl2 fork that checkov installs under the same module
+name), so values are normalised before use.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TERRAFORM = REPO / "terraform"
+sys.path.insert(0, str(REPO / "src"))
+
+from bloodcell.events import GCS_FINALIZED  # noqa: E402
+from bloodcell.settings import ENV_VARS  # noqa: E402
+
+hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/")
+
+STANDARD_ENV = re.compile(r"^(AWS_|GOOGLE_|K_)[A-Z0-9_]+$")
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+# `KEY = value` (or `"KEY": value`) items of a map literal inside an expression.
+_MAP_ITEM = re.compile(r"""['"]?\b([A-Z][A-Z0-9_]{2,})\b['"]?\s*[=:]\s*("[^"]*"|'[^']*'|[^,}]+)""")
+
+
+# ---- reading the HCL ----
+
+
+def _norm(value: Any) -> Any:
+    """Strip python-hcl2's quoting and bookkeeping keys, recursively."""
+    if isinstance(value, dict):
+        return {_norm(k): _norm(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    """An attribute's value; the fork wraps every attribute in a one-item list."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    """A list attribute's items; the fork wraps the list in a one-item list."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        return value[0]
+    return value if isinstance(value, list) else [value]
+
+
+def _blocks(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    found = body.get(name, [])
+    return [b for b in (found if isinstance(found, list) else [found]) if isinstance(b, dict)]
+
+
+@cache
+def _files() -> dict[str, dict[str, Any]]:
+    parsed = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as handle:
+            parsed[path.name] = _norm(hcl2.load(handle))
+    return parsed
+
+
+def _named(kind: str) -> dict[str, dict[str, Any]]:
+    """`variable`/`output` blocks by name."""
+    found: dict[str, dict[str, Any]] = {}
+    for doc in _files().values():
+        for block in _blocks(doc, kind):
+            for name, body in block.items():
+                found[name] = body
+    return found
+
+
+def _typed(kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """`resource`/`data` blocks by (type, name)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for doc in _files().values():
+        for block in _blocks(doc, kind):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    found[(rtype, name)] = body
+    return found
+
+
+def _locals() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for doc in _files().values():
+        for block in _blocks(doc, "locals"):
+            found.update(block)
+    return found
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _expressions() -> Iterator[str]:
+    """Every string holding an expression, anywhere in terraform/."""
+    for doc in _files().values():
+        yield from (s for s in _strings(doc) if "${" in s)
+
+
+def _resources(rtype: str) -> dict[str, dict[str, Any]]:
+    return {name: body for (t, name), body in _typed("resource").items() if t == rtype}
+
+
+# ---- formatting ----
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary is not on PATH")
+def test_terraform_files_are_formatted():
+    # Arrange
+    command = ["terraform", "fmt", "-check", "-recursive", "-diff"]
+
+    # Act
+    result = subprocess.run(command, cwd=TERRAFORM, capture_output=True, text=True, timeout=60)
+
+    # Assert
+    assert result.returncode == 0, f"terraform fmt would change files:\n{result.stdout}{result.stderr}"
+
+
+# ---- references ----
+
+
+def test_every_reference_points_at_something_declared():
+    # Arrange
+    variables = set(_named("variable"))
+    local_names = set(_locals())
+    resources = {f"{t}.{n}" for t, n in _typed("resource")}
+    data = {f"data.{t}.{n}" for t, n in _typed("data")}
+
+    # Act
+    missing = set()
+    for expr in _expressions():
+        missing |= {f"var.{v}" for v in re.findall(r"\bvar\.(\w+)", expr)} - {f"var.{v}" for v in variables}
+        missing |= {f"local.{v}" for v in re.findall(r"\blocal\.(\w+)", expr)} - {
+            f"local.{v}" for v in local_names
+        }
+        missing |= {f"data.{t}.{n}" for t, n in re.findall(r"\bdata\.(\w+)\.(\w+)", expr)} - data
+        missing |= {
+            f"{t}.{n}" for t, n in re.findall(r"(?<![.\w])((?:google|aws|random)_\w+)\.(\w+)", expr)
+        } - resources
+
+    # Assert
+    assert not missing, f"references to undeclared things: {sorted(missing)}"
+
+
+def test_every_variable_has_a_type_and_a_description():
+    # Arrange
+    variables = _named("variable")
+
+    # Act
+    lacking = [
+        name
+        for name, body in variables.items()
+        if not str(_scalar(body.get("description", ""))).strip() or "type" not in body
+    ]
+
+    # Assert
+    assert variables and not lacking, f"variables without type or description: {lacking}"
+
+
+def test_every_output_has_a_description():
+    # Arrange
+    outputs = _named("output")
+
+    # Act
+    lacking = [name for name, body in outputs.items() if not str(_scalar(body.get("description", ""))).strip()]
+
+    # Assert
+    assert outputs and not lacking, f"outputs without description: {lacking}"
+
+
+def test_project_is_the_only_required_variable():
+    # Arrange: the README promises `terraform apply -var project=...` is enough.
+    variables = _named("variable")
+
+    # Act
+    required = sorted(name for name, body in variables.items() if "default" not in body)
+
+    # Assert
+    assert required == ["project"]
+
+
+# ---- nothing public ----
+
+
+def test_google_buckets_are_private_and_uniform():
+    # Arrange
+    buckets = _resources("google_storage_bucket")
+
+    # Act
+    loose = [
+        name
+        for name, body in buckets.items()
+        if _scalar(body.get("uniform_bucket_level_access")) is not True
+        or _scalar(body.get("public_access_prevention")) != "enforced"
+    ]
+
+    # Assert
+    assert set(buckets) == {"uploads", "tensors", "results"}
+    assert not loose, f"buckets without uniform access or enforced public access prevention: {loose}"
+
+
+def test_tensor_bucket_expires_its_objects():
+    # Arrange
+    tensors = _resources("google_storage_bucket")["tensors"]
+
+    # Act
+    rules = _blocks(tensors, "lifecycle_rule")
+    deletes_by_age = [
+        rule
+        for rule in rules
+        if any(_scalar(a.get("type")) == "Delete" for a in _blocks(rule, "action"))
+        and any("age" in c for c in _blocks(rule, "condition"))
+    ]
+
+    # Assert
+    assert deletes_by_age, "the tensor bucket needs a lifecycle rule deleting objects by age"
+
+
+def test_no_iam_grant_makes_a_bucket_public():
+    # Arrange
+    grants = {
+        (t, n): body
+        for (t, n), body in _typed("resource").items()
+        if t.startswith("google_storage_bucket_iam") or t.startswith("google_storage_bucket_acl")
+    }
+
+    # Act
+    public = [
+        f"{t}.{n}"
+        for (t, n), body in grants.items()
+        if any(member in s for s in _strings(body) for member in PUBLIC_MEMBERS)
+    ]
+
+    # Assert
+    assert not public, f"public bucket grants: {public}"
+
+
+def test_s3_archive_blocks_all_public_access():
+    # Arrange
+    blocks = _resources("aws_s3_bucket_public_access_block")
+    flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+
+    # Act
+    covered = {
+        _scalar(body["bucket"]): all(_scalar(body.get(flag)) is True for flag in flags) for body in blocks.values()
+    }
+
+    # Assert
+    assert set(_resources("aws_s3_bucket")) == {"archive"}
+    assert covered == {"${aws_s3_bucket.archive.id}": True}
+    assert not _resources("aws_s3_bucket_acl"), "object ACLs are disabled; no bucket ACL should be set"
+
+
+def test_archive_writer_may_only_put_objects_under_the_prefix():
+    # Arrange
+    document = _typed("data")[("aws_iam_policy_document", "archive_put_only")]
+
+    # Act
+    statements = _blocks(document, "statement")
+    actions = {a for s in statements for a in _list(s.get("actions"))}
+    resources = [r for s in statements for r in _strings(s.get("resources"))]
+
+    # Assert
+    assert actions == {"s3:PutObject"}
+    assert resources == ["${aws_s3_bucket.archive.arn}/${var.archive_prefix}*"]
+
+
+def test_only_the_webapp_can_be_granted_to_all_users():
+    # Arrange
+    grants = {(t, n): body for (t, n), body in _typed("resource").items() if "_iam_" in t}
+
+    # Act
+    public = sorted(
+        f"{t}.{n}"
+        for (t, n), body in grants.items()
+        if any(member in s for s in _strings(body) for member in PUBLIC_MEMBERS)
+    )
+    webapp_grant = grants.get(("google_cloud_run_v2_service_iam_member", "webapp_public"), {})
+
+    # Assert
+    assert public == ["google_cloud_run_v2_service_iam_member.webapp_public"]
+    assert _scalar(webapp_grant.get("name")) == "${google_cloud_run_v2_service.webapp.name}"
+    assert "var.webapp_public" in str(_scalar(webapp_grant.get("count")))
+
+
+def test_functions_are_internal_and_invoked_only_by_the_trigger_account():
+    # Arrange
+    services = _resources("google_cloud_run_v2_service")
+    invokers = [
+        body
+        for body in _resources("google_cloud_run_v2_service_iam_member").values()
+        if _scalar(body.get("role")) == "roles/run.invoker"
+    ]
+
+    # Act
+    ingress = {name: _scalar(services[name].get("ingress")) for name in ("preprocess", "predict")}
+    function_invokers = {
+        _scalar(body["name"]): _scalar(body["member"])
+        for body in invokers
+        if "webapp" not in str(_scalar(body["name"]))
+    }
+
+    # Assert
+    assert ingress == {"preprocess": "INGRESS_TRAFFIC_INTERNAL_ONLY", "predict": "INGRESS_TRAFFIC_INTERNAL_ONLY"}
+    assert function_invokers == {
+        "${google_cloud_run_v2_service.preprocess.name}": "${google_service_account.trigger.member}",
+        "${google_cloud_run_v2_service.predict.name}": "${google_service_account.trigger.member}",
+    }
+
+
+def test_runtime_accounts_get_no_project_wide_roles():
+    # Arrange
+    project_grants = _resources("google_project_iam_member")
+    runtime = ("preprocess", "predict", "webapp")
+
+    # Act
+    members = {_scalar(body["member"]) for body in project_grants.values()}
+
+    # Assert
+    assert not {f"${{google_service_account.{name}.member}}" for name in runtime} & members
+    assert not _resources("google_project_iam_binding") and not _resources("google_project_iam_policy")
+
+
+# ---- triggers match what the functions expect ----
+
+
+def _service_env(service: dict[str, Any]) -> dict[str, str]:
+    """Environment names -> values of a Cloud Run service, dynamic blocks included."""
+    common = _locals()["common_env"]
+    common = _scalar(common)
+    env: dict[str, str] = {}
+    for template in _blocks(service, "template"):
+        for container in _blocks(template, "containers"):
+            for block in _blocks(container, "env"):
+                env[_scalar(block["name"])] = str(_scalar(block.get("value", "<secret>")))
+            for dynamic in _blocks(container, "dynamic"):
+                for block in _blocks(dynamic, "env"):
+                    text = str(_scalar(block.get("for_each")))
+                    if "local.common_env" in text:
+                        env.update({k: str(_scalar(v)) for k, v in common.items()})
+                    for key, value in _MAP_ITEM.findall(text):
+                        env[key] = value.strip().strip("'\"")
+    return env
+
+
+def test_cloud_run_environment_names_are_settings_the_code_reads():
+    # Arrange
+    services = _resources("google_cloud_run_v2_service")
+
+    # Act
+    unknown = {
+        name: sorted(k for k in _service_env(body) if k not in ENV_VARS and not STANDARD_ENV.match(k))
+        for name, body in services.items()
+    }
+    reserved = {name: "PORT" in _service_env(body) for name, body in services.items()}
+
+    # Assert
+    assert all(not names for names in unknown.values()), f"unknown environment variables: {unknown}"
+    assert not any(reserved.values()), "Cloud Run sets PORT itself"
+
+
+def test_every_trigger_sends_finalized_events_of_the_right_bucket_to_its_function():
+    # Arrange
+    expected_input = {"preprocess": ("UPLOAD_BUCKET", "uploads"), "predict": ("TENSOR_BUCKET", "tensors")}
+    local_values = _locals()
+    triggers = _resources("google_eventarc_trigger")
+    services = _resources("google_cloud_run_v2_service")
+
+    # Act
+    routed = {}
+    for name, body in triggers.items():
+        criteria = {
+            _scalar(c["attribute"]): str(_scalar(c["value"])) for c in _blocks(body, "matching_criteria")
+        }
+        event_type = criteria.get("type", "")
+        if event_type.startswith("${local."):
+            event_type = _scalar(local_values[event_type[len("${local.") : -1]])
+        run = _blocks(_blocks(body, "destination")[0], "cloud_run_service")[0]
+        service = re.fullmatch(r"\$\{google_cloud_run_v2_service\.(\w+)\.name\}", _scalar(run["service"]))
+        assert service, f"trigger {name} must target a Cloud Run service declared here"
+        routed[service.group(1)] = (name, event_type, criteria.get("bucket"), _scalar(body.get("location")))
+
+    # Assert
+    assert set(routed) == set(expected_input)
+    for function, (env_name, bucket) in expected_input.items():
+        trigger, event_type, bucket_filter, location = routed[function]
+        bucket_name = f"${{google_storage_bucket.{bucket}.name}}"
+        assert event_type == GCS_FINALIZED, trigger
+        assert bucket_filter == bucket_name, f"{trigger} filters on {bucket_filter}"
+        assert _service_env(services[function])[env_name] == bucket_name, f"{function} reads another bucket"
+        assert location == f"${{lower(google_storage_bucket.{bucket}.location)}}", f"{trigger} location"
+
+
+def test_trigger_identity_has_the_roles_eventarc_needs():
+    # Arrange
+    project_grants = _resources("google_project_iam_member")
+
+    # Act
+    roles = {(_scalar(b["role"]), _scalar(b["member"])) for b in project_grants.values()}
+
+    # Assert
+    assert ("roles/eventarc.eventReceiver", "${google_service_account.trigger.member}") in roles
+    assert (
+        "roles/pubsub.publisher",
+        "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}",
+    ) in roles
+    for trigger in _resources("google_eventarc_trigger").values():
+        assert _scalar(trigger["service_account"]) == "${google_service_account.trigger.email}"
+
+
+def test_archive_credentials_reach_predict_only_as_secrets():
+    # Arrange
+    env = _service_env(_resources("google_cloud_run_v2_service")["predict"])
+
+    # Act
+    secret_backed = {k for k, v in env.items() if v == "<secret>"}
+
+    # Assert
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secret_backed
+    assert env["ARCHIVE_STORAGE"] == "s3"
