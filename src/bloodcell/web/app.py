@@ -1,0 +1,127 @@
+"""The web app's shell: shared layout, routes for thumbnails and model files, and ``main()``.
+
+Pages and routes are registered by ``build()`` rather than at import time, so the
+NiceGUI test harness (which resets its routes between tests) and ``bloodcell
+webapp`` both get a fresh, fully configured app from the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fastapi import Response
+from fastapi.responses import FileResponse
+from nicegui import app, run, ui
+
+from bloodcell.errors import ConfigurationError
+from bloodcell.model import default_model_dir
+from bloodcell.settings import Settings, get_settings
+from bloodcell.web import results_feed
+
+log = logging.getLogger(__name__)
+
+DISCLAIMER = "Research tool, not a diagnosis: results must not be used for clinical decisions."
+NAV = (("Batch", "/"), ("History", "/history"), ("About the model", "/model"))
+
+
+def model_folder(settings: Settings) -> Path | None:
+    """MODEL_DIR, else the model shipped with the package; None when neither exists."""
+    if settings.model_dir is not None:
+        return settings.model_dir
+    try:
+        return default_model_dir()
+    except ConfigurationError:
+        return None
+
+
+def thumb_url(name: str) -> str:
+    return "/thumb/" + name
+
+
+@contextmanager
+def frame(current: str) -> Iterator[None]:
+    """Header with navigation and the disclaimer on every page, content in a centred column."""
+    ui.colors(primary="#3949ab")
+    ui.query("body").style("background-color: #f5f6fa")
+    with ui.header().classes("items-center bg-white text-grey-9 shadow-1 px-6 py-2"):
+        ui.icon("biotech", size="28px").classes("text-primary")
+        ui.label("bloodcell").classes("text-h6 font-medium")
+        ui.label("white-blood-cell classifier").classes("text-grey-7 max-sm:hidden")
+        ui.space()
+        for title, path in NAV:
+            link = ui.link(title, path).classes("px-3 py-1 rounded no-underline text-grey-9")
+            if path == current:
+                link.classes("bg-indigo-1 text-primary font-medium")
+    with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
+        with ui.row().classes("w-full items-center gap-2 px-4 py-2 rounded bg-amber-1 text-amber-10"):
+            ui.icon("warning_amber")
+            ui.label(DISCLAIMER).classes("font-medium")
+        yield
+
+
+def build(settings: Settings) -> None:
+    """Register every page and route of the app."""
+    from bloodcell.web.batch_page import BatchView
+    from bloodcell.web.history_page import history_page
+    from bloodcell.web.model_page import model_page
+
+    @ui.page("/", title="bloodcell: batch")
+    def index() -> None:
+        with frame("/"):
+            BatchView(settings)
+
+    @ui.page("/history", title="bloodcell: history")
+    async def history(page: int = 1) -> None:
+        with frame("/history"):
+            await history_page(settings, page)
+
+    @ui.page("/model", title="bloodcell: the model")
+    def model() -> None:
+        with frame("/model"):
+            model_page(settings, model_folder(settings))
+
+    @app.get("/thumb/{name:path}", include_in_schema=False)
+    async def thumb(name: str) -> Response:
+        data = await run.io_bound(results_feed.thumbnail, settings, name)
+        if not data:
+            return Response(results_feed.PLACEHOLDER_SVG, media_type="image/svg+xml")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+    @app.get("/model-files/confusion_matrix.png", include_in_schema=False)
+    def confusion_matrix() -> Response:
+        folder = model_folder(settings)
+        path = folder / "confusion_matrix.png" if folder else None
+        if path is None or not path.is_file():
+            return Response(status_code=404)
+        return FileResponse(path, media_type="image/png")
+
+
+def storage_secret(settings: Settings) -> str:
+    if settings.storage_secret:
+        return settings.storage_secret
+    log.warning("STORAGE_SECRET is not set: using a random one, so browser storage won't survive a restart")
+    return secrets.token_urlsafe(32)
+
+
+def main(host: str | None = None) -> None:
+    """Run the app on ``PORT`` (and ``HOST``, default all interfaces), configured like the functions."""
+    host = host or os.environ.get("HOST", "").strip() or "0.0.0.0"
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    build(settings)
+    ui.run(
+        host=host,
+        port=settings.port,
+        title="bloodcell",
+        favicon="🔬",
+        storage_secret=storage_secret(settings),
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+    )

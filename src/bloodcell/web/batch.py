@@ -1,0 +1,259 @@
+"""Pure batch logic: naming uploads, per-file stages, the differential count and the CSV.
+
+Kept free of NiceGUI and storage so every rule a lab technician relies on (what
+counts towards the percentages, what is flagged, what the CSV says) is unit-tested
+on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bloodcell.contract import LABELS
+
+ACCEPTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
+    ".tiff": "image/tiff", ".bmp": "image/bmp", ".gif": "image/gif", ".webp": "image/webp",
+}
+UPLOAD_PREFIX = "web/"
+MB = 1024 * 1024
+
+# Typical adult reference ranges of the white-cell differential, in percent.
+REFERENCE_RANGES: dict[str, tuple[float, float]] = {
+    "NEUTROPHIL": (40.0, 60.0),
+    "LYMPHOCYTE": (20.0, 40.0),
+    "MONOCYTE": (2.0, 8.0),
+    "EOSINOPHIL": (1.0, 4.0),
+}
+# The order a differential is usually read in.
+REPORT_ORDER = ("NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL")
+WORDS = {label: label.capitalize() for label in LABELS}
+
+# Stages a file passes through; FINAL ones never change (a timed-out file may still finish).
+UPLOADING, UPLOADED, PREPROCESSED, CLASSIFIED, REJECTED, REFUSED, TIMED_OUT = (
+    "uploading", "uploaded", "preprocessed", "classified", "rejected", "refused", "timed out",
+)
+FINAL = (CLASSIFIED, REJECTED, REFUSED)
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PREFIXED = re.compile(r"^web/\d{8}/[0-9a-f]{10}-(.+)$")
+
+
+def label_words(label: str | None) -> str:
+    return WORDS.get(label or "", label or "")
+
+
+def sanitise_name(original: str, max_length: int = 80) -> str:
+    """A file name safe as one object-name segment, whatever the browser sent.
+
+    Folders, accents, spaces and control characters from the client never reach
+    a storage path; only ``[A-Za-z0-9._-]`` survives and the suffix is lower-cased.
+    """
+    base = original.replace("\\", "/").rsplit("/", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    stem, dot, suffix = ascii_name.rpartition(".")
+    if not dot:
+        stem, suffix = ascii_name, ""
+    stem = _SAFE.sub("_", stem).strip("._-") or "image"
+    suffix = _SAFE.sub("", suffix).lower()
+    stem = stem[: max(1, max_length - len(suffix) - 1)]
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def object_name(original: str, now: datetime, token: str | None = None) -> str:
+    """``web/<yyyymmdd>/<10 hex>-<sanitised name>``: unique, so two people's ``cell.jpg`` never collide."""
+    token = token or uuid.uuid4().hex[:10]
+    return f"{UPLOAD_PREFIX}{now:%Y%m%d}/{token}-{sanitise_name(original)}"
+
+
+def display_name(name: str) -> str:
+    """The name people gave the file, recovered from the object name the app made."""
+    match = _PREFIXED.match(name)
+    return match.group(1) if match else name.rsplit("/", 1)[-1]
+
+
+def refusal(filename: str, size: int, max_bytes: int) -> str | None:
+    """Why the app won't even store this file, or None: checked on the server, never trusting the browser."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if suffix not in ACCEPTED_SUFFIXES:
+        kinds = ", ".join(s[1:].upper() for s in ACCEPTED_SUFFIXES)
+        return f"not an accepted image type ({kinds})"
+    if size > max_bytes:
+        return f"file is {size / MB:.1f} MB, over the limit of {max_bytes / MB:.1f} MB"
+    if size == 0:
+        return "file is empty"
+    return None
+
+
+def content_type(filename: str) -> str:
+    return CONTENT_TYPES.get("." + filename.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
+@dataclass
+class Entry:
+    """One file of the batch as the page follows it."""
+
+    original: str
+    name: str | None = None  # object name in the upload bucket; None when refused
+    generation: str | None = None
+    stage: str = UPLOADING
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+    started: float = 0.0  # monotonic seconds, for the timeout
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.stage in FINAL
+
+    @property
+    def uncertain(self) -> bool:
+        return self.stage == CLASSIFIED and bool(self.result and self.result.get("uncertain"))
+
+
+def advance(
+    entry: Entry, tensor_exists: bool, result: Mapping[str, Any] | None, now: float, timeout: float
+) -> bool:
+    """Move an entry to the stage its bucket objects show; True when it changed.
+
+    A result is only taken when it speaks of the very upload version we wrote,
+    and a timed-out entry still turns final when its result arrives late.
+    """
+    before = (entry.stage, entry.reason)
+    if entry.final or entry.stage == UPLOADING:
+        return False
+    source = (result or {}).get("source") or {}
+    if result and (entry.generation is None or source.get("generation") == entry.generation):
+        entry.result = dict(result)
+        entry.stage = CLASSIFIED if result.get("status") == "classified" else REJECTED
+        entry.reason = result.get("reason") if entry.stage == REJECTED else None
+    elif now - entry.started > timeout:
+        entry.stage = TIMED_OUT
+        entry.reason = (
+            f"no result after {timeout:.0f} s: the pipeline may be stopped or busy. "
+            "It will still appear here, and in History, if it finishes later."
+        )
+    elif tensor_exists and entry.stage == UPLOADED:
+        entry.stage = PREPROCESSED
+    return (entry.stage, entry.reason) != before
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    count: int
+    percent: float | None
+    low: float
+    high: float
+
+    @property
+    def flag(self) -> str:
+        if self.percent is None:
+            return ""
+        if self.percent < self.low:
+            return "low"
+        return "high" if self.percent > self.high else ""
+
+
+@dataclass(frozen=True)
+class Differential:
+    """The batch's differential count.
+
+    Uncertain classifications are excluded from the percentages (a doubtful cell
+    would otherwise be counted as a firm one) and, like rejected images, reported
+    as separate counts.
+    """
+
+    rows: tuple[Row, ...]
+    counted: int
+    uncertain: int
+    rejected: int
+    pending: int
+    total: int
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.pending
+
+
+def differential(entries: Iterable[Entry]) -> Differential:
+    entries = list(entries)
+    confident = [e for e in entries if e.stage == CLASSIFIED and not e.uncertain]
+    counts = dict.fromkeys(LABELS, 0)
+    for entry in confident:
+        label = str((entry.result or {}).get("label"))
+        counts[label] = counts.get(label, 0) + 1
+    counted = len(confident)
+    rows = tuple(
+        Row(label, counts.get(label, 0), 100.0 * counts.get(label, 0) / counted if counted else None,
+            *REFERENCE_RANGES[label])
+        for label in REPORT_ORDER
+    )
+    return Differential(
+        rows=rows,
+        counted=counted,
+        uncertain=sum(1 for e in entries if e.uncertain),
+        rejected=sum(1 for e in entries if e.stage in (REJECTED, REFUSED)),
+        pending=sum(1 for e in entries if not e.final),
+        total=len(entries),
+    )
+
+
+CSV_COLUMNS = ("file_name", "status", "label", "confidence", "uncertain", *LABELS, "reason", "object_name")
+
+
+def _cell(value: Any) -> str:
+    """Plain text a spreadsheet won't run as a formula (CSV injection guard)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(entries: Iterable[Entry]) -> str:
+    """One row per file, in batch order: what the page shows, for a spreadsheet."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        result = entry.result or {}
+        probs = result.get("probabilities") or {}
+        confidence = result.get("confidence")
+        writer.writerow(_cell(v) for v in (
+            entry.original,
+            entry.stage,
+            result.get("label") or "",
+            "" if confidence is None else f"{confidence:.4f}",
+            "" if result.get("uncertain") is None else str(bool(result.get("uncertain"))).lower(),
+            *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
+            entry.reason or "",
+            entry.name or "",
+        ))
+    return buffer.getvalue()
+
+
+def processing_ms(result: Mapping[str, Any]) -> float | None:
+    """Compute time the pipeline spent on the file (preprocess + inference), in ms."""
+    timings = result.get("timings_ms") or {}
+    values = [float(v) for v in timings.values() if isinstance(v, (int, float))]
+    return sum(values) if values else None
+
+
+def turnaround_s(result: Mapping[str, Any]) -> float | None:
+    """Seconds from upload to result, from the pipeline's own timestamps."""
+    stamps = result.get("timestamps") or {}
+    start, end = stamps.get("uploaded"), stamps.get("classified") or stamps.get("rejected")
+    if not start or not end:
+        return None
+    try:
+        parse = datetime.fromisoformat
+        return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return None

@@ -1,0 +1,88 @@
+"""History: every result in the result bucket, newest first, a page at a time (``/history?page=N``).
+
+It reads the bucket, not this app's memory, so it also lists files that were
+dropped straight into the upload bucket and results from before a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nicegui import run, ui
+
+from bloodcell.errors import BloodcellError
+from bloodcell.settings import Settings
+from bloodcell.web import batch, results_feed
+
+log = logging.getLogger(__name__)
+PER_PAGE = 20
+
+
+def _when(result: dict[str, Any]) -> str:
+    stamps = result.get("timestamps") or {}
+    uploaded = (result.get("source") or {}).get("uploaded")
+    moment = stamps.get("classified") or stamps.get("rejected") or uploaded
+    return str(moment).replace("T", " ")[:16] + " UTC" if moment else ""
+
+
+def _row(settings: Settings, result: dict[str, Any]) -> None:
+    source = result.get("source") or {}
+    name = str(source.get("name", ""))
+    with ui.row().classes("w-full items-center no-wrap gap-4 py-2 bc-history-row"):
+        if source.get("bucket") == settings.upload_bucket:
+            ui.image(f"/thumb/{name}").classes("w-16 h-16 rounded shrink-0").props("fit=cover")
+        else:
+            ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
+        with ui.column().classes("gap-0 grow min-w-0"):
+            ui.label(batch.display_name(name)).classes("font-medium ellipsis w-full").tooltip(name)
+            ui.label(_when(result)).classes("text-xs text-grey-7")
+        with ui.column().classes("gap-0 items-end shrink-0 max-w-md"):
+            if result.get("status") == "classified":
+                with ui.row().classes("items-center gap-2"):
+                    if result.get("uncertain"):
+                        ui.badge("uncertain", color="warning").classes("text-black")
+                    ui.label(batch.label_words(result.get("label"))).classes("font-medium bc-label")
+                    ui.label(f"{100 * float(result.get('confidence') or 0):.0f} %").classes("text-grey-8")
+            else:
+                reason = ui.label(f"Rejected: {result.get('reason')}")
+                reason.classes("text-negative text-sm text-right bc-reason")
+            model = result.get("model") or {}
+            if model:
+                ui.label(f"model {model.get('name')} {model.get('version')}").classes("text-xs text-grey-6")
+
+
+async def history_page(settings: Settings, page: int) -> None:
+    ui.label("History").classes("text-h5")
+    try:
+        found = await run.io_bound(results_feed.history, settings, page, PER_PAGE)
+    except BloodcellError as exc:
+        log.warning("web: cannot list results: %s", exc)
+        ui.label(f"The result bucket cannot be read right now ({exc}). Try again shortly.").classes(
+            "text-negative"
+        )
+        return
+    if found is None:
+        return
+    if not found.items:
+        ui.label("No results yet. Classified and rejected images appear here, newest first.").classes(
+            "text-grey-7"
+        )
+        return
+
+    def pager() -> None:
+        with ui.row().classes("items-center gap-3"):
+            ui.pagination(
+                1, found.pages, value=found.page, direction_links=True,
+                on_change=lambda e: ui.navigate.to(f"/history?page={e.value}"),
+            ).props("boundary-links max-pages=7")
+            ui.label(f"{found.total} results · page {found.page} of {found.pages}").classes(
+                "text-grey-7 text-sm"
+            )
+
+    pager()
+    with ui.card().classes("w-full gap-0 divide-y"):
+        for result in found.items:
+            _row(settings, result)
+    if found.pages > 1:
+        pager()

@@ -1,0 +1,130 @@
+"""Everything the web app asks of the buckets; blocking calls, always run through ``run.io_bound``.
+
+The app learns about progress only from objects the pipeline writes: a tensor in
+the tensor bucket means "preprocessed", a result JSON means "finished". That is
+the same contract any other consumer has, so polling here needs no side channel.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from bloodcell import results
+from bloodcell.errors import BloodcellError, RejectedInput
+from bloodcell.imaging import ImageLimits, decode_image
+from bloodcell.settings import Settings
+from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_storage
+
+log = logging.getLogger(__name__)
+THUMB_SIDE = 320
+
+
+def storage_for(settings: Settings) -> Storage:
+    return open_storage(settings)
+
+
+def store_upload(settings: Settings, name: str, data: bytes, content_type: str) -> ObjectInfo:
+    """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites."""
+    return storage_for(settings).write(
+        settings.upload_bucket, name, data, content_type=content_type, if_absent=True
+    )
+
+
+def _read_json(storage: Storage, bucket: str, name: str) -> dict[str, Any] | None:
+    try:
+        data, _ = storage.read(bucket, name)
+        value = json.loads(data)
+    except BloodcellError:
+        return None
+    except ValueError:
+        log.warning("result %s/%s is not valid JSON; skipping it", bucket, name)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True)
+class Progress:
+    tensor_exists: bool
+    result: dict[str, Any] | None
+
+
+def poll(settings: Settings, names: list[str]) -> dict[str, Progress]:
+    """Where each upload stands: a result read per name, and a tensor ``stat`` only while none exists."""
+    storage = storage_for(settings)
+    found: dict[str, Progress] = {}
+    for name in names:
+        result = _read_json(storage, settings.result_bucket, results.result_name(name))
+        tensor = None if result else storage.stat(settings.tensor_bucket, results.tensor_name(name))
+        found[name] = Progress(tensor_exists=tensor is not None, result=result)
+    return found
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    pages: int
+
+
+def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
+    """Past results, newest first: one listing of the result bucket, then reads for one page only."""
+    storage = storage_for(settings)
+    listed = [info for info in storage.list(settings.result_bucket) if info.name.endswith(".json")]
+    listed.sort(key=lambda info: (info.updated, info.name), reverse=True)
+    pages = max(1, -(-len(listed) // per_page))
+    page = min(max(1, page), pages)
+    items = []
+    for info in listed[(page - 1) * per_page : page * per_page]:
+        result = _read_json(storage, settings.result_bucket, info.name)
+        if result is not None:
+            result.setdefault("source", {}).setdefault("name", info.name[: -len(".json")])
+            items.append(result)
+    return HistoryPage(items=items, total=len(listed), page=page, pages=pages)
+
+
+@lru_cache(maxsize=512)
+def _thumbnail_cached(settings: Settings, name: str, generation: str) -> bytes | None:
+    storage = storage_for(settings)
+    try:
+        data, info = storage.read(settings.upload_bucket, name)
+        if info.generation != generation:
+            return None
+        limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        image = decode_image(data, limits)
+    except (RejectedInput, BloodcellError):
+        return None
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def thumbnail(settings: Settings, name: str) -> bytes | None:
+    """A small JPEG of an upload (any accepted format, TIFF included), or None when it has no picture.
+
+    Browsers cannot show TIFF and full microscope fields are large, so the page
+    never links the raw upload; decoding goes through the same guarded decoder as
+    the pipeline, so a hostile file is refused here too.
+    """
+    try:
+        check_object_name(name)
+    except RejectedInput:
+        return None
+    info = storage_for(settings).stat(settings.upload_bucket, name)
+    if info is None:
+        return None
+    return _thumbnail_cached(settings, name, info.generation)
+
+
+PLACEHOLDER_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="120" viewBox="0 0 160 120">'
+    '<rect width="160" height="120" fill="#eceff1"/>'
+    '<text x="80" y="66" font-family="sans-serif" font-size="13" fill="#78909c" text-anchor="middle">'
+    "no preview</text></svg>"
+)
