@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import requests
@@ -49,7 +49,7 @@ class EventSource:
         poll_seconds: float = 0.2,
         concurrency: int = 4,
         is_done: Mapping[str, Done] | None = None,
-        settle: bool = False,
+        settle: bool | Collection[str] = False,
         backoff: tuple[float, float] = (0.2, 10.0),
         timeout: float = 60.0,
     ) -> None:
@@ -59,8 +59,10 @@ class EventSource:
         self.concurrency = concurrency
         self.is_done = dict(is_done or {})
         # Folder buckets can show a file while `cp` is still writing it: wait until
-        # it looks the same on two successive polls before announcing it.
-        self.settle = settle
+        # it looks the same on two successive polls before announcing it. True settles
+        # every bucket; a collection of names only those (a bucket filled by atomic
+        # renames, like the tensors preprocess writes, need not pay a poll of delay).
+        self.settle = set(self.routes) if settle is True else set(settle or ())
         self.backoff = backoff
         self.timeout = timeout
         self.delivered = 0
@@ -107,7 +109,7 @@ class EventSource:
                 key = (bucket, info.name)
                 if self._seen.get(key) == info.generation:
                     continue
-                if self.settle and self._pending.get(key) != (info.generation, info.size):
+                if bucket in self.settle and self._pending.get(key) != (info.generation, info.size):
                     self._pending[key] = (info.generation, info.size)
                     continue
                 self._pending.pop(key, None)

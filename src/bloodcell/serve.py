@@ -122,7 +122,8 @@ class LocalStack:
             poll_seconds=min(s.event_source_poll_seconds, 0.05),
             concurrency=s.event_source_concurrency,
             is_done={s.upload_bucket: pipeline.upload_done, s.tensor_bucket: pipeline.tensor_done},
-            settle=True,
+            # only people's uploads can be seen half-copied; preprocess writes tensors atomically
+            settle={s.upload_bucket},
         )
         for bucket in (s.upload_bucket, s.tensor_bucket, s.result_bucket, s.archive_bucket):
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
