@@ -26,5 +26,8 @@ def dead_letter(event: CloudEvent) -> None:
     data = event.data
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
-    log.warning(json.dumps({"dead_letter": True, "attributes": dict(event.get_attributes()), "data": data},
-                           default=str))
+    log.warning(
+        json.dumps(
+            {"dead_letter": True, "attributes": dict(event.get_attributes()), "data": data}, default=str
+        )
+    )

@@ -1,0 +1,329 @@
+"""Render-time checks of knative/: there is no cluster here, so these check what
+`kubectl apply -k knative/` would create against what the code reads."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+KNATIVE = REPO / "knative"
+sys.path.insert(0, str(REPO / "src"))
+
+from bloodcell.events import GCS_FINALIZED  # noqa: E402
+from bloodcell.settings import ENV_VARS  # noqa: E402
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered manifests")
+
+STANDARD_ENV = re.compile(r"^(AWS_|GOOGLE_|K_)[A-Z0-9_]+$")
+KSVC = ("serving.knative.dev/v1", "Service")
+# Which bucket setting each function reads its events from.
+INPUT_BUCKET = {"preprocess": "UPLOAD_BUCKET", "predict": "TENSOR_BUCKET"}
+PIPELINE_WORKLOADS = ("preprocess", "predict", "webapp", "bucket-events")
+REQUIRED_ENV = {"BLOODCELL_STORAGE", "UPLOAD_BUCKET", "TENSOR_BUCKET", "RESULT_BUCKET"}
+ISO_DURATION = re.compile(r"^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+
+needs_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not on PATH: cannot render knative/ with kustomize"
+)
+
+
+@cache
+def _rendered() -> tuple[dict[str, Any], ...]:
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(KNATIVE)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"kubectl kustomize knative/ failed:\n{result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def _objects(api_version: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc
+        for doc in _rendered()
+        if doc.get("apiVersion") == api_version and doc.get("kind") == kind
+    }
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"]["template"]["spec"]
+
+
+def _environment(obj: dict[str, Any]) -> dict[str, str]:
+    """Name -> value (or a marker for secrets) of a workload's single container."""
+    config_maps = {name: doc.get("data", {}) for name, doc in _objects("v1", "ConfigMap").items()}
+    (container,) = _pod_spec(obj)["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef")
+        assert ref and ref["name"] in config_maps, f"envFrom must name a ConfigMap rendered here: {source}"
+        env.update(config_maps[ref["name"]])
+    for item in container.get("env", []):
+        source = next(iter(item.get("valueFrom", {"?": None})))
+        env[item["name"]] = item.get("value", f"<from {source}>")
+    return env
+
+
+def _workloads() -> dict[str, dict[str, Any]]:
+    return _objects(*KSVC) | _objects("sources.knative.dev/v1", "ContainerSource")
+
+
+# ---- rendering and lint ----
+
+
+@needs_kubectl
+def test_kustomize_renders_one_namespace_of_objects():
+    # Arrange
+    namespaced = [doc for doc in _rendered() if doc["kind"] != "Namespace"]
+
+    # Act
+    namespaces = {doc["metadata"].get("namespace") for doc in namespaced}
+
+    # Assert
+    assert namespaces == {"bloodcell"}
+    assert set(_objects("v1", "Namespace")) == {"bloodcell"}
+
+
+@needs_kubectl
+def test_kustomize_sets_all_four_bloodcell_images():
+    # Arrange
+    images = {
+        c["image"]
+        for doc in _rendered()
+        if "template" in doc.get("spec", {})
+        for c in _pod_spec(doc).get("containers", [])
+    }
+
+    # Act
+    ours = {image for image in images if "bloodcell-" in image}
+
+    # Assert
+    assert {re.sub(r":.*$", "", image).rsplit("/", 1)[-1] for image in ours} == {
+        "bloodcell-preprocess",
+        "bloodcell-predict",
+        "bloodcell-webapp",
+        "bloodcell-eventsource",
+    }
+    assert all(":" in image and not image.endswith(":latest") for image in images), images
+
+
+def test_manifests_pass_yamllint():
+    # Arrange
+    pytest.importorskip("yamllint", reason="yamllint is not installed")
+    command = [sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint.yaml"), str(KNATIVE)]
+
+    # Act
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    # Assert
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- environment matches the settings the code reads ----
+
+
+@needs_kubectl
+def test_every_environment_name_is_a_setting_the_code_reads():
+    # Arrange
+    workloads = _workloads()
+
+    # Act
+    unknown = {
+        name: sorted(k for k in _environment(obj) if k not in ENV_VARS and not STANDARD_ENV.match(k))
+        for name, obj in workloads.items()
+    }
+
+    # Assert
+    assert set(PIPELINE_WORKLOADS) <= set(workloads)
+    assert all(not names for names in unknown.values()), f"unknown environment variables: {unknown}"
+
+
+@needs_kubectl
+def test_pipeline_workloads_have_their_bucket_settings_and_credentials():
+    # Arrange
+    workloads = _workloads()
+
+    # Act
+    envs = {name: _environment(workloads[name]) for name in PIPELINE_WORKLOADS}
+
+    # Assert
+    for name, env in envs.items():
+        assert set(env) >= REQUIRED_ENV, f"{name} lacks {sorted(REQUIRED_ENV - set(env))}"
+        assert env["BLOODCELL_STORAGE"] == "s3" and env.get("S3_ENDPOINT_URL"), name
+        assert env.get("AWS_ACCESS_KEY_ID", "").startswith("<from secretKeyRef"), name
+        assert env.get("AWS_SECRET_ACCESS_KEY", "").startswith("<from secretKeyRef"), name
+    assert len({(e["UPLOAD_BUCKET"], e["TENSOR_BUCKET"], e["RESULT_BUCKET"]) for e in envs.values()}) == 1
+    assert envs["predict"].get("ARCHIVE_STORAGE") == "s3" and envs["predict"].get("ARCHIVE_BUCKET")
+
+
+@needs_kubectl
+def test_no_workload_sets_the_reserved_port_or_sink():
+    # Arrange: Knative sets PORT on Services and K_SINK on sources itself.
+    workloads = _workloads()
+
+    # Act
+    clashing = {name: sorted({"PORT", "K_SINK"} & set(_environment(obj))) for name, obj in workloads.items()}
+
+    # Assert
+    assert all(not names for names in clashing.values()), clashing
+
+
+# ---- scaling and resources ----
+
+
+@needs_kubectl
+def test_functions_scale_to_zero_and_the_webapp_keeps_one_instance():
+    # Arrange
+    services = _objects(*KSVC)
+
+    # Act
+    scale = {
+        name: (
+            svc["spec"]["template"]["metadata"]["annotations"].get("autoscaling.knative.dev/min-scale"),
+            svc["spec"]["template"]["metadata"]["annotations"].get("autoscaling.knative.dev/max-scale"),
+        )
+        for name, svc in services.items()
+    }
+
+    # Assert
+    assert scale["preprocess"][0] == "0" and scale["predict"][0] == "0"
+    assert scale["webapp"][0] == "1"
+    assert all(max_scale and int(max_scale) >= 1 for _, max_scale in scale.values()), scale
+
+
+@needs_kubectl
+def test_every_container_has_requests_limits_and_runs_as_non_root():
+    # Arrange
+    pods = [doc for doc in _rendered() if "template" in doc.get("spec", {}) and doc["kind"] != "Trigger"]
+
+    # Act
+    containers = [
+        (doc["metadata"]["name"], c, _pod_spec(doc)) for doc in pods for c in _pod_spec(doc)["containers"]
+    ]
+
+    # Assert
+    assert containers
+    for name, container, pod in containers:
+        resources = container.get("resources", {})
+        assert {"cpu", "memory"} <= set(resources.get("requests", {})), name
+        assert {"cpu", "memory"} <= set(resources.get("limits", {})), name
+        non_root = container.get("securityContext", {}).get("runAsNonRoot") or pod.get(
+            "securityContext", {}
+        ).get("runAsNonRoot")
+        assert non_root is True, name
+        assert container.get("securityContext", {}).get("allowPrivilegeEscalation") is False, name
+
+
+@needs_kubectl
+def test_every_knative_service_bounds_its_concurrency():
+    # Arrange
+    services = _objects(*KSVC)
+
+    # Act
+    concurrency = {
+        name: svc["spec"]["template"]["spec"].get("containerConcurrency") for name, svc in services.items()
+    }
+
+    # Assert
+    assert all(isinstance(c, int) and c > 0 for c in concurrency.values()), concurrency
+
+
+# ---- events: source -> broker -> triggers -> services ----
+
+
+@needs_kubectl
+def test_event_source_sinks_to_the_broker_the_triggers_use():
+    # Arrange
+    (source,) = _objects("sources.knative.dev/v1", "ContainerSource").values()
+    brokers = _objects("eventing.knative.dev/v1", "Broker")
+    triggers = _objects("eventing.knative.dev/v1", "Trigger")
+
+    # Act
+    sink = source["spec"]["sink"]["ref"]
+
+    # Assert
+    assert (sink["apiVersion"], sink["kind"]) == ("eventing.knative.dev/v1", "Broker")
+    assert sink["name"] in brokers
+    assert {t["spec"]["broker"] for t in triggers.values()} == {sink["name"]}
+
+
+@needs_kubectl
+def test_every_trigger_points_at_an_existing_service_with_a_dead_letter_sink():
+    # Arrange
+    services = _objects(*KSVC)
+    triggers = _objects("eventing.knative.dev/v1", "Trigger")
+
+    # Act
+    refs = {
+        name: (
+            t["spec"]["subscriber"]["ref"],
+            t["spec"].get("delivery", {}).get("deadLetterSink", {}).get("ref"),
+        )
+        for name, t in triggers.items()
+    }
+
+    # Assert
+    assert triggers
+    for name, (subscriber, dead_letter) in refs.items():
+        assert (subscriber["apiVersion"], subscriber["kind"]) == KSVC and subscriber["name"] in services, name
+        assert dead_letter and (dead_letter["apiVersion"], dead_letter["kind"]) == KSVC, name
+        assert dead_letter["name"] in services and dead_letter["name"] != subscriber["name"], name
+
+
+@needs_kubectl
+def test_every_trigger_retries_with_exponential_backoff():
+    # Arrange
+    triggers = _objects("eventing.knative.dev/v1", "Trigger")
+
+    # Act
+    deliveries = {name: t["spec"].get("delivery", {}) for name, t in triggers.items()}
+
+    # Assert
+    for name, delivery in deliveries.items():
+        assert isinstance(delivery.get("retry"), int) and delivery["retry"] > 0, name
+        assert delivery.get("backoffPolicy") == "exponential", name
+        assert ISO_DURATION.match(str(delivery.get("backoffDelay", ""))), name
+
+
+@needs_kubectl
+def test_each_trigger_filters_finalized_events_of_its_function_input_bucket():
+    # Arrange
+    services = _objects(*KSVC)
+    triggers = _objects("eventing.knative.dev/v1", "Trigger")
+
+    # Act
+    routed = {
+        t["spec"]["subscriber"]["ref"]["name"]: t["spec"]["filter"]["attributes"] for t in triggers.values()
+    }
+
+    # Assert
+    assert set(routed) == set(INPUT_BUCKET)
+    for function, attributes in routed.items():
+        env = _environment(services[function])
+        assert attributes.get("type") == GCS_FINALIZED, function
+        assert attributes.get("bucket") == env[INPUT_BUCKET[function]], (
+            f"{function}'s trigger filters bucket {attributes.get('bucket')!r}, "
+            f"but it reads {INPUT_BUCKET[function]}={env[INPUT_BUCKET[function]]!r}"
+        )
+
+
+@needs_kubectl
+def test_event_source_watches_the_buckets_the_triggers_filter_on():
+    # Arrange
+    (source,) = _objects("sources.knative.dev/v1", "ContainerSource").values()
+    triggers = _objects("eventing.knative.dev/v1", "Trigger")
+    env = _environment(source)
+
+    # Act
+    watched = env.get("EVENT_SOURCE_BUCKETS") or f"{env['UPLOAD_BUCKET']},{env['TENSOR_BUCKET']}"
+
+    # Assert
+    filtered = {t["spec"]["filter"]["attributes"]["bucket"] for t in triggers.values()}
+    assert filtered <= {b.strip() for b in watched.split(",")}
