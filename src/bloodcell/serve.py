@@ -125,7 +125,8 @@ class LocalStack:
             # only people's uploads can be seen half-copied; preprocess writes tensors atomically
             settle={s.upload_bucket},
         )
-        for bucket in (s.upload_bucket, s.tensor_bucket, s.result_bucket, s.archive_bucket):
+        local_archive = (s.archive_bucket,) if s.archive_storage == "local" else ()  # else it is in S3
+        for bucket in (s.upload_bucket, s.tensor_bucket, s.result_bucket, *local_archive):
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120.0) -> None:
