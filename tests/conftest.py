@@ -158,3 +158,8 @@ def gcs_emulator() -> Iterator[str]:
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = previous
     server.stop()
+
+
+# ---- web app: NiceGUI's `user` fixture (tests/test_web_user.py) ----
+
+pytest_plugins = ["nicegui.testing.user_plugin"]

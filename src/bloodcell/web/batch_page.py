@@ -32,6 +32,7 @@ class FileCard:
         self.entry = entry
         with parent:
             self.card = ui.card().classes("w-full p-3 gap-2").props("flat bordered")
+        self.card.mark(f"file-{entry.original}")
         self.render()
 
     def render(self) -> None:
@@ -42,7 +43,7 @@ class FileCard:
                 ui.image(f"/thumb/{entry.name}").classes("w-24 h-24 rounded shrink-0").props("fit=cover")
             else:
                 ui.icon("image_not_supported", size="48px").classes("w-24 text-grey-5 shrink-0")
-            with ui.column().classes("grow gap-1 min-w-0"):
+            with ui.column().classes("grow gap-1 min-w-0").mark("stage-" + entry.stage.replace(" ", "-")):
                 name = ui.label(entry.original).classes("font-medium text-sm ellipsis w-full")
                 name.tooltip(entry.original)
                 self._steps()
@@ -81,7 +82,7 @@ class FileCard:
                 ui.spinner(size="sm")
                 ui.label("uploading…").classes("text-grey-7")
         elif entry.stage in (batch.UPLOADED, batch.PREPROCESSED):
-            ui.label("waiting for the classifier…").classes("text-grey-7 text-sm bc-stage").mark(entry.stage)
+            ui.label("waiting for the classifier…").classes("text-grey-7 text-sm")
         elif entry.stage == batch.REFUSED:
             ui.label(f"Not uploaded: {entry.reason}").classes("text-negative text-sm bc-reason")
         elif entry.stage == batch.TIMED_OUT:
@@ -152,7 +153,7 @@ class BatchView:
                 ui.button("Start a new batch", icon="restart_alt", on_click=self.clear).props("flat dense")
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("2 · Progress").classes("text-subtitle1 font-medium")
-                self.progress_label = ui.label("No images yet.").classes("text-grey-8 bc-progress")
+                self.progress_label = ui.label("No images yet.").classes("text-grey-8").mark("progress")
                 self.progress = ui.linear_progress(value=0.0, show_value=False, size="12px").props("rounded")
                 self.stage_counts = ui.label("").classes("text-xs text-grey-7")
         self.report_box = ui.column().classes("w-full")

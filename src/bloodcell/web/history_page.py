@@ -35,7 +35,9 @@ def _row(settings: Settings, result: dict[str, Any]) -> None:
         else:
             ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
         with ui.column().classes("gap-0 grow min-w-0"):
-            ui.label(batch.display_name(name)).classes("font-medium ellipsis w-full").tooltip(name)
+            shown = ui.label(batch.display_name(name)).mark("history-name")
+            shown.classes("font-medium ellipsis w-full")
+            shown.tooltip(name)
             ui.label(_when(result)).classes("text-xs text-grey-7")
         with ui.column().classes("gap-0 items-end shrink-0 max-w-md"):
             if result.get("status") == "classified":

@@ -42,11 +42,11 @@ def _table(diff: Differential) -> None:
             ui.label(heading).classes("text-xs text-grey-7 uppercase")
         for row in diff.rows:
             ui.label(batch.label_words(row.label)).classes("font-medium")
-            ui.label(str(row.count)).classes(f"bc-count-{row.label.lower()}")
-            ui.label("–" if row.percent is None else f"{row.percent:.1f} %")
+            ui.label(str(row.count)).mark(f"count-{row.label}")
+            ui.label("–" if row.percent is None else f"{row.percent:.1f} %").mark(f"percent-{row.label}")
             ui.label(f"{row.low:g}–{row.high:g} %").classes("text-grey-7")
             if row.flag:
-                ui.badge(f"{row.flag} ⚑", color="negative").classes(f"bc-flag-{row.label.lower()}").tooltip(
+                ui.badge(f"{row.flag} ⚑", color="negative").mark(f"flag-{row.label}").tooltip(
                     f"Outside the typical adult range of {row.low:g}–{row.high:g} %"
                 )
             else:
@@ -54,14 +54,14 @@ def _table(diff: Differential) -> None:
 
 
 def _tallies(diff: Differential) -> None:
-    with ui.row().classes("gap-2 bc-tallies"):
-        for text, colour in (
-            (f"{diff.counted} counted", "primary"),
-            (f"{diff.uncertain} uncertain (not counted)", "warning"),
-            (f"{diff.rejected} rejected", "negative"),
-            (f"{diff.pending} waiting", "grey-6"),
+    with ui.row().classes("gap-2"):
+        for key, text, colour in (
+            ("counted", f"{diff.counted} counted", "primary"),
+            ("uncertain", f"{diff.uncertain} uncertain (not counted)", "warning"),
+            ("rejected", f"{diff.rejected} rejected", "negative"),
+            ("waiting", f"{diff.pending} waiting", "grey-6"),
         ):
-            ui.chip(text, color=colour).props("outline dense")
+            ui.chip(text, color=colour).props("outline dense").mark(f"tally-{key}")
 
 
 def download_csv(entries: list[Entry]) -> None:
