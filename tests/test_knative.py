@@ -57,15 +57,18 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _environment(obj: dict[str, Any]) -> dict[str, str]:
-    """Name -> value (or a marker for secrets) of a workload's single container."""
+    """Name -> value (or a marker for secrets) of a workload's single container (and its init containers)."""
     config_maps = {name: doc.get("data", {}) for name, doc in _objects("v1", "ConfigMap").items()}
-    (container,) = _pod_spec(obj)["containers"]
+    pod = _pod_spec(obj)
+    (container,) = pod["containers"]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         ref = source.get("configMapRef")
         assert ref and ref["name"] in config_maps, f"envFrom must name a ConfigMap rendered here: {source}"
         env.update(config_maps[ref["name"]])
-    for item in container.get("env", []):
+    # Init containers share the settings' names, so their names are checked too.
+    extra = [item for init in pod.get("initContainers", []) for item in init.get("env", [])]
+    for item in [*extra, *container.get("env", [])]:
         source = next(iter(item.get("valueFrom", {"?": None})))
         env[item["name"]] = item.get("value", f"<from {source}>")
     return env
