@@ -4,7 +4,7 @@
 #   service     uploads            tensors            results
 #   preprocess  read               write+overwrite    read+write+overwrite (rejections; idempotency checks)
 #   predict     read (archive)     read               read+write+overwrite (results; idempotency checks)
-#   webapp      create             -                  read
+#   webapp      create+read        read (progress)    read
 #
 # Writing an object whose name exists (a re-upload's tensor, a pending result
 # turned final) needs storage.objects.delete as well as create, which
@@ -84,9 +84,24 @@ resource "google_storage_bucket_iam_member" "predict_writes_results" {
 
 # ---- webapp ----
 
+# New uploads only (written with an if-absent precondition, never replaced).
 resource "google_storage_bucket_iam_member" "webapp_creates_uploads" {
   bucket = google_storage_bucket.uploads.name
   role   = "roles/storage.objectCreator"
+  member = google_service_account.webapp.member
+}
+
+# Thumbnails of uploaded images.
+resource "google_storage_bucket_iam_member" "webapp_reads_uploads" {
+  bucket = google_storage_bucket.uploads.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.webapp.member
+}
+
+# A tensor's presence shows a file as "preprocessed" while it waits for predict.
+resource "google_storage_bucket_iam_member" "webapp_reads_tensors" {
+  bucket = google_storage_bucket.tensors.name
+  role   = "roles/storage.objectViewer"
   member = google_service_account.webapp.member
 }
 
