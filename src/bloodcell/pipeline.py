@@ -128,6 +128,8 @@ class Pipeline:
             tensor = make_tensor(data, self.limits)
         except RejectedInput as exc:
             elapsed = (time.perf_counter() - started) * 1000
+            if superseded := self._superseded(source):
+                return Outcome("stale", superseded)
             self._write_result(
                 results.rejected(
                     source,
@@ -139,6 +141,8 @@ class Pipeline:
             )
             return Outcome("rejected", exc.reason)
         elapsed = (time.perf_counter() - started) * 1000
+        if superseded := self._superseded(source):
+            return Outcome("stale", superseded)
         meta = source.metadata() | {
             results.META_CONTRACT: CONTRACT.version,
             results.META_PREPROCESS_MS: f"{elapsed:.2f}",
@@ -152,6 +156,17 @@ class Pipeline:
             metadata=meta,
         )
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
+
+    def _superseded(self, source: Source) -> str | None:
+        """A newer version of the upload arrived while this one was being processed.
+
+        Its output would replace the newer version's (whose events may all be
+        delivered already), leaving a result for an image that is no longer there.
+        """
+        current = self.storage.stat(source.bucket, source.name)
+        if current is not None and current.generation != source.generation:
+            return f"superseded by generation {current.generation} while being processed"
+        return None
 
     def _upload_done_at(self, name: str, generation: str) -> bool:
         return self.upload_done(ObjectInfo(self.settings.upload_bucket, name, generation, 0, _EPOCH))
@@ -197,12 +212,16 @@ class Pipeline:
             prediction = classifier.predict(tensorio.load(data))
         except RejectedInput as exc:
             timings["predict"] = (time.perf_counter() - started) * 1000
+            if source.generation != "unknown" and (superseded := self._superseded(source)):
+                return Outcome("stale", superseded)
             stamps["rejected"] = results.now_iso()
             self._write_result(
                 results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
             )
             return Outcome("rejected", exc.reason)
         timings["inference"] = (time.perf_counter() - started) * 1000
+        if superseded := self._superseded(source):
+            return Outcome("stale", superseded)
         stamps["classified"] = results.now_iso()
         result = results.classified(source, prediction, classifier.info, timings, stamps)
         self._archive_and_write(result)
