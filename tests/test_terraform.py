@@ -187,7 +187,9 @@ def test_every_output_has_a_description():
     outputs = _named("output")
 
     # Act
-    lacking = [name for name, body in outputs.items() if not str(_scalar(body.get("description", ""))).strip()]
+    lacking = [
+        name for name, body in outputs.items() if not str(_scalar(body.get("description", ""))).strip()
+    ]
 
     # Assert
     assert outputs and not lacking, f"outputs without description: {lacking}"
@@ -267,7 +269,8 @@ def test_s3_archive_blocks_all_public_access():
 
     # Act
     covered = {
-        _scalar(body["bucket"]): all(_scalar(body.get(flag)) is True for flag in flags) for body in blocks.values()
+        _scalar(body["bucket"]): all(_scalar(body.get(flag)) is True for flag in flags)
+        for body in blocks.values()
     }
 
     # Assert
@@ -326,7 +329,10 @@ def test_functions_are_internal_and_invoked_only_by_the_trigger_account():
     }
 
     # Assert
-    assert ingress == {"preprocess": "INGRESS_TRAFFIC_INTERNAL_ONLY", "predict": "INGRESS_TRAFFIC_INTERNAL_ONLY"}
+    assert ingress == {
+        "preprocess": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        "predict": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    }
     assert function_invokers == {
         "${google_cloud_run_v2_service.preprocess.name}": "${google_service_account.trigger.member}",
         "${google_cloud_run_v2_service.predict.name}": "${google_service_account.trigger.member}",
