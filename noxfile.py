@@ -9,7 +9,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "infra", "tests"]
 
 REPO = Path(__file__).resolve().parent
 DATASETS = os.environ.get("BLOODCELL_DATASETS", str(REPO.parent / "shared" / "datasets"))
@@ -44,6 +44,17 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "src", "functions", "webapp")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def infra(session: nox.Session) -> None:
+    """terraform fmt, yamllint and checkov on terraform/ and knative/.
+
+    A venv of its own: checkov pins boto3 and ships its own `hcl2` module, which
+    would clash with the runtime's.
+    """
+    session.install("checkov==3.3.30", "yamllint==1.38.0")
+    session.run("bash", "tools/check_infra.sh", external=True)
 
 
 @nox.session(python=PYTHON)

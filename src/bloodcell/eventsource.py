@@ -71,6 +71,7 @@ class EventSource:
         self._heap: list[_Delivery] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
+        self._wake = threading.Event()
         self._local = threading.local()
 
     # ---- discovery ----
@@ -80,7 +81,7 @@ class EventSource:
         queued = 0
         for bucket in self.routes:
             done = self.is_done.get(bucket)
-            for info in self.storage.list(bucket):
+            for info in self._list_until_reachable(bucket):
                 key = (bucket, info.name)
                 self._seen[key] = info.generation
                 if done is not None and self._safe_done(done, info):
@@ -89,6 +90,17 @@ class EventSource:
                 queued += 1
         log.info("event source reconciled: %d object(s) without output re-emitted", queued)
         return queued
+
+    def _list_until_reachable(self, bucket: str) -> list[ObjectInfo]:
+        """The store may still be starting (MinIO beside us in a pod): wait for it, don't crash."""
+        delay = self.backoff[0]
+        while True:
+            try:
+                return list(self.storage.list(bucket))
+            except Exception as exc:
+                log.warning("cannot list bucket %s yet (%s); retrying in %.1fs", bucket, exc, delay)
+                time.sleep(delay)
+                delay = min(self.backoff[1], delay * 2)
 
     def _safe_done(self, done: Done, info: ObjectInfo) -> bool:
         try:
@@ -168,6 +180,9 @@ class EventSource:
             if self.deliver(item.info, item.url):
                 with self._cond:
                     self.delivered += 1
+                    drained = not self._heap
+                if drained:  # list what the function just wrote now, not up to a poll later
+                    self._wake.set()
                 continue
             low, high = self.backoff
             delay = min(high, low * 2**item.attempt) * random.uniform(0.75, 1.25)
@@ -192,8 +207,11 @@ class EventSource:
         self.reconcile()
         if ready is not None:
             ready.set()
-        while not stop.wait(self.poll_seconds):
-            self.poll_once()
+        while not stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            if not stop.is_set():
+                self.poll_once()
         with self._cond:
             self._cond.notify_all()
         for worker in workers:

@@ -40,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "EVENT_SOURCE_BUCKETS": "buckets the event source watches (default: upload and tensor buckets)",
     "EVENT_SOURCE_POLL_SECONDS": "how often the event source lists its buckets",
     "EVENT_SOURCE_CONCURRENCY": "most event deliveries in flight at once",
+    "HOST": "interface the web app listens on",
     "PORT": "port the web app (and each function server) listens on",
     "STORAGE_SECRET": "secret that signs the web app's browser storage",
     "RESULT_TIMEOUT_SECONDS": "how long the web app waits for a result before saying so",
