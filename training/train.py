@@ -1,0 +1,309 @@
+"""Train the 5-output white-blood-cell CNN on Kaggle TRAIN + PBC, export LiteRT, calibrate the flag.
+
+    PYTHONPATH=src python training/train.py --data ../shared/datasets --out functions/predict/model
+
+Selection (best epoch) and the uncertainty thresholds use validation data carved from
+the training sources only (see splits.py); Kaggle TEST is touched once, at the end, to
+check that the .tflite agrees with Keras. Metrics are written by evaluate.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "training"))
+
+import data as cache  # noqa: E402
+from calibrate import choose_thresholds  # noqa: E402
+from splits import OTHER_INDEX, OUTPUTS, SPLIT_SEED, kaggle_items, split_kaggle_train, split_pbc  # noqa: E402
+
+from bloodcell.contract import CONTRACT  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("BLOODCELL_DATASETS", "../shared/datasets"))
+    )
+    p.add_argument("--out", type=Path, default=REPO / "functions" / "predict" / "model")
+    p.add_argument("--cache", type=Path, default=REPO / "training" / "cache")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--epochs", type=int, default=28)
+    p.add_argument("--steps", type=int, default=120, help="batches per epoch")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--version", default="1.0.0")
+    return p.parse_args()
+
+
+def build_model(keras):  # type: ignore[no-untyped-def]
+    """A depthwise-separable CNN: ~0.2 M parameters, ~30 M multiply-adds at 96x96."""
+    layers = keras.layers
+    inputs = keras.Input(CONTRACT.shape, name="cell")
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    for filters, stride in [(64, 1), (96, 2), (96, 1), (160, 2), (160, 1), (160, 1), (256, 2), (256, 1)]:
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+        x = layers.Conv2D(filters, 1, use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(len(OUTPUTS), activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="bloodcell_wbc")
+
+
+class Sampler:
+    """Balanced batches: every (source, class) group equally likely; OTHER a fixed share."""
+
+    def __init__(self, labels: np.ndarray, sources: list[str], seed: int, other_weight: float = 1.6) -> None:
+        self.rng = np.random.default_rng(seed)
+        keys = [f"{s}:{label}" for s, label in zip(sources, labels, strict=True)]
+        names = sorted(set(keys))
+        self.groups = [np.array([i for i, k in enumerate(keys) if k == n]) for n in names]
+        w = np.array([other_weight if n.endswith(f":{OTHER_INDEX}") else 1.0 for n in names])
+        self.weights = w / w.sum()
+
+    def batch(self, size: int) -> np.ndarray:
+        g = self.rng.choice(len(self.groups), size=size, p=self.weights)
+        return np.array([self.groups[k][self.rng.integers(len(self.groups[k]))] for k in g])
+
+
+def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
+    """Batch augmentation: scale/shift crop, the 8 dihedral symmetries, stain and colour jitter."""
+    gen = tf.random.Generator.from_seed(seed)
+    nominal = CONTRACT.width / cache.CACHE_SIZE
+
+    def augment(x, y):  # type: ignore[no-untyped-def]
+        n = tf.shape(x)[0]
+        x = tf.cast(x, tf.float32) / 255.0
+        # scale 0.75..1.33 of the nominal crop (covers 224 vs 360 px and localisation noise)
+        side = tf.minimum(nominal * tf.exp(gen.uniform([n], np.log(0.75), np.log(1.33))), 1.0)
+        room = (1.0 - side) / 2.0
+        cy = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
+        cx = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
+        boxes = tf.stack([cy - side / 2, cx - side / 2, cy + side / 2, cx + side / 2], axis=1)
+        x = tf.image.crop_and_resize(x, boxes, tf.range(n), [CONTRACT.height, CONTRACT.width])
+        pick = lambda: gen.uniform([n, 1, 1, 1]) < 0.5  # noqa: E731
+        x = tf.where(pick(), tf.transpose(x, [0, 2, 1, 3]), x)
+        x = tf.where(pick(), tf.reverse(x, [1]), x)
+        x = tf.where(pick(), tf.reverse(x, [2]), x)
+        # stain: hue rotation about the grey axis, per-channel gain, saturation, contrast, brightness
+        angle = gen.uniform([n], -0.35, 0.35)
+        c, s = tf.cos(angle), tf.sin(angle)
+        k = 1.0 / 3.0
+        q = np.sqrt(1.0 / 3.0)
+        row = lambda a, b, d: tf.stack([a, b, d], axis=-1)  # noqa: E731
+        rot = tf.stack(
+            [
+                row(c + (1 - c) * k, k * (1 - c) - q * s, k * (1 - c) + q * s),
+                row(k * (1 - c) + q * s, c + (1 - c) * k, k * (1 - c) - q * s),
+                row(k * (1 - c) - q * s, k * (1 - c) + q * s, c + (1 - c) * k),
+            ],
+            axis=1,
+        )
+        x = tf.einsum("bhwc,bdc->bhwd", x, rot)
+        x = x * tf.exp(gen.normal([n, 1, 1, 3], stddev=0.07))
+        grey = tf.reduce_mean(x, axis=-1, keepdims=True)
+        x = grey + (x - grey) * tf.exp(gen.uniform([n, 1, 1, 1], -0.4, 0.4))
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = mean + (x - mean) * tf.exp(gen.uniform([n, 1, 1, 1], -0.25, 0.25))
+        x = x + gen.uniform([n, 1, 1, 1], -0.08, 0.08)
+        return tf.clip_by_value(x, 0.0, 1.0), y
+
+    return augment
+
+
+def per_source_scores(probs: np.ndarray, labels: np.ndarray, sources: list[str]) -> dict[str, float]:
+    pred = probs.argmax(1)
+    src = np.array(sources)
+    out = {}
+    for name in ("kaggle", "pbc"):
+        m = src == name
+        recalls = [float((pred[m & (labels == c)] == c).mean()) for c in range(OTHER_INDEX)]
+        out[name] = float(np.mean(recalls))  # balanced accuracy: Kaggle val is class-skewed
+    out["other"] = float((pred[src == "pbc-other"] == OTHER_INDEX).mean())
+    out["score"] = (out["kaggle"] + out["pbc"] + out["other"]) / 3.0
+    return out
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    keras.utils.set_random_seed(args.seed)
+    t0 = time.monotonic()
+    ktr, kva = split_kaggle_train(args.data, SPLIT_SEED)
+    ptr, pva = split_pbc(args.data, SPLIT_SEED)
+    train_items, val_items = ktr + ptr, kva + pva
+    x_train = cache.load_crops(train_items, args.cache, "train", args.threads)
+    x_val = cache.centre(cache.load_crops(val_items, args.cache, "val", args.threads))
+    y_train = np.array([it.label for it in train_items])
+    y_val = np.array([it.label for it in val_items])
+    val_sources = [it.source for it in val_items]
+    print(
+        f"data ready in {time.monotonic() - t0:.0f}s: train {len(train_items)}, val {len(val_items)}",
+        flush=True,
+    )
+
+    sampler = Sampler(y_train, [it.source for it in train_items], args.seed)
+
+    def batches():  # type: ignore[no-untyped-def]
+        while True:
+            idx = sampler.batch(args.batch)
+            yield x_train[idx], keras.utils.to_categorical(y_train[idx], len(OUTPUTS)).astype(np.float32)
+
+    spec = (
+        tf.TensorSpec([None, cache.CACHE_SIZE, cache.CACHE_SIZE, 3], tf.uint8),
+        tf.TensorSpec([None, len(OUTPUTS)], tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    ds = ds.map(augment_fn(tf, args.seed), num_parallel_calls=1).prefetch(4)
+
+    model = build_model(keras)
+    total = args.epochs * args.steps
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr * 0.1, total - args.steps, alpha=0.01, warmup_target=args.lr, warmup_steps=args.steps
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
+    )
+    print(f"model: {model.count_params()} parameters", flush=True)
+
+    best: dict[str, object] = {"score": -1.0}
+    history: list[dict[str, float]] = []
+    fit_start = time.monotonic()
+
+    class Progress(keras.callbacks.Callback):
+        """Validation score, best-epoch weights and an ETA after every epoch."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.e0 = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            loss = float((logs or {}).get("loss", float("nan")))
+            probs = self.model.predict(x_val, batch_size=256, verbose=0)
+            sc = per_source_scores(probs, y_val, val_sources)
+            history.append(
+                {"epoch": epoch + 1, "loss": round(loss, 4), **{k: round(v, 4) for k, v in sc.items()}}
+            )
+            if sc["score"] > float(best["score"]):  # type: ignore[arg-type]
+                best.update(score=sc["score"], epoch=epoch + 1, weights=self.model.get_weights())
+            done = epoch + 1
+            eta = (time.monotonic() - fit_start) / done * (args.epochs - done)
+            print(
+                f"epoch {done:2d}/{args.epochs} loss {loss:.3f} val kaggle {sc['kaggle']:.3f} "
+                f"pbc {sc['pbc']:.3f} other {sc['other']:.3f} score {sc['score']:.3f} "
+                f"({time.monotonic() - self.e0:.0f}s, ETA {eta / 60:.1f} min)",
+                flush=True,
+            )
+
+    model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, verbose=0, callbacks=[Progress()])
+    model.set_weights(best["weights"])  # type: ignore[arg-type]
+    print(f"best epoch {best['epoch']} (val score {best['score']:.4f})", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    (args.out / "model.tflite").write_bytes(tflite)
+    interpreter = tf.lite.Interpreter(model_content=tflite, num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def run_tflite(x: np.ndarray) -> np.ndarray:
+        res = []
+        for row in x:
+            interpreter.set_tensor(inp["index"], row[None])
+            interpreter.invoke()
+            res.append(interpreter.get_tensor(out["index"])[0].copy())
+        return np.array(res)
+
+    val_probs = run_tflite(x_val)
+    test_items = kaggle_items(args.data, "TEST")
+    x_test = cache.centre(cache.load_crops(test_items, args.cache, "test", args.threads))
+    keras_test = model.predict(x_test, batch_size=256, verbose=0)
+    lite_test = run_tflite(x_test)
+    agreement = float((keras_test.argmax(1) == lite_test.argmax(1)).mean())
+    max_diff = float(np.abs(keras_test - lite_test).max())
+    print(f"tflite vs keras on Kaggle TEST: argmax agreement {agreement:.4f}, max |dp| {max_diff:.2e}")
+
+    rule = choose_thresholds(val_probs, y_val, val_sources)
+    print(f"uncertainty rule (validation): {rule}", flush=True)
+    macs = sum(_layer_macs(layer) for layer in model.layers)
+    meta = {
+        "name": "bloodcell-wbc",
+        "version": args.version,
+        "outputs": list(OUTPUTS),
+        "uncertainty": {k: rule[k] for k in ("min_top_probability", "max_other_probability")},
+        "uncertainty_calibration": rule,
+        "input": {
+            "shape": list(CONTRACT.shape),
+            "dtype": CONTRACT.dtype,
+            "scale": CONTRACT.scale,
+            "preprocessing": "bloodcell.cellcrop.cell_tensor (white-cell localisation + crop)",
+        },
+        "seed": args.seed,
+        "split_seed": SPLIT_SEED,
+        "training": {
+            "sources": {
+                "kaggle-blood-cells/TRAIN (grouped by smear)": {"train": len(ktr), "val": len(kva)},
+                "pbc/wbc": {
+                    "train": sum(it.source == "pbc" for it in ptr),
+                    "val": sum(it.source == "pbc" for it in pva),
+                },
+                "pbc/other (as OTHER)": {
+                    "train": sum(it.source == "pbc-other" for it in ptr),
+                    "val": sum(it.source == "pbc-other" for it in pva),
+                },
+            },
+            "epochs": args.epochs,
+            "steps_per_epoch": args.steps,
+            "batch": args.batch,
+            "best_epoch": best["epoch"],
+            "history": history,
+            "minutes": round((time.monotonic() - t0) / 60, 1),
+        },
+        "params": int(model.count_params()),
+        "mflops": round(2 * macs / 1e6, 1),
+        "file_bytes": len(tflite),
+        "tflite_keras_agreement_kaggle_test": agreement,
+    }
+    (args.out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (args.out / "labels.txt").write_text("\n".join(OUTPUTS) + "\n")
+    (args.out / "contract.json").write_text(json.dumps(CONTRACT.to_json(), indent=2) + "\n")
+    print(
+        f"wrote {args.out} ({len(tflite) / 1e6:.2f} MB, {2 * macs / 1e6:.0f} MFLOPs) "
+        f"in {(time.monotonic() - t0) / 60:.1f} min total",
+        flush=True,
+    )
+    return 0
+
+
+def _layer_macs(layer) -> int:  # type: ignore[no-untyped-def]
+    """Multiply-adds of the convolution and dense layers (the rest is negligible)."""
+    name = type(layer).__name__
+    if name not in ("Conv2D", "DepthwiseConv2D", "Dense"):
+        return 0
+    out_shape = layer.output.shape
+    spatial = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
+    kernel = layer.get_weights()[0]
+    per_position = int(np.prod(kernel.shape)) if name != "DepthwiseConv2D" else int(np.prod(kernel.shape[:3]))
+    return spatial * per_position
+
+
+if __name__ == "__main__":
+    sys.exit(main())
