@@ -188,9 +188,10 @@ async def test_several_uploads_show_progress_then_results(
             await user.should_see(content="ms processing")
             await user.should_see(kind=ui.echart)
             if result["uncertain"]:
-                await user.should_see("uncertain")
+                await user.should_see("Uncertain")
+                await user.should_see(content="not counted in the differential")
             else:
-                await user.should_not_see("uncertain")
+                await user.should_not_see("Uncertain")
     # the stored object names are the app's own, never the browser's file names
     assert all(result["source"]["name"].startswith("web/") for result in stored.values())
     thumb = await user.http_client.get("/thumb/" + next(iter(stored.values()))["source"]["name"])

@@ -113,6 +113,10 @@ def main(host: str | None = None) -> None:
     host = host or os.environ.get("HOST", "").strip() or "0.0.0.0"
     if not logging.getLogger().handlers:
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if "NICEGUI_USER_SIMULATION" not in os.environ and "NICEGUI_SCREEN_TEST_PORT" not in os.environ:
+        # inherited from a test that started this process (e.g. `bloodcell serve` in a test):
+        # NiceGUI would take it for its in-process screen fixture and refuse to bind PORT
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
     settings = get_settings()
     build(settings)
     ui.run(

@@ -98,15 +98,21 @@ class FileCard:
             self._classified(result)
 
     def _classified(self, result: dict[str, object]) -> None:
+        """A firm answer reads as one; a low-confidence one leads with "Uncertain", not the type."""
         uncertain = bool(result.get("uncertain"))
         confidence = float(result.get("confidence") or 0.0)  # type: ignore[arg-type]
-        with ui.row().classes("items-baseline gap-2"):
-            ui.label(batch.label_words(str(result.get("label")))).classes("text-h6 bc-label")
-            ui.label(f"{100 * confidence:.0f} % confidence").classes("text-grey-8")
+        words = batch.label_words(str(result.get("label")))
+        with ui.row().classes("items-baseline gap-x-2 gap-y-0"):
             if uncertain:
-                ui.badge("uncertain", color="warning").classes("text-black bc-uncertain").tooltip(
-                    "Low confidence: check this cell by eye; it is not counted in the differential."
-                )
+                ui.label("Uncertain").classes("text-h6 text-amber-10")
+                ui.label("most likely").classes("text-grey-7")
+                ui.label(words).classes("font-medium bc-label")
+            else:
+                ui.label(words).classes("text-h6 bc-label")
+            ui.label(f"{100 * confidence:.0f} % confidence").classes("text-grey-8")
+        if uncertain:
+            note = "Low confidence: check this cell by eye. It is not counted in the differential."
+            ui.label(note).classes("text-xs text-amber-10")
         probs = result.get("probabilities") or {}
         ui.echart(charts.probability_chart(probs, uncertain)).classes("w-full h-24")  # type: ignore[arg-type]
         model = result.get("model") or {}
@@ -128,7 +134,7 @@ class BatchView:
         self._polling = False
         limit_mb = settings.max_upload_bytes / batch.MB
         kinds = ", ".join(s[1:].upper() for s in batch.ACCEPTED_SUFFIXES if s not in (".jpeg", ".tif"))
-        with ui.row().classes("w-full gap-4 items-stretch"):
+        with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("1 · Add images of one slide").classes("text-subtitle1 font-medium")
                 self.upload = (
@@ -154,7 +160,8 @@ class BatchView:
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("2 · Progress").classes("text-subtitle1 font-medium")
                 self.progress_label = ui.label("No images yet.").classes("text-grey-8").mark("progress")
-                self.progress = ui.linear_progress(value=0.0, show_value=False, size="12px").props("rounded")
+                self.progress = ui.linear_progress(value=0.0, show_value=False, size="12px")
+                self.progress.props("rounded animation-speed=300")
                 self.stage_counts = ui.label("").classes("text-xs text-grey-7")
         self.report_box = ui.column().classes("w-full")
         ui.label("3 · Files").classes("text-subtitle1 font-medium")
