@@ -329,3 +329,59 @@ async def test_model_page_reads_the_model_folder(
     response = await user.http_client.get("/model-files/confusion_matrix.png")
     assert response.status_code == (200 if (model_dir / "confusion_matrix.png").is_file() else 404)
     assert errors() == []
+
+
+@pytest.fixture
+def evaluated_model(
+    env: dict[str, str], tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A model folder shaped like training's output: metrics per evaluation set, a matrix picture, a card."""
+    from PIL import Image
+
+    folder = tmp_path / "evaluated-model"
+    folder.mkdir()
+    for name in ("labels.txt", "contract.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    recall = {"EOSINOPHIL": 0.91, "LYMPHOCYTE": 0.99, "MONOCYTE": 0.75, "NEUTROPHIL": 0.88}
+    meta = {
+        "name": "wbc-mobilenet",
+        "version": "2.1.0",
+        "uncertainty": {"min_top_probability": 0.6, "max_other_probability": 0.5},
+        "metrics": {
+            "Kaggle TEST": {"n": 2487, "accuracy": 0.8812, "macro_f1": 0.8791, "recall": recall,
+                            "confusion_matrix": [[1, 0], [0, 1]], "flag_rate": 0.05,
+                            "accuracy_unflagged": 0.9},
+            "BCCD fields": {"n": 70, "accuracy": 0.8, "macro_f1": 0.7, "recall": recall,
+                            "confusion_matrix": [[1]], "flag_rate": 0.1, "accuracy_unflagged": None},
+            "pbc/other val": {"n": 300, "flag_rate": 0.64, "flag_rate_by_type": {"platelet": 0.9}},
+        },
+        "speed": {"inference_ms_1_thread": 1.25},
+    }
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    Image.new("RGB", (40, 30), "white").save(folder / "confusion_matrix.png")
+    (folder / "MODEL_CARD.md").write_text("# wbc-mobilenet\n\nIntended use: research only.\n")
+    monkeypatch.setenv("MODEL_DIR", str(folder))
+    settings_module.get_settings.cache_clear()
+    return folder
+
+
+async def test_model_page_renders_whatever_metrics_training_wrote(
+    evaluated_model: Path, user: User, errors: Callable[[], list[str]]
+) -> None:
+    await user.open("/model")
+    await user.should_see("wbc-mobilenet")
+    await user.should_see("version 2.1.0")
+    await user.should_see(content="below 60 %")
+    await user.should_see(content="'other' output")
+    tables = [table for table in user.find(ui.table).elements if "bc-metrics" in table.classes]
+    rows = {row["set"]: row for table in tables for row in table.rows}
+    assert set(rows) == {"Kaggle TEST", "BCCD fields", "pbc/other val", "speed"}
+    headings = {column["label"] for table in tables for column in table.columns}
+    assert {"accuracy", "macro f1", "recall · Monocyte", "flag rate by type · platelet"} <= headings
+    assert "0.881" in rows["Kaggle TEST"].values() and "–" in rows["BCCD fields"].values()
+    assert len(tables) == 3  # the two sets with the same figures share a table; speed has its own
+    await user.should_see(kind=ui.image, marker=None)
+    response = await user.http_client.get("/model-files/confusion_matrix.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    await user.should_see(content="Intended use: research only.")
+    assert errors() == []

@@ -83,7 +83,7 @@ async def history_page(settings: Settings, page: int) -> None:
             )
 
     pager()
-    with ui.card().classes("w-full gap-0 divide-y"):
+    with ui.card().classes("w-full gap-0 divide-y divide-gray-200"):
         for result in found.items:
             _row(settings, result)
     if found.pages > 1:

@@ -14,7 +14,7 @@ from typing import Any
 from nicegui import ui
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.model import read_model_info
+from bloodcell.model import OTHER, read_model_info
 from bloodcell.settings import Settings
 from bloodcell.web.batch import label_words
 
@@ -31,43 +31,47 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def _is_table(value: Mapping[str, Any]) -> bool:
-    """A dict of flat dicts (e.g. per-class precision/recall) reads best as one table."""
-    rows = list(value.values())
-    return bool(rows) and all(
-        isinstance(row, Mapping) and row and all(isinstance(v, SCALARS) for v in row.values()) for row in rows
-    )
-
-
 def _title(key: str) -> str:
     return label_words(key) if key.isupper() else key.replace("_", " ")
 
 
-def render_mapping(data: Mapping[str, Any]) -> None:
-    """Scalars as a key/value grid, tables for dicts of flat dicts, sub-sections for the rest."""
-    scalars = {k: v for k, v in data.items() if isinstance(v, (*SCALARS, list))}
-    if scalars:
-        with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 bc-metrics"):
-            for key, value in scalars.items():
-                ui.label(_title(key)).classes("text-grey-8")
+def _flat(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(v, SCALARS) for v in value)
+    return isinstance(value, SCALARS)
+
+
+def flatten(section: Mapping[str, Any]) -> dict[str, Any]:
+    """One level of nesting becomes "recall · Eosinophil" columns; matrices are left to the pictures."""
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{_title(key)} · {_title(k)}": v for k, v in value.items() if _flat(v)})
+        elif _flat(value):
+            flat[_title(key)] = value
+    return flat
+
+
+def render_metrics(metrics: Mapping[str, Any], row_heading: str = "Evaluated on") -> None:
+    """Loose numbers as a key/value grid; evaluation sets with the same figures share one table."""
+    loose = flatten({k: v for k, v in metrics.items() if not isinstance(v, Mapping)})
+    if loose:
+        with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1"):
+            for key, value in loose.items():
+                ui.label(key).classes("text-grey-8")
                 ui.label(fmt(value)).classes("font-mono")
-    for key, value in data.items():
-        if not isinstance(value, Mapping):
-            continue
-        ui.label(_title(key)).classes("text-subtitle2 mt-2")
-        if _is_table(value):
-            columns = list(dict.fromkeys(col for row in value.values() for col in row))
-            with ui.grid(columns=f"auto repeat({len(columns)}, auto)").classes("gap-x-6 gap-y-1 bc-metrics"):
-                ui.label("")
-                for col in columns:
-                    ui.label(_title(col)).classes("text-xs text-grey-7 uppercase")
-                for name, row in value.items():
-                    ui.label(_title(name)).classes("text-grey-8")
-                    for col in columns:
-                        ui.label(fmt(row.get(col))).classes("font-mono")
-        else:
-            with ui.column().classes("pl-4 gap-1"):
-                render_mapping(value)
+    groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
+    for name, section in metrics.items():
+        if isinstance(section, Mapping) and (flat := flatten(section)):
+            groups.setdefault(tuple(flat), []).append((name, flat))
+    for columns, rows in groups.items():
+        fields = dict(zip((f"c{i}" for i in range(len(columns))), columns, strict=True))
+        table_columns = [{"name": "set", "label": row_heading, "field": "set", "align": "left"}]
+        table_columns += [{"name": f, "label": c, "field": f, "align": "right"} for f, c in fields.items()]
+        table_rows = [{"set": name, **{f: fmt(flat[c]) for f, c in fields.items()}} for name, flat in rows]
+        ui.table(columns=table_columns, rows=table_rows, row_key="set").props(
+            "dense flat bordered wrap-cells"
+        ).classes("w-full bc-metrics")
 
 
 def model_page(settings: Settings, folder: Path | None) -> None:
@@ -87,7 +91,9 @@ def model_page(settings: Settings, folder: Path | None) -> None:
         with ui.row().classes("items-baseline gap-3"):
             ui.label(info.name).classes("text-h6 bc-model-name")
             ui.label(f"version {info.version}").classes("text-grey-8 bc-model-version")
-        ui.label("Classes: " + ", ".join(label_words(label) for label in info.outputs)).classes("bc-classes")
+        cells = [label_words(label) for label in info.outputs if label != OTHER]
+        other = " plus an 'other' output for images that show none of them" if OTHER in info.outputs else ""
+        ui.label(f"Classes: {', '.join(cells)}{other}.")
         ui.label(
             f"A prediction is marked uncertain when its top probability is below "
             f"{100 * info.min_top_probability:.0f} %"
@@ -102,7 +108,7 @@ def model_page(settings: Settings, folder: Path | None) -> None:
         ui.label("Evaluation").classes("text-subtitle1 font-medium")
         metrics = meta.get("metrics")
         if isinstance(metrics, Mapping) and metrics:
-            render_mapping(metrics)
+            render_metrics(metrics)
         else:
             ui.label("metadata.json holds no metrics for this model yet.").classes("text-grey-7")
         if (folder / "confusion_matrix.png").is_file():
@@ -110,6 +116,11 @@ def model_page(settings: Settings, folder: Path | None) -> None:
             ui.image("/model-files/confusion_matrix.png").classes("w-full max-w-xl bc-confusion").props(
                 "fit=contain"
             )
+    facts = {k: v for k, v in meta.items() if k not in ("name", "version", "metrics", "uncertainty")}
+    if facts:
+        with ui.card().classes("w-full gap-1"):
+            ui.label("Other facts from metadata.json").classes("text-subtitle1 font-medium")
+            render_metrics(facts, row_heading="")
     card = folder / "MODEL_CARD.md"
     if card.is_file():
         with ui.expansion("Model card", icon="description").classes("w-full bg-white rounded"):
