@@ -511,7 +511,6 @@ def _png(size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.slow
 def test_poison_input_is_rejected_and_does_not_block_the_queue(
     make_stack: Any, tmp_path: Path, datasets: Path, cell_jpeg: bytes
 ) -> None:
@@ -563,7 +562,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.slow
 def test_overwrite_is_classified_again_and_replaces_the_result(
     make_stack: Any, tmp_path: Path, datasets: Path
 ) -> None:
