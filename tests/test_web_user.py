@@ -196,6 +196,11 @@ async def test_several_uploads_show_progress_then_results(
     assert all(result["source"]["name"].startswith("web/") for result in stored.values())
     thumb = await user.http_client.get("/thumb/" + next(iter(stored.values()))["source"]["name"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+    # an accidental reload keeps the batch: the tab remembers the names, the buckets the rest
+    await user.open("/")
+    await eventually(lambda: count(user, "stage-classified") == 3, what="the batch after a reload")
+    await user.should_see("3 of 3 finished")
     assert errors() == []
 
 
@@ -217,6 +222,11 @@ async def test_rejected_and_refused_files_show_their_reason(
     await upload(user, {"monocyte.jpeg": images["monocyte.jpeg"]})
     await eventually(lambda: count(user, "stage-classified") == 1, what="the next image's result")
     await user.should_see("3 of 3 finished")
+
+    user.find("Start a new batch").click()
+    await user.should_see("No images yet.")
+    await user.open("/")
+    await user.should_see("No images yet.")
     assert errors() == []
 
 

@@ -71,9 +71,11 @@ def build(settings: Settings) -> None:
     from bloodcell.web.model_page import model_page
 
     @ui.page("/", title="bloodcell: batch")
-    def index() -> None:
+    async def index() -> None:
         with frame("/"):
-            BatchView(settings)
+            view = BatchView(settings)
+        await ui.context.client.connected()
+        view.restore(app.storage.tab)
 
     @ui.page("/history", title="bloodcell: history")
     async def history(page: int = 1) -> None:

@@ -10,118 +10,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
+from typing import Any
 
 from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.settings import Settings
-from bloodcell.web import batch, charts, results_feed
+from bloodcell.web import batch, results_feed
 from bloodcell.web.batch import Entry
+from bloodcell.web.file_card import FileCard
 from bloodcell.web.report import render_report
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
-STEPS = (batch.UPLOADED, batch.PREPROCESSED, batch.CLASSIFIED)
-
-
-class FileCard:
-    """One file's card; ``render`` rebuilds it from the entry."""
-
-    def __init__(self, entry: Entry, parent: ui.element) -> None:
-        self.entry = entry
-        with parent:
-            self.card = ui.card().classes("w-full p-3 gap-2").props("flat bordered")
-        self.card.mark(f"file-{entry.original}")
-        self.render()
-
-    def render(self) -> None:
-        entry = self.entry
-        self.card.clear()
-        with self.card, ui.row().classes("w-full no-wrap gap-3 items-start"):
-            if entry.name and entry.stage != batch.REFUSED:
-                ui.image(f"/thumb/{entry.name}").classes("w-24 h-24 rounded shrink-0").props("fit=cover")
-            else:
-                ui.icon("image_not_supported", size="48px").classes("w-24 text-grey-5 shrink-0")
-            with ui.column().classes("grow gap-1 min-w-0").mark("stage-" + entry.stage.replace(" ", "-")):
-                name = ui.label(entry.original).classes("font-medium text-sm ellipsis w-full")
-                name.tooltip(entry.original)
-                self._steps()
-                self._outcome()
-
-    def _steps(self) -> None:
-        """uploaded > preprocessed > classified, with a red mark on the step that rejected the file."""
-        entry = self.entry
-        if entry.stage in (batch.REFUSED, batch.UPLOADING):
-            return
-        reached = {batch.UPLOADED: 1, batch.PREPROCESSED: 2, batch.TIMED_OUT: 1}.get(entry.stage, 3)
-        failed = None
-        if entry.stage == batch.REJECTED:
-            failed = 2 if (entry.result or {}).get("rejected_by") == "preprocess" else 3
-            reached = failed - 1
-        with ui.row().classes("gap-1 items-center text-xs text-grey-7 bc-steps"):
-            for index, step in enumerate(STEPS, start=1):
-                if index == failed:
-                    icon, colour = "cancel", "text-negative"
-                elif index <= reached:
-                    icon, colour = "check_circle", "text-positive"
-                elif index == reached + 1 and failed is None:
-                    icon, colour = "pending", "text-primary"
-                else:
-                    icon, colour = "radio_button_unchecked", "text-grey-5"
-                ui.icon(icon, size="14px").classes(colour)
-                ui.label(step)
-                if index < len(STEPS):
-                    ui.icon("chevron_right", size="14px").classes("text-grey-5")
-
-    def _outcome(self) -> None:
-        entry = self.entry
-        result = entry.result or {}
-        if entry.stage == batch.UPLOADING:
-            with ui.row().classes("items-center gap-2"):
-                ui.spinner(size="sm")
-                ui.label("uploading…").classes("text-grey-7")
-        elif entry.stage in (batch.UPLOADED, batch.PREPROCESSED):
-            ui.label("waiting for the classifier…").classes("text-grey-7 text-sm")
-        elif entry.stage == batch.REFUSED:
-            ui.label(f"Not uploaded: {entry.reason}").classes("text-negative text-sm bc-reason")
-        elif entry.stage == batch.TIMED_OUT:
-            ui.label(f"Still waiting: {entry.reason}").classes("text-orange-9 text-sm bc-reason")
-        elif entry.stage == batch.REJECTED:
-            by = result.get("rejected_by")
-            with ui.row().classes("items-start gap-1 no-wrap"):
-                ui.icon("block", size="18px").classes("text-negative")
-                ui.label(f"Rejected{f' by {by}' if by else ''}: {entry.reason}").classes(
-                    "text-negative text-sm bc-reason"
-                )
-        else:
-            self._classified(result)
-
-    def _classified(self, result: dict[str, object]) -> None:
-        """A firm answer reads as one; a low-confidence one leads with "Uncertain", not the type."""
-        uncertain = bool(result.get("uncertain"))
-        confidence = float(result.get("confidence") or 0.0)  # type: ignore[arg-type]
-        words = batch.label_words(str(result.get("label")))
-        with ui.row().classes("items-baseline gap-x-2 gap-y-0"):
-            if uncertain:
-                ui.label("Uncertain").classes("text-h6 text-amber-10")
-                ui.label("most likely").classes("text-grey-7")
-                ui.label(words).classes("font-medium bc-label")
-            else:
-                ui.label(words).classes("text-h6 bc-label")
-            ui.label(f"{100 * confidence:.0f} % confidence").classes("text-grey-8")
-        if uncertain:
-            note = "Low confidence: check this cell by eye. It is not counted in the differential."
-            ui.label(note).classes("text-xs text-amber-10")
-        probs = result.get("probabilities") or {}
-        ui.echart(charts.probability_chart(probs, uncertain)).classes("w-full h-24")  # type: ignore[arg-type]
-        model = result.get("model") or {}
-        parts = [f"model {model.get('name')} {model.get('version')}"] if model else []  # type: ignore[union-attr]
-        if (ms := batch.processing_ms(result)) is not None:
-            parts.append(f"{ms:.0f} ms processing")
-        if (seconds := batch.turnaround_s(result)) is not None:
-            parts.append(f"{seconds:.1f} s from upload to result")
-        ui.label(" · ".join(parts)).classes("text-xs text-grey-6")
 
 
 class BatchView:
@@ -131,6 +34,7 @@ class BatchView:
         self.settings = settings
         self.entries: list[Entry] = []
         self.cards: dict[int, FileCard] = {}
+        self.store: MutableMapping[str, Any] | None = None
         self._polling = False
         limit_mb = settings.max_upload_bytes / batch.MB
         kinds = ", ".join(s[1:].upper() for s in batch.ACCEPTED_SUFFIXES if s not in (".jpeg", ".tif"))
@@ -208,6 +112,29 @@ class BatchView:
         self.grid.clear()
         self.upload.reset()
         self.refresh_summary()
+        self._save()
+
+    # ---- surviving a reload: the batch's object names live in the tab's storage ----
+
+    def restore(self, store: MutableMapping[str, Any]) -> None:
+        """Bring back the files of this tab's batch; their stages come from the buckets again."""
+        self.store = store
+        for item in store.get("batch", []):
+            entry = Entry(str(item["original"]), name=item.get("name"), generation=item.get("generation"))
+            if entry.name:
+                entry.stage, entry.started = batch.UPLOADED, time.monotonic()
+            else:
+                entry.stage, entry.reason = batch.REFUSED, item.get("reason")
+            self._add(entry)
+
+    def _save(self) -> None:
+        if self.store is None:
+            return
+        self.store["batch"] = [
+            {"original": e.original, "name": e.name, "generation": e.generation, "reason": e.reason}
+            for e in self.entries
+            if e.stage != batch.UPLOADING
+        ]
 
     def _add(self, entry: Entry) -> None:
         self.entries.append(entry)
@@ -218,6 +145,7 @@ class BatchView:
         if card := self.cards.get(id(entry)):
             card.render()
         self.refresh_summary()
+        self._save()
 
     # ---- polling ----
 
@@ -226,8 +154,11 @@ class BatchView:
         if self._polling or not waiting:
             return
         self._polling = True
+        need_tensors = any(e.stage == batch.UPLOADED for e in waiting)
         try:
-            found = await run.io_bound(results_feed.poll, self.settings, [str(e.name) for e in waiting])
+            found = await run.io_bound(
+                results_feed.poll, self.settings, [str(e.name) for e in waiting], need_tensors
+            )
         except BloodcellError as exc:
             log.warning("web: polling the buckets failed, retrying: %s", exc)
             return

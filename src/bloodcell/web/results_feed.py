@@ -53,14 +53,27 @@ class Progress:
     result: dict[str, Any] | None
 
 
-def poll(settings: Settings, names: list[str]) -> dict[str, Progress]:
-    """Where each upload stands: a result read per name, and a tensor ``stat`` only while none exists."""
+def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dict[str, Progress]:
+    """Where each upload stands, in a fixed number of calls however large the batch.
+
+    One listing of the result bucket (and, while any file is not yet preprocessed,
+    one of the tensor bucket) per folder of uploads, then a read only for results
+    that have appeared. Polling every half second stays cheap on GCS and S3 too.
+    """
     storage = storage_for(settings)
+    folders = sorted({name.rpartition("/")[0] + "/" if "/" in name else "" for name in names})
+    done: set[str] = set()
+    tensors: set[str] = set()
+    for folder in folders:
+        done.update(info.name for info in storage.list(settings.result_bucket, prefix=folder))
+        if need_tensors:
+            tensors.update(info.name for info in storage.list(settings.tensor_bucket, prefix=folder))
     found: dict[str, Progress] = {}
     for name in names:
-        result = _read_json(storage, settings.result_bucket, results.result_name(name))
-        tensor = None if result else storage.stat(settings.tensor_bucket, results.tensor_name(name))
-        found[name] = Progress(tensor_exists=tensor is not None, result=result)
+        result = None
+        if results.result_name(name) in done:
+            result = _read_json(storage, settings.result_bucket, results.result_name(name))
+        found[name] = Progress(tensor_exists=results.tensor_name(name) in tensors, result=result)
     return found
 
 
