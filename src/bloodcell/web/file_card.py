@@ -6,6 +6,8 @@ costs one small rebuild per transition, not a page refresh.
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 
 from bloodcell.web import batch, charts
@@ -86,10 +88,10 @@ class FileCard:
         else:
             self._classified(result)
 
-    def _classified(self, result: dict[str, object]) -> None:
+    def _classified(self, result: dict[str, Any]) -> None:
         """A firm answer reads as one; a low-confidence one leads with "Uncertain", not the type."""
         uncertain = bool(result.get("uncertain"))
-        confidence = float(result.get("confidence") or 0.0)  # type: ignore[arg-type]
+        confidence = float(result.get("confidence") or 0.0)
         words = batch.label_words(str(result.get("label")))
         with ui.row().classes("items-baseline gap-x-2 gap-y-0"):
             if uncertain:
@@ -103,9 +105,9 @@ class FileCard:
             note = "Low confidence: check this cell by eye. It is not counted in the differential."
             ui.label(note).classes("text-xs text-amber-10")
         probs = result.get("probabilities") or {}
-        ui.echart(charts.probability_chart(probs, uncertain)).classes("w-full h-24")  # type: ignore[arg-type]
+        ui.echart(charts.probability_chart(probs, uncertain)).classes("w-full h-24")
         model = result.get("model") or {}
-        parts = [f"model {model.get('name')} {model.get('version')}"] if model else []  # type: ignore[union-attr]
+        parts = [f"model {model.get('name')} {model.get('version')}"] if model else []
         if (ms := batch.processing_ms(result)) is not None:
             parts.append(f"{ms:.0f} ms processing")
         if (seconds := batch.turnaround_s(result)) is not None:
