@@ -255,6 +255,7 @@ def test_transient_read_errors_end_in_a_result_not_a_rejection(
 ) -> None:
     import functions_framework
 
+    monkeypatch.setenv("FUNCTION_TARGET", "")  # create_app sets it; don't leak it to later tests
     local = LocalStorage(settings.data_dir)
     flaky = FlakyStorage(local)
     monkeypatch.setattr(pipeline_module, "open_storage", lambda _settings: flaky)
