@@ -210,6 +210,15 @@ def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, wor
                     },
                 }
             )
+        # what the idle stack costs once its buckets hold every upload and tensor of the run
+        time.sleep(1.0)
+        idle_before, idle_t = cpu_seconds(stack.process.pid), time.monotonic()
+        time.sleep(3.0)
+        idle_after, idle_span = cpu_seconds(stack.process.pid), time.monotonic() - idle_t
+        idle_cpu = {
+            k: round((idle_after[k] - idle_before.get(k, 0.0)) / idle_span * 100, 1) for k in idle_after
+        }
+        objects = sum(1 for _ in stack.uploads.iterdir())
         memory = sampler.stop()
     finally:
         if sampler._thread.is_alive():
@@ -246,4 +255,5 @@ def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, wor
         "pipeline_fraction_of_in_process": round(statistics.median(fractions), 2),
         "pipeline_fraction_per_burst": [round(f, 2) for f in fractions],
         "memory": memory,
+        "idle_cpu_percent_after_run": {"uploads_in_bucket": objects, **idle_cpu},
     }

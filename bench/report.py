@@ -123,6 +123,15 @@ def table(results: dict[str, Any]) -> str:
                 f"{parts}; in-process {_get(e2e, 'in_process.ms_per_image')} ms",
             )
         )
+    idle_cpu = e2e.get("idle_cpu_percent_after_run") or {}
+    if idle_cpu:
+        rows.append(
+            (
+                f"  idle stack CPU, {idle_cpu.get('uploads_in_bucket')} uploads in the bucket",
+                f"{idle_cpu.get('serve (event source)')} % of a core",
+                "the event source lists both buckets every 50 ms",
+            )
+        )
     for function in ("preprocess", "predict"):
         mem = _get(e2e, f"memory.{function}") or {}
         rows.append(
