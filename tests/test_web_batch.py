@@ -178,5 +178,5 @@ def test_charts_are_plain_options() -> None:
     assert values == [10.0, 10.0, 70.0, 10.0]
     diff = batch.differential([done("n.jpg", classified("NEUTROPHIL"))])
     series = charts.differential_chart(diff)["series"]
-    assert [point["value"] for point in series[2]["data"]] == [100.0, 0.0, 0.0, 0.0]
-    assert series[1]["data"] == [20.0, 20.0, 6.0, 3.0]
+    assert [point["value"] for point in series[0]["data"]] == [100.0, 0.0, 0.0, 0.0]
+    assert series[1]["data"] == [40.0, 20.0, 2.0, 1.0] and series[2]["data"] == [20.0, 20.0, 6.0, 3.0]

@@ -21,7 +21,7 @@ from bloodcell.settings import Settings
 from bloodcell.web import batch, results_feed
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
-from bloodcell.web.report import render_report
+from bloodcell.web.report import Report
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
@@ -67,7 +67,7 @@ class BatchView:
                 self.progress = ui.linear_progress(value=0.0, show_value=False, size="12px")
                 self.progress.props("rounded animation-speed=300")
                 self.stage_counts = ui.label("").classes("text-xs text-grey-7")
-        self.report_box = ui.column().classes("w-full")
+        self.report = Report(self.entries)
         ui.label("3 · Files").classes("text-subtitle1 font-medium")
         self.grid = ui.element("div").classes("w-full grid gap-3 grid-cols-1 md:grid-cols-2 xl:grid-cols-3")
         ui.timer(POLL_SECONDS, self.tick)
@@ -191,6 +191,4 @@ class BatchView:
         for entry in self.entries:
             counts[entry.stage] = counts.get(entry.stage, 0) + 1
         self.stage_counts.set_text(" · ".join(f"{n} {stage}" for stage, n in counts.items()))
-        self.report_box.clear()
-        with self.report_box:
-            render_report(diff, self.entries)
+        self.report.update()

@@ -64,13 +64,14 @@ def differential_chart(diff: Differential) -> dict[str, Any]:
         "xAxis": {"type": "category", "data": names},
         "yAxis": {"type": "value", "min": 0, "max": 100, "axisLabel": {"formatter": "{value} %"}},
         "series": [
-            # the band: an invisible bar up to the low limit, then the range on top of it
-            {"type": "bar", "stack": "ref", "silent": True, "barWidth": "55%",
-             "itemStyle": {"color": "transparent"}, "data": [row.low for row in diff.rows]},
-            {"name": "Reference range", "type": "bar", "stack": "ref", "barWidth": "55%",
-             "itemStyle": {"color": "rgba(67, 160, 71, 0.25)"},
-             "data": [row.high - row.low for row in diff.rows]},
-            {"name": "This batch", "type": "bar", "barWidth": "25%", "barGap": "-72%", "data": observed,
+            {"name": "This batch", "type": "bar", "barWidth": "45%", "data": observed,
              "label": {"show": True, "position": "top", "formatter": "{c} %"}},
+            # the band, drawn over the bar: an invisible bar up to the low limit, then the range
+            {"type": "bar", "stack": "ref", "silent": True, "barWidth": "45%", "barGap": "-100%",
+             "itemStyle": {"color": "transparent"}, "data": [row.low for row in diff.rows]},
+            {"name": "Reference range", "type": "bar", "stack": "ref", "barWidth": "45%", "barGap": "-100%",
+             "itemStyle": {"color": "rgba(67, 160, 71, 0.30)", "borderColor": "#2e7d32", "borderWidth": 1,
+                           "borderType": "dashed"},
+             "data": [row.high - row.low for row in diff.rows]},
         ],
     }

@@ -7,7 +7,7 @@ from datetime import datetime
 from nicegui import ui
 
 from bloodcell.web import batch, charts
-from bloodcell.web.batch import Differential, Entry
+from bloodcell.web.batch import Differential, Entry, differential
 
 COUNTING_NOTE = (
     "Percentages count only confidently classified cells. Uncertain cells are listed separately and "
@@ -16,24 +16,49 @@ COUNTING_NOTE = (
 )
 
 
-def render_report(diff: Differential, entries: list[Entry]) -> None:
-    """Rebuilt whenever a file finishes; cheap, since it is one table and one chart."""
-    with ui.card().classes("w-full gap-3 bc-report"):
-        with ui.row().classes("w-full items-center"):
-            ui.label("Batch report · differential count").classes("text-subtitle1 font-medium")
-            ui.space()
-            button = ui.button("Download CSV", icon="download", on_click=lambda: download_csv(entries))
-            button.props("outline").set_enabled(bool(entries))
-        if diff.total == 0:
-            ui.label("Add images above; the count fills in as results arrive.").classes("text-grey-7")
-            return
-        with ui.row().classes("w-full gap-6 items-start"):
-            with ui.column().classes("grow basis-96 gap-2"):
-                _table(diff)
-                _tallies(diff)
-            if diff.counted:
-                ui.echart(charts.differential_chart(diff)).classes("grow basis-80 h-64")
-        ui.label(COUNTING_NOTE).classes("text-xs text-grey-7")
+class Report:
+    """Built once per page; ``update`` rewrites the table in place and feeds the chart new options.
+
+    The chart element is kept rather than recreated: ECharts loads asynchronously, and
+    unmounting one before it has initialised raises an error in the browser.
+    """
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        with ui.card().classes("w-full gap-3 bc-report"):
+            with ui.row().classes("w-full items-center"):
+                ui.label("Batch report · differential count").classes("text-subtitle1 font-medium")
+                ui.space()
+                self.button = ui.button("Download CSV", icon="download", on_click=self.download)
+                self.button.props("outline")
+            self.empty = ui.label("Add images above; the count fills in as results arrive.").classes(
+                "text-grey-7"
+            )
+            with ui.row().classes("w-full gap-6 items-start") as self.body:
+                self.figures = ui.column().classes("grow basis-96 gap-2")
+                self.chart = ui.echart(charts.differential_chart(differential([])))
+                self.chart.classes("grow basis-80 h-64")
+            self.note = ui.label(COUNTING_NOTE).classes("text-xs text-grey-7")
+        self.update()
+
+    def update(self) -> None:
+        diff = differential(self.entries)
+        self.button.set_enabled(bool(self.entries))
+        for element in (self.body, self.note):
+            element.set_visibility(diff.total > 0)
+        self.empty.set_visibility(diff.total == 0)
+        self.figures.clear()
+        with self.figures:
+            _table(diff)
+            _tallies(diff)
+        self.chart.set_visibility(diff.counted > 0)
+        self.chart.options.clear()
+        self.chart.options.update(charts.differential_chart(diff))
+        self.chart.update()
+
+    def download(self) -> None:
+        name = f"bloodcell-batch-{datetime.now():%Y%m%d-%H%M%S}.csv"
+        ui.download.content(batch.to_csv(self.entries).encode("utf-8"), name, media_type="text/csv")
 
 
 def _table(diff: Differential) -> None:
@@ -62,8 +87,3 @@ def _tallies(diff: Differential) -> None:
             ("waiting", f"{diff.pending} waiting", "grey-6"),
         ):
             ui.chip(text, color=colour).props("outline dense").mark(f"tally-{key}")
-
-
-def download_csv(entries: list[Entry]) -> None:
-    name = f"bloodcell-batch-{datetime.now():%Y%m%d-%H%M%S}.csv"
-    ui.download.content(batch.to_csv(entries).encode("utf-8"), name, media_type="text/csv")
