@@ -117,6 +117,26 @@ def browser(tmp_path: Path) -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _open_and_upload(browser: object, url: str, files: list[Path]) -> object:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(browser, 90, poll_frequency=0.2)
+    picker = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".bc-upload input[type=file]")))
+    picker.send_keys("\n".join(str(path) for path in files))
+    return wait
+
+
+def _full_page_screenshot(browser: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.body.scrollHeight")  # type: ignore[attr-defined]
+    browser.set_window_size(1400, max(900, min(int(height) + 120, 4000)))  # type: ignore[attr-defined]
+    time.sleep(0.5)  # let the charts redraw at the new size
+    assert browser.save_screenshot(str(path))  # type: ignore[attr-defined]
+
+
 def test_upload_a_cell_image_and_see_its_type(
     stack: tuple[str, Path], browser: object, datasets: Path, tmp_path: Path
 ) -> None:
@@ -131,10 +151,8 @@ def test_upload_a_cell_image_and_see_its_type(
     fake = tmp_path / "notes.jpg"
     fake.write_text("Not a picture at all.\n")
 
-    browser.get(url)
-    wait = WebDriverWait(browser, 90, poll_frequency=0.2)
-    picker = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".bc-upload input[type=file]")))
-    picker.send_keys(f"{cell}\n{fake}")
+    wait = _open_and_upload(browser, url, [cell, fake])
+    assert isinstance(wait, WebDriverWait)
 
     label = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".bc-label")))
     assert label.text in WORDS
@@ -142,14 +160,29 @@ def test_upload_a_cell_image_and_see_its_type(
     assert reason.text.startswith("Rejected by preprocess:")
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "2 of 2 finished"))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".q-page canvas")))
-    time.sleep(0.5)  # let the charts finish drawing before the picture is taken
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    height = browser.execute_script("return document.body.scrollHeight")
-    browser.set_window_size(1400, max(900, min(int(height) + 120, 4000)))
-    assert browser.save_screenshot(str(ARTIFACTS / "webapp.png"))
+    _full_page_screenshot(browser, ARTIFACTS / "webapp.png")
 
     console = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert console == [], console
     log = log_path.read_text(errors="replace")
     assert " ERROR " not in log and "Traceback" not in log, log
+
+
+@pytest.mark.skipif(not os.environ.get("BLOODCELL_DOCS_SCREENSHOT"), reason="set BLOODCELL_DOCS_SCREENSHOT=1")
+def test_docs_screenshot(stack: tuple[str, Path], browser: object, datasets: Path, tmp_path: Path) -> None:
+    """Regenerates docs/webapp.png: a finished batch of a dozen cells and one unreadable file."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    simple = datasets / "kaggle-blood-cells" / "TEST_SIMPLE"
+    picks = {"NEUTROPHIL": 6, "LYMPHOCYTE": 3, "MONOCYTE": 1, "EOSINOPHIL": 1}
+    files = [path for label, n in picks.items() for path in sorted((simple / label).glob("*.jpeg"))[:n]]
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("Not a picture at all.\n")
+    url, _ = stack
+    wait = _open_and_upload(browser, url, [*files, fake])
+    total = len(files) + 1
+    wait.until(  # type: ignore[attr-defined]
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), f"{total} of {total} finished")
+    )
+    _full_page_screenshot(browser, REPO / "docs" / "webapp.png")
