@@ -173,7 +173,9 @@ class LocalStorage:
         side = self._meta_path(bucket, name)
         side.parent.mkdir(parents=True, exist_ok=True)
         body: dict[str, object] = {
-            "generation": generation, "content_type": content_type, "metadata": dict(metadata or {})
+            "generation": generation,
+            "content_type": content_type,
+            "metadata": dict(metadata or {}),
         }
         if replacing is not None:
             try:

@@ -21,8 +21,14 @@ from bloodcell.contract import LABELS
 
 ACCEPTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 CONTENT_TYPES = {
-    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
-    ".tiff": "image/tiff", ".bmp": "image/bmp", ".gif": "image/gif", ".webp": "image/webp",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".bmp": "image/bmp",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
 }
 UPLOAD_PREFIX = "web/"
 MB = 1024 * 1024
@@ -40,7 +46,13 @@ WORDS = {label: label.capitalize() for label in LABELS}
 
 # Stages a file passes through; FINAL ones never change (a timed-out file may still finish).
 UPLOADING, UPLOADED, PREPROCESSED, CLASSIFIED, REJECTED, REFUSED, TIMED_OUT = (
-    "uploading", "uploaded", "preprocessed", "classified", "rejected", "refused", "timed out",
+    "uploading",
+    "uploaded",
+    "preprocessed",
+    "classified",
+    "rejected",
+    "refused",
+    "timed out",
 )
 FINAL = (CLASSIFIED, REJECTED, REFUSED)
 
@@ -194,8 +206,12 @@ def differential(entries: Iterable[Entry]) -> Differential:
         counts[label] = counts.get(label, 0) + 1
     counted = len(confident)
     rows = tuple(
-        Row(label, counts.get(label, 0), 100.0 * counts.get(label, 0) / counted if counted else None,
-            *REFERENCE_RANGES[label])
+        Row(
+            label,
+            counts.get(label, 0),
+            100.0 * counts.get(label, 0) / counted if counted else None,
+            *REFERENCE_RANGES[label],
+        )
         for label in REPORT_ORDER
     )
     return Differential(
@@ -226,16 +242,19 @@ def to_csv(entries: Iterable[Entry]) -> str:
         result = entry.result or {}
         probs = result.get("probabilities") or {}
         confidence = result.get("confidence")
-        writer.writerow(_cell(v) for v in (
-            entry.original,
-            entry.stage,
-            result.get("label") or "",
-            "" if confidence is None else f"{confidence:.4f}",
-            "" if result.get("uncertain") is None else str(bool(result.get("uncertain"))).lower(),
-            *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
-            entry.reason or "",
-            entry.name or "",
-        ))
+        writer.writerow(
+            _cell(v)
+            for v in (
+                entry.original,
+                entry.stage,
+                result.get("label") or "",
+                "" if confidence is None else f"{confidence:.4f}",
+                "" if result.get("uncertain") is None else str(bool(result.get("uncertain"))).lower(),
+                *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
+                entry.reason or "",
+                entry.name or "",
+            )
+        )
     return buffer.getvalue()
 
 

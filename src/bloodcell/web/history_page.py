@@ -75,7 +75,10 @@ async def history_page(settings: Settings, page: int) -> None:
     def pager() -> None:
         with ui.row().classes("items-center gap-3"):
             ui.pagination(
-                1, found.pages, value=found.page, direction_links=True,
+                1,
+                found.pages,
+                value=found.page,
+                direction_links=True,
                 on_change=lambda e: ui.navigate.to(f"/history?page={e.value}"),
             ).props("boundary-links max-pages=7")
             ui.label(f"{found.total} results · page {found.page} of {found.pages}").classes(

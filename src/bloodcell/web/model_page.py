@@ -97,8 +97,11 @@ def model_page(settings: Settings, folder: Path | None) -> None:
         ui.label(
             f"A prediction is marked uncertain when its top probability is below "
             f"{100 * info.min_top_probability:.0f} %"
-            + (f" or the 'other' output exceeds {100 * info.max_other_probability:.0f} %."
-               if info.max_other_probability < 1.0 else ".")
+            + (
+                f" or the 'other' output exceeds {100 * info.max_other_probability:.0f} %."
+                if info.max_other_probability < 1.0
+                else "."
+            )
         ).classes("text-grey-8 text-sm")
         ui.label(
             "This page describes the model files the web app sees; every result also records the name "
