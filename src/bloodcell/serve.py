@@ -7,6 +7,7 @@ stops everything cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -57,7 +58,9 @@ class Child:
     started: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        # its own process group: a gunicorn worker orphaned by a killed master can be
+        # reaped with it, instead of holding the port while the replacement starts
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
         self.started = time.monotonic()
 
     def alive(self) -> bool:
@@ -70,14 +73,26 @@ class Child:
             return False
         return True
 
+    def _signal_group(self, signum: int) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    def reap_group(self) -> None:
+        """After the leader died: end whatever it left behind in its group."""
+        self._signal_group(signal.SIGKILL)
+
     def stop(self, grace: float = 5.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is not None:
+            self.reap_group()
+            return
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
 
 
@@ -157,6 +172,7 @@ class LocalStack:
                 # back off a crash loop, but bring a killed server back within seconds
                 if time.monotonic() - child.started < min(30.0, 2.0**child.restarts):
                     continue
+                child.reap_group()
                 child.restarts += 1
                 log.warning(
                     "%s exited (code %s); restarting it (restart %d)", child.name, code, child.restarts
