@@ -139,3 +139,32 @@ def test_gcs_endpoint_down_is_transient(monkeypatch: pytest.MonkeyPatch) -> None
 
     with pytest.raises(TransientError):
         storage.stat("uploads", "a.jpg")
+
+
+def test_archive_can_use_its_own_s3_credentials(s3_bucket: tuple[str, str]) -> None:
+    from bloodcell.settings import Settings
+    from bloodcell.storage import open_archive
+
+    endpoint, bucket = s3_bucket
+    settings = Settings.from_env(
+        {
+            "ARCHIVE_STORAGE": "s3",
+            "ARCHIVE_S3_ENDPOINT_URL": endpoint,
+            "ARCHIVE_AWS_ACCESS_KEY_ID": "archive-key",
+            "ARCHIVE_AWS_SECRET_ACCESS_KEY": "archive-secret",
+        }
+    )
+
+    archive = open_archive(settings)
+    archive.write(bucket, "a.jpg", b"x")
+
+    assert archive.client._request_signer._credentials.access_key == "archive-key"  # type: ignore[attr-defined]
+    assert "archive-secret" not in repr(settings)
+
+
+def test_archive_credentials_come_in_pairs() -> None:
+    from bloodcell.errors import ConfigurationError
+    from bloodcell.settings import Settings
+
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"ARCHIVE_AWS_ACCESS_KEY_ID": "only-the-id"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -30,6 +30,8 @@ ENV_VARS: dict[str, str] = {
     "ARCHIVE_BUCKET": "bucket (or local folder) for archive copies kept for retraining",
     "ARCHIVE_PREFIX": "key prefix of archive copies inside ARCHIVE_BUCKET",
     "ARCHIVE_S3_ENDPOINT_URL": "S3-compatible endpoint for the archive; empty for AWS",
+    "ARCHIVE_AWS_ACCESS_KEY_ID": "archive's own S3 key id, when it differs from the pipeline's (MinIO + AWS)",
+    "ARCHIVE_AWS_SECRET_ACCESS_KEY": "archive's own S3 secret key, paired with ARCHIVE_AWS_ACCESS_KEY_ID",
     "MODEL_DIR": "folder holding model.tflite, labels.txt, contract.json and metadata.json",
     "MODEL_THREADS": "LiteRT interpreter threads",
     "MAX_UPLOAD_BYTES": "largest accepted upload, in bytes",
@@ -108,6 +110,8 @@ class Settings:
     archive_bucket: str = "archive"
     archive_prefix: str = ""
     archive_s3_endpoint_url: str | None = None
+    archive_aws_access_key_id: str | None = field(default=None, repr=False)
+    archive_aws_secret_access_key: str | None = field(default=None, repr=False)
     model_dir: Path | None = None
     model_threads: int = 1
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -137,6 +141,12 @@ class Settings:
                 "UPLOAD_BUCKET, TENSOR_BUCKET and RESULT_BUCKET must differ, or outputs "
                 f"would re-trigger the functions: {buckets}"
             )
+        if bool(_get(env, "ARCHIVE_AWS_ACCESS_KEY_ID", "")) != bool(
+            _get(env, "ARCHIVE_AWS_SECRET_ACCESS_KEY", "")
+        ):
+            raise ConfigurationError(
+                "set both ARCHIVE_AWS_ACCESS_KEY_ID and ARCHIVE_AWS_SECRET_ACCESS_KEY, or neither"
+            )
         prefix = _get(env, "ARCHIVE_PREFIX", "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -152,6 +162,8 @@ class Settings:
             archive_bucket=_get(env, "ARCHIVE_BUCKET", "archive"),
             archive_prefix=prefix,
             archive_s3_endpoint_url=_get(env, "ARCHIVE_S3_ENDPOINT_URL", "") or None,
+            archive_aws_access_key_id=_get(env, "ARCHIVE_AWS_ACCESS_KEY_ID", "") or None,
+            archive_aws_secret_access_key=_get(env, "ARCHIVE_AWS_SECRET_ACCESS_KEY", "") or None,
             model_dir=Path(model_dir).resolve() if model_dir else None,
             model_threads=_int(env, "MODEL_THREADS", 1),
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),

@@ -11,7 +11,9 @@ from bloodcell.storage.local import LocalStorage, check_object_name
 __all__ = ["LocalStorage", "ObjectInfo", "Storage", "check_object_name", "open_archive", "open_storage"]
 
 
-def _open(kind: str, settings: Settings, endpoint: str | None) -> Storage:
+def _open(
+    kind: str, settings: Settings, endpoint: str | None, credentials: tuple[str, str] | None = None
+) -> Storage:
     if kind == "local":
         return LocalStorage(settings.data_dir)
     if kind == "gcs":
@@ -20,7 +22,7 @@ def _open(kind: str, settings: Settings, endpoint: str | None) -> Storage:
         return GcsStorage()
     from bloodcell.storage.s3 import S3Storage
 
-    return S3Storage(endpoint_url=endpoint)
+    return S3Storage(endpoint_url=endpoint, credentials=credentials)
 
 
 @cache
@@ -32,4 +34,7 @@ def open_storage(settings: Settings) -> Storage:
 @cache
 def open_archive(settings: Settings) -> Storage:
     """Where archive copies go: a folder bucket locally, S3 (AWS or MinIO) when deployed."""
-    return _open(settings.archive_storage, settings, settings.archive_s3_endpoint_url)
+    keys = None
+    if settings.archive_aws_access_key_id and settings.archive_aws_secret_access_key:
+        keys = (settings.archive_aws_access_key_id, settings.archive_aws_secret_access_key)
+    return _open(settings.archive_storage, settings, settings.archive_s3_endpoint_url, keys)

@@ -26,9 +26,16 @@ def _etag(value: str) -> str:
 
 
 class S3Storage:
-    def __init__(self, endpoint_url: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
+        # None: boto3's usual chain (AWS_* variables, instance role, ...)
+        self._credentials = credentials
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -45,8 +52,14 @@ class S3Storage:
                     read_timeout=20,
                     max_pool_connections=32,
                 )
+                keys = {}
+                if self._credentials:
+                    keys = {
+                        "aws_access_key_id": self._credentials[0],
+                        "aws_secret_access_key": self._credentials[1],
+                    }
                 self._client = boto3.client(
-                    "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
+                    "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config, **keys
                 )
             return self._client
 
