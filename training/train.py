@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
 import data as cache  # noqa: E402
+from augment import Sampler, augment_fn  # noqa: E402
 from calibrate import choose_thresholds  # noqa: E402
 from splits import OTHER_INDEX, OUTPUTS, SPLIT_SEED, kaggle_items, split_kaggle_train, split_pbc  # noqa: E402
 
@@ -61,67 +62,6 @@ def build_model(keras):  # type: ignore[no-untyped-def]
     x = layers.Dropout(0.25)(x)
     outputs = layers.Dense(len(OUTPUTS), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="bloodcell_wbc")
-
-
-class Sampler:
-    """Balanced batches: every (source, class) group equally likely; OTHER a fixed share."""
-
-    def __init__(self, labels: np.ndarray, sources: list[str], seed: int, other_weight: float = 1.6) -> None:
-        self.rng = np.random.default_rng(seed)
-        keys = [f"{s}:{label}" for s, label in zip(sources, labels, strict=True)]
-        names = sorted(set(keys))
-        self.groups = [np.array([i for i, k in enumerate(keys) if k == n]) for n in names]
-        w = np.array([other_weight if n.endswith(f":{OTHER_INDEX}") else 1.0 for n in names])
-        self.weights = w / w.sum()
-
-    def batch(self, size: int) -> np.ndarray:
-        g = self.rng.choice(len(self.groups), size=size, p=self.weights)
-        return np.array([self.groups[k][self.rng.integers(len(self.groups[k]))] for k in g])
-
-
-def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
-    """Batch augmentation: scale/shift crop, the 8 dihedral symmetries, stain and colour jitter."""
-    gen = tf.random.Generator.from_seed(seed)
-    nominal = CONTRACT.width / cache.CACHE_SIZE
-
-    def augment(x, y):  # type: ignore[no-untyped-def]
-        n = tf.shape(x)[0]
-        x = tf.cast(x, tf.float32) / 255.0
-        # scale 0.75..1.33 of the nominal crop (covers 224 vs 360 px and localisation noise)
-        side = tf.minimum(nominal * tf.exp(gen.uniform([n], np.log(0.75), np.log(1.33))), 1.0)
-        room = (1.0 - side) / 2.0
-        cy = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
-        cx = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
-        boxes = tf.stack([cy - side / 2, cx - side / 2, cy + side / 2, cx + side / 2], axis=1)
-        x = tf.image.crop_and_resize(x, boxes, tf.range(n), [CONTRACT.height, CONTRACT.width])
-        pick = lambda: gen.uniform([n, 1, 1, 1]) < 0.5  # noqa: E731
-        x = tf.where(pick(), tf.transpose(x, [0, 2, 1, 3]), x)
-        x = tf.where(pick(), tf.reverse(x, [1]), x)
-        x = tf.where(pick(), tf.reverse(x, [2]), x)
-        # stain: hue rotation about the grey axis, per-channel gain, saturation, contrast, brightness
-        angle = gen.uniform([n], -0.35, 0.35)
-        c, s = tf.cos(angle), tf.sin(angle)
-        k = 1.0 / 3.0
-        q = np.sqrt(1.0 / 3.0)
-        row = lambda a, b, d: tf.stack([a, b, d], axis=-1)  # noqa: E731
-        rot = tf.stack(
-            [
-                row(c + (1 - c) * k, k * (1 - c) - q * s, k * (1 - c) + q * s),
-                row(k * (1 - c) + q * s, c + (1 - c) * k, k * (1 - c) - q * s),
-                row(k * (1 - c) - q * s, k * (1 - c) + q * s, c + (1 - c) * k),
-            ],
-            axis=1,
-        )
-        x = tf.einsum("bhwc,bdc->bhwd", x, rot)
-        x = x * tf.exp(gen.normal([n, 1, 1, 3], stddev=0.07))
-        grey = tf.reduce_mean(x, axis=-1, keepdims=True)
-        x = grey + (x - grey) * tf.exp(gen.uniform([n, 1, 1, 1], -0.4, 0.4))
-        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        x = mean + (x - mean) * tf.exp(gen.uniform([n, 1, 1, 1], -0.25, 0.25))
-        x = x + gen.uniform([n, 1, 1, 1], -0.08, 0.08)
-        return tf.clip_by_value(x, 0.0, 1.0), y
-
-    return augment
 
 
 def per_source_scores(probs: np.ndarray, labels: np.ndarray, sources: list[str]) -> dict[str, float]:
