@@ -62,3 +62,32 @@ def classify(session: nox.Session) -> None:
     """`bloodcell classify` on files or folders given after `--`."""
     _install_runtime(session)
     session.run("bloodcell", "classify", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def train(session: nox.Session) -> None:
+    """Reproduce the shipped model from scratch (TensorFlow, fixed seed): `-- --data DIR`."""
+    session.install("-r", "training/requirements.txt")
+    args = list(session.posargs)
+    if "--data" not in args:
+        args += ["--data", DATASETS]
+    session.run("python", "training/train.py", *args, env={"PYTHONPATH": "src"})
+    # The figures come from the shipped .tflite on the runtime path, in the runtime's own venv.
+    data = args[args.index("--data") + 1]
+    out = args[args.index("--out") + 1] if "--out" in args else "functions/predict/model"
+    session.notify("evaluate", posargs=["--data", data, "--model", out])
+
+
+@nox.session(python=PYTHON)
+def evaluate(session: nox.Session) -> None:
+    """Evaluate the shipped .tflite through the runtime path; writes its metadata and card."""
+    _install_runtime(session)
+    args = session.posargs or ["--data", DATASETS]
+    session.run("python", "training/evaluate.py", *args, env={"PYTHONPATH": "src"})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite: prints a table, writes bench/results.json (`-- --quick` for a smoke run)."""
+    _install_runtime(session)
+    session.run("python", "bench/run.py", *session.posargs, env={"BLOODCELL_DATASETS": DATASETS})

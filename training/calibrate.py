@@ -5,6 +5,9 @@ or the OTHER softmax is above ``max_other_probability`` (``Classifier.interpret`
 We keep the pair that flags the most ``pbc/other`` validation cells while flagging at
 most ``max_wbc_flag`` of each source's validation white cells: a little under the 5 %
 target, to leave room for the difference between validation and unseen data.
+``min_top_probability`` never goes below ``MIN_TOP_FLOOR``: a four-way answer that the
+model gives less than even odds is shown as uncertain whatever the search prefers
+(left free, it chose 0.0 and only the OTHER output ever flagged anything).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 N_WBC = 4
+MIN_TOP_FLOOR = 0.5
 
 
 def flags(probs: np.ndarray, min_top: float, max_other: float) -> np.ndarray:
@@ -28,7 +32,7 @@ def choose_thresholds(
     src = np.array(sources)
     other = probs[src == "pbc-other"]
     best: tuple[float, float, float, float] | None = None
-    for min_top in np.round(np.arange(0.0, 0.96, 0.01), 2):
+    for min_top in np.round(np.arange(MIN_TOP_FLOOR, 0.96, 0.01), 2):
         for max_other in np.round(
             np.concatenate([np.arange(0.02, 0.5, 0.01), np.arange(0.5, 1.01, 0.02)]), 2
         ):
@@ -44,7 +48,7 @@ def choose_thresholds(
             if best is None or key > best:
                 best = key
     if best is None:
-        return {"min_top_probability": 0.0, "max_other_probability": 1.0, "val_other_flag_rate": 0.0}
+        return {"min_top_probability": MIN_TOP_FLOOR, "max_other_probability": 1.0, "val_other_flag_rate": 0.0}
     caught, _, max_other, neg_min_top = best
     min_top = -neg_min_top
     result = {
