@@ -48,7 +48,11 @@ def choose_thresholds(
             if best is None or key > best:
                 best = key
     if best is None:
-        return {"min_top_probability": MIN_TOP_FLOOR, "max_other_probability": 1.0, "val_other_flag_rate": 0.0}
+        return {
+            "min_top_probability": MIN_TOP_FLOOR,
+            "max_other_probability": 1.0,
+            "val_other_flag_rate": 0.0,
+        }
     caught, _, max_other, neg_min_top = best
     min_top = -neg_min_top
     result = {

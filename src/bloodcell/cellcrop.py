@@ -48,8 +48,8 @@ def _box_blur(a: np.ndarray, radius: int) -> np.ndarray:
     padded = np.pad(a, radius, mode="edge")
     c = np.cumsum(np.cumsum(padded, axis=0), axis=1)
     c = np.pad(c, ((1, 0), (1, 0)))
-    total = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-    return total / float(k * k)
+    total: np.ndarray = (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / float(k * k)
+    return total
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -70,7 +70,8 @@ def _purple_score(small: np.ndarray) -> np.ndarray:
     r, g, b = small[..., 0], small[..., 1], small[..., 2]
     chroma = np.clip(b - g, 0.0, None) + 0.5 * np.clip(r - g, 0.0, None)
     darkness = 1.0 - (r + g + b) / (3.0 * 255.0)
-    return chroma * (0.5 + darkness)
+    score: np.ndarray = chroma * (0.5 + darkness)
+    return score
 
 
 def locate_cell(rgb: Image.Image) -> CellBox:
