@@ -456,6 +456,6 @@ def _check_no_strays(data_dir: Path, uploads: set[str], results: Mapping[str, di
         for path in (data_dir / bucket).rglob("*"):
             assert not path.name.startswith("."), f"hidden or temporary file inside a bucket: {path}"
     for path in (data_dir / ".meta").rglob("*"):
-        if path.is_file() and path.name != ".lock":  # LocalStorage's writer lock
+        if path.is_file() and ".locks" not in path.relative_to(data_dir).parts:  # writer locks
             assert path.suffix == ".json", f"stray file among sidecars: {path}"
             json.loads(path.read_bytes())  # sidecars are written atomically too

@@ -10,10 +10,10 @@ sidecar tree beside the buckets (``.meta/``), not inside them.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
-import threading
 import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +25,8 @@ from bloodcell.storage.base import ObjectInfo
 
 _META = ".meta"
 _TMP = ".tmp"
+_LOCKS = ".locks"  # inside .meta; bucket names never start with a dot
+_LOCK_STRIPES = 64
 _MAX_NAME_BYTES = 1024
 
 
@@ -51,17 +53,24 @@ class LocalStorage:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / _TMP).mkdir(exist_ok=True)
-        self._lock = threading.Lock()
+        self._buckets: dict[str, Path] = {}
 
     def _bucket_dir(self, bucket: str) -> Path:
+        """The bucket's resolved folder, made and resolved once per process, not once per call:
+        every stat, read and write needs it, and profiling showed the mkdir and realpath."""
+        known = self._buckets.get(bucket)
+        if known is not None:
+            return known
         if not bucket or "/" in bucket or bucket.startswith("."):
             raise RejectedInput(f"bad bucket name {bucket!r}")
         path = self.root / bucket
         path.mkdir(exist_ok=True)
-        return path
+        resolved = path.resolve()
+        self._buckets[bucket] = resolved
+        return resolved
 
     def _path(self, bucket: str, name: str) -> Path:
-        base = self._bucket_dir(bucket).resolve()
+        base = self._bucket_dir(bucket)
         path = base / check_object_name(name)
         if not path.resolve().is_relative_to(base):
             raise RejectedInput(f"object name {name!r} resolves outside its bucket")
@@ -143,7 +152,7 @@ class LocalStorage:
                     # metadata first, so a watcher never sees the object without it; one
                     # writer at a time, or concurrent writers of one name (duplicate events)
                     # could leave one version's object beside another version's metadata
-                    with self._exclusive():
+                    with self._exclusive(bucket, name):
                         self._write_meta(bucket, name, generation, content_type, metadata, path)
                         os.replace(tmp, path)
             finally:
@@ -153,11 +162,19 @@ class LocalStorage:
         return self._info(bucket, name, path, path.stat())
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Across threads and processes (each call opens its own lock-file description)."""
-        lock = self.root / _META / ".lock"  # bucket names never start with a dot
-        lock.parent.mkdir(exist_ok=True)
-        with lock.open("a") as handle:
+    def _exclusive(self, bucket: str, name: str) -> Iterator[None]:
+        """One writer of an object at a time, across threads and processes (each call opens
+        its own lock-file description). Striped by name over a few lock files, so writers of
+        different objects don't queue behind a single lock in a burst."""
+        digest = hashlib.blake2b(f"{bucket}/{name}".encode("utf-8", "surrogatepass"), digest_size=4)
+        stripe = int.from_bytes(digest.digest(), "big") % _LOCK_STRIPES
+        lock = self.root / _META / _LOCKS / f"{stripe:02d}.lock"
+        try:
+            handle = lock.open("a")
+        except FileNotFoundError:  # the first locked write (or .meta was removed under us)
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock.open("a")
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
@@ -191,7 +208,7 @@ class LocalStorage:
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Cheap enough to poll often: one scandir pass, no metadata sidecars read."""
-        base = self._bucket_dir(bucket).resolve()
+        base = self._bucket_dir(bucket)
         stack = [(base, "")]
         while stack:
             folder, rel = stack.pop()
