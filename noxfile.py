@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -68,22 +69,23 @@ def classify(session: nox.Session) -> None:
 def train(session: nox.Session) -> None:
     """Reproduce the shipped model from scratch (TensorFlow, fixed seed): `-- --data DIR`."""
     session.install("-r", "training/requirements.txt")
-    args = list(session.posargs)
-    if "--data" not in args:
-        args += ["--data", DATASETS]
-    session.run("python", "training/train.py", *args, env={"PYTHONPATH": "src"})
+    # Only to know where evaluate should look; train.py parses its own arguments.
+    known = argparse.ArgumentParser(add_help=False)
+    known.add_argument("--data", default=DATASETS)
+    known.add_argument("--out", default="functions/predict/model")
+    opts, _ = known.parse_known_args(session.posargs)
+    env = {"PYTHONPATH": "src", "BLOODCELL_DATASETS": opts.data}
+    session.run("python", "training/train.py", *session.posargs, env=env)
     # The figures come from the shipped .tflite on the runtime path, in the runtime's own venv.
-    data = args[args.index("--data") + 1]
-    out = args[args.index("--out") + 1] if "--out" in args else "functions/predict/model"
-    session.notify("evaluate", posargs=["--data", data, "--model", out])
+    session.notify("evaluate", posargs=["--data", opts.data, "--model", opts.out])
 
 
 @nox.session(python=PYTHON)
 def evaluate(session: nox.Session) -> None:
     """Evaluate the shipped .tflite through the runtime path; writes its metadata and card."""
     _install_runtime(session)
-    args = session.posargs or ["--data", DATASETS]
-    session.run("python", "training/evaluate.py", *args, env={"PYTHONPATH": "src"})
+    env = {"PYTHONPATH": "src", "BLOODCELL_DATASETS": DATASETS}
+    session.run("python", "training/evaluate.py", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)
