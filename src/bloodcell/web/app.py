@@ -26,7 +26,7 @@ from bloodcell.web import results_feed
 log = logging.getLogger(__name__)
 
 DISCLAIMER = "Research tool, not a diagnosis: results must not be used for clinical decisions."
-NAV = (("Batch", "/"), ("History", "/history"), ("About the model", "/model"))
+NAV = (("Batch", "/"), ("Slides", "/slides"), ("History", "/history"), ("About the model", "/model"))
 
 
 def model_folder(settings: Settings) -> Path | None:
@@ -81,6 +81,28 @@ def build(settings: Settings) -> None:
     async def history(page: int = 1) -> None:
         with frame("/history"):
             await history_page(settings, page)
+
+    @ui.page("/slides", title="bloodcell: slides")
+    async def slide_list() -> None:
+        from bloodcell.web.slides_page import slides_page
+
+        with frame("/slides"):
+            await slides_page(settings)
+
+    @ui.page("/slides/{slide}", title="bloodcell: slide")
+    async def slide(slide: str) -> None:
+        from bloodcell.review.slides import SlideIdError, check_slide_id
+        from bloodcell.web.slide_page import SlideView
+
+        with frame("/slides"):
+            try:
+                check_slide_id(slide)
+            except SlideIdError as exc:
+                ui.label(f"No such slide: {exc}").classes("text-negative")
+                return
+            view = SlideView(settings, slide)
+        await ui.context.client.connected()
+        await view.refresh()
 
     @ui.page("/model", title="bloodcell: the model")
     def model() -> None:

@@ -22,16 +22,19 @@ from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_stora
 
 log = logging.getLogger(__name__)
 THUMB_SIDE = 320
+REVIEW_PREFIX = "_review/"  # review records share the result bucket (bloodcell.review.records.PREFIX)
 
 
 def storage_for(settings: Settings) -> Storage:
     return open_storage(settings)
 
 
-def store_upload(settings: Settings, name: str, data: bytes, content_type: str) -> ObjectInfo:
+def store_upload(
+    settings: Settings, name: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+) -> ObjectInfo:
     """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites."""
     return storage_for(settings).write(
-        settings.upload_bucket, name, data, content_type=content_type, if_absent=True
+        settings.upload_bucket, name, data, content_type=content_type, metadata=metadata, if_absent=True
     )
 
 
@@ -88,7 +91,11 @@ class HistoryPage:
 def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
     """Past results, newest first: one listing of the result bucket, then reads for one page only."""
     storage = storage_for(settings)
-    listed = [info for info in storage.list(settings.result_bucket) if info.name.endswith(".json")]
+    listed = [
+        info
+        for info in storage.list(settings.result_bucket)
+        if info.name.endswith(".json") and not info.name.startswith(REVIEW_PREFIX)
+    ]
     listed.sort(key=lambda info: (info.updated, info.name), reverse=True)
     pages = max(1, -(-len(listed) // per_page))
     page = min(max(1, page), pages)

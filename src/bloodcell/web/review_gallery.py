@@ -1,0 +1,292 @@
+"""The review gallery: one page of cell crops at a time, a selected cell, and one key per verdict.
+
+Only the visible page exists in the browser (``PER_PAGE`` cards), so a 500-image
+slide costs the same as a 40-image one. A verdict redraws one card; moving the
+selection changes two cards' classes. Keys (ignored while typing in a field):
+N L M E give a class, X "not a white cell", U "unusable", A approves
+the current label; arrows or J/K move, PageUp/PageDown turn pages, F jumps to
+the first cell nobody has reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from nicegui import events, ui
+
+from bloodcell.review.differential import group_of
+from bloodcell.review.records import NOT_A_WHITE_CELL, UNUSABLE
+from bloodcell.review.slides import CLASSIFIED, REJECTED, WAITING, Cell
+from bloodcell.review.state import ReviewedCell
+from bloodcell.web import batch
+from bloodcell.web.app import thumb_url
+
+PER_PAGE = 40
+VERDICT_KEYS = {
+    "n": "NEUTROPHIL",
+    "l": "LYMPHOCYTE",
+    "m": "MONOCYTE",
+    "e": "EOSINOPHIL",
+    "x": NOT_A_WHITE_CELL,
+    "u": UNUSABLE,
+}
+VERDICT_WORDS = {**batch.WORDS, NOT_A_WHITE_CELL: "Not a white cell", UNUSABLE: "Unusable"}
+GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "Still being processed"}
+SELECTED = "ring-4 ring-indigo-400"
+
+Verdict = Callable[[Cell, str], Awaitable[None]]
+
+
+def verdict_words(label: str | None) -> str:
+    return VERDICT_WORDS.get(label or "", label or "")
+
+
+def why_uncertain(cell: Cell, min_top: float | None, max_other: float | None) -> str:
+    """Say which part of the model's rule flagged the cell, with the numbers behind it."""
+    result = cell.result
+    if result is None:
+        return ""
+    parts = []
+    other = result.other_probability
+    if other is not None and (max_other is None or other > max_other):
+        parts.append(f"likely none of the four types ('other' {100 * other:.0f} %)")
+    confidence = float(result.confidence or 0.0)
+    if min_top is not None and confidence < min_top:
+        parts.append(f"low confidence ({100 * confidence:.0f} %, below {100 * min_top:.0f} %)")
+    return "Uncertain: " + ("; ".join(parts) if parts else f"low confidence ({100 * confidence:.0f} %)")
+
+
+class ReviewGallery:
+    def __init__(self, on_verdict: Verdict, rule: tuple[float | None, float | None] = (None, None)) -> None:
+        self.on_verdict = on_verdict
+        self.rule = rule
+        self.cells: list[Cell] = []
+        self.reviewed: Mapping[tuple[str, str], ReviewedCell] = {}
+        self.read_only = False
+        self.page = 0
+        self.selected = 0
+        self.cards: dict[int, ui.card] = {}
+        self.busy = False
+        with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
+            self.bar = ui.row().classes("w-full items-center gap-3")
+        with ui.row().classes("w-full items-center gap-2"):
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._paged)
+            self.pager.props("boundary-links max-pages=7 dense")
+            self.page_label = ui.label("").classes("text-xs text-grey-7").mark("gallery-page")
+        self.grid = ui.column().classes("w-full gap-2")
+        # buttons keep focus after a click; keys must still work then (no key here activates one)
+        ui.keyboard(on_key=self._key, ignore=["input", "select", "textarea"])
+
+    # ---- data ----
+
+    def set_data(
+        self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], ReviewedCell], read_only: bool
+    ) -> None:
+        """New state from the buckets; redraws only when what the page shows has changed."""
+        same_cells = [c.key for c in cells] == [c.key for c in self.cells] and [c.status for c in cells] == [
+            c.status for c in self.cells
+        ]
+        changed_keys = {
+            k for k in set(reviewed) | set(self.reviewed) if reviewed.get(k) != self.reviewed.get(k)
+        }
+        mode_changed = read_only != self.read_only
+        self.reviewed, self.read_only = reviewed, read_only
+        if not same_cells:
+            self.cells = list(cells)
+            self.selected = min(self.selected, max(0, len(self.cells) - 1))
+            self.render_page()
+            return
+        for index in self.cards:
+            if self.cells[index].key in changed_keys:
+                self._fill(index)
+        if mode_changed or changed_keys:
+            self._render_bar()
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.cells) // PER_PAGE))
+
+    # ---- drawing ----
+
+    def render_page(self) -> None:
+        self.page = min(self.page, self.pages - 1)
+        self.pager.max = self.pages
+        self.pager.value = self.page + 1
+        self.pager.set_visibility(self.pages > 1)
+        first = self.page * PER_PAGE
+        shown = self.cells[first : first + PER_PAGE]
+        self.page_label.set_text(
+            f"cells {first + 1}–{first + len(shown)} of {len(self.cells)}" if shown else "No images yet."
+        )
+        self.grid.clear()
+        self.cards = {}
+        group = None
+        row: ui.element | None = None
+        with self.grid:
+            for offset, cell in enumerate(shown):
+                if group_of(cell) != group:
+                    group = group_of(cell)
+                    ui.label(GROUP_WORDS.get(group, group)).classes("text-subtitle2 text-grey-8 mt-2")
+                    row = ui.element("div").classes("w-full flex flex-wrap gap-2")
+                assert row is not None
+                with row:
+                    index = first + offset
+                    card = ui.card().classes("p-1 gap-1 w-36 sm:w-44 cursor-pointer").props("flat bordered")
+                    card.on("click", lambda _, i=index: self.select(i))
+                    card.classes(f"bc-cell-{index}").mark(f"cell-{cell.display}")
+                    self.cards[index] = card
+                    self._fill(index)
+        self._render_bar()
+
+    def _fill(self, index: int) -> None:
+        cell, card = self.cells[index], self.cards[index]
+        review = self.reviewed.get(cell.key)
+        card.clear()
+        card.classes(remove=SELECTED)
+        if index == self.selected:
+            card.classes(SELECTED)
+        with card:
+            ui.element("img").props(f'src="{thumb_url(cell.upload_name)}" loading=lazy alt=""').classes(
+                "w-full aspect-square object-cover rounded"
+            )
+            ui.label(cell.display).classes("text-xs text-grey-8 break-all leading-tight")
+            if cell.status == CLASSIFIED and cell.result is not None:
+                confidence = 100 * float(cell.result.confidence or 0.0)
+                text = f"{batch.label_words(cell.label)} {confidence:.0f} %"
+                colour = "text-amber-10" if cell.result.uncertain else "text-grey-9"
+                ui.label(("? " if cell.result.uncertain else "") + text).classes(f"text-sm {colour}")
+            elif cell.status == REJECTED:
+                ui.label("rejected").classes("text-sm text-negative")
+            else:
+                ui.label("waiting…").classes("text-sm text-grey-6")
+            if review is not None:
+                ui.badge(f"✓ {verdict_words(review.label)}", color="positive").mark(
+                    f"reviewed-{cell.display}"
+                )
+            elif cell.status == CLASSIFIED:
+                ui.badge("to review", color="grey-5").classes("text-black")
+
+    def _render_bar(self) -> None:
+        self.bar.clear()
+        with self.bar:
+            if not self.cells:
+                ui.label("Add images; they appear here as results arrive.").classes("text-grey-7")
+                return
+            cell = self.cells[self.selected]
+            review = self.reviewed.get(cell.key)
+            ui.element("img").props(f'src="{thumb_url(cell.upload_name)}" alt=""').classes(
+                "w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0"
+            )
+            with ui.column().classes("gap-1 grow min-w-0 basis-60"):
+                ui.label(f"{self.selected + 1} of {len(self.cells)} · {cell.display}").classes(
+                    "font-medium break-all"
+                ).mark("selected-cell")
+                self._describe(cell)
+                if review is not None:
+                    ui.label(f"Reviewed: {verdict_words(review.label)} by {review.reviewer}").classes(
+                        "text-positive text-sm"
+                    )
+                if self.read_only:
+                    ui.label("Signed off: read-only. Reopen the slide to change labels.").classes(
+                        "text-sm text-grey-8"
+                    )
+                    return
+                if cell.status == WAITING:
+                    return
+                with ui.row().classes("gap-1"):
+                    if cell.label:
+                        ui.button("Approve (A)", icon="check", on_click=lambda: self.verdict(None)).props(
+                            "dense unelevated color=positive"
+                        ).mark("verdict-approve")
+                    for key, label in VERDICT_KEYS.items():
+                        ui.button(
+                            f"{verdict_words(label)} ({key.upper()})",
+                            on_click=lambda _, v=label: self.verdict(v),
+                        ).props("dense outline no-caps").mark(f"verdict-{label}")
+                ui.label(
+                    "Keys: N L M E · X not a white cell · U unusable · A approve · ←/→ move · "
+                    "PgUp/PgDn page · F first unreviewed"
+                ).classes("text-xs text-grey-6 max-sm:hidden")
+
+    def _describe(self, cell: Cell) -> None:
+        result = cell.result
+        if cell.status == REJECTED and result is not None:
+            ui.label(f"Rejected: {result.reason}").classes("text-negative text-sm")
+        elif cell.status == CLASSIFIED and result is not None:
+            confidence = 100 * float(result.confidence or 0.0)
+            ui.label(f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence").classes(
+                "text-sm"
+            )
+            if result.uncertain:
+                ui.label(why_uncertain(cell, *self.rule)).classes("text-sm text-amber-10").mark(
+                    "why-uncertain"
+                )
+            if result.model is not None:
+                ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
+
+    # ---- moving and deciding ----
+
+    def select(self, index: int) -> None:
+        if not self.cells:
+            return
+        index = max(0, min(index, len(self.cells) - 1))
+        old, self.selected = self.selected, index
+        if index // PER_PAGE != self.page:
+            self.page = index // PER_PAGE
+            self.render_page()
+            return
+        for i in (old, index):
+            if i in self.cards:
+                self._fill(i)
+        self._render_bar()
+        ui.run_javascript(f"document.querySelector('.bc-cell-{index}')?.scrollIntoView({{block: 'nearest'}})")
+
+    def first_unreviewed(self) -> int | None:
+        for index, cell in enumerate(self.cells):
+            if cell.status == CLASSIFIED and cell.key not in self.reviewed:
+                return index
+        return None
+
+    async def verdict(self, label: str | None) -> None:
+        """``None`` approves the current label; then the selection moves to the next cell to review."""
+        if self.read_only or self.busy or not self.cells:
+            return
+        cell = self.cells[self.selected]
+        review = self.reviewed.get(cell.key)
+        label = label or (review.label if review else cell.label)
+        if label is None or cell.status == WAITING:
+            return
+        self.busy = True
+        try:
+            await self.on_verdict(cell, label)
+        finally:
+            self.busy = False
+        after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != WAITING]
+        if after:
+            self.select(after[0])
+
+    def _paged(self, event: events.ValueChangeEventArguments[Any]) -> None:
+        page = int(event.value or 1) - 1
+        if page != self.page:
+            self.select(page * PER_PAGE)
+
+    async def _key(self, event: events.KeyEventArguments) -> None:
+        if not event.action.keydown or event.modifiers.ctrl or event.modifiers.meta or event.modifiers.alt:
+            return
+        key = event.key
+        name = key.name.lower() if len(key.name) == 1 else key.name
+        if name in VERDICT_KEYS:
+            await self.verdict(VERDICT_KEYS[name])
+        elif name == "a":
+            await self.verdict(None)
+        elif name in ("ArrowRight", "ArrowDown", "j"):
+            self.select(self.selected + 1)
+        elif name in ("ArrowLeft", "ArrowUp", "k"):
+            self.select(self.selected - 1)
+        elif name == "PageDown":
+            self.select((self.page + 1) * PER_PAGE)
+        elif name == "PageUp":
+            self.select((self.page - 1) * PER_PAGE)
+        elif name == "f" and (index := self.first_unreviewed()) is not None:
+            self.select(index)

@@ -1,0 +1,238 @@
+"""One slide (``/slides/<id>``): add images, review each cell, compare the counts, sign off.
+
+Everything shown is read from the buckets (uploads, results, review records) and
+re-read every few seconds, so a reload, a second tab or a second reviewer all
+see the same slide; this page keeps no state a restart could lose.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nicegui import events, run, ui
+
+from bloodcell.errors import BloodcellError
+from bloodcell.model import read_model_info
+from bloodcell.review import actions, slides
+from bloodcell.review.slides import Cell
+from bloodcell.review.state import SlideReview, slide_review
+from bloodcell.settings import Settings
+from bloodcell.storage import open_archive
+from bloodcell.web import batch, results_feed
+from bloodcell.web.auth import REVIEWER, current_user
+from bloodcell.web.review_gallery import ReviewGallery, verdict_words
+from bloodcell.web.review_report import ReviewReport
+
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cells: list[Cell]
+    review: SlideReview
+
+
+def load(settings: Settings, slide: str) -> Snapshot:
+    storage = results_feed.storage_for(settings)
+    from bloodcell.review.differential import gallery_order
+
+    return Snapshot(
+        gallery_order(slides.slide_cells(storage, settings, slide)), slide_review(storage, settings, slide)
+    )
+
+
+def _rule(settings: Settings) -> tuple[float | None, float | None]:
+    from bloodcell.web.app import model_folder
+
+    folder = model_folder(settings)
+    try:
+        info = read_model_info(folder) if folder else None
+    except BloodcellError:
+        info = None
+    return (info.min_top_probability, info.max_other_probability) if info else (None, None)
+
+
+class SlideView:
+    def __init__(self, settings: Settings, slide: str) -> None:
+        self.settings = settings
+        self.slide = slide
+        self.user = current_user()
+        self.snapshot: Snapshot | None = None
+        self._loading = False
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.link("← Slides", "/slides").classes("text-primary")
+            ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
+            self.status = ui.badge("").mark("slide-status")
+            ui.space()
+            self.meta = ui.label("").classes("text-sm text-grey-7")
+        with ui.row().classes("w-full gap-4 items-start"):
+            with ui.card().classes("grow basis-72 gap-2 min-w-0"):
+                ui.label("Add images of this slide").classes("text-subtitle1 font-medium")
+                self.upload = ui.upload(
+                    multiple=True,
+                    auto_upload=True,
+                    max_file_size=settings.max_upload_bytes,
+                    on_upload=self.on_upload,
+                    label="Cell images",
+                ).props(f'accept="{",".join(batch.ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                self.upload.classes("w-full")
+                self.upload_note = ui.label("").classes("text-xs text-grey-7").mark("upload-note")
+                self.signoff = ui.column().classes("w-full gap-2")
+            self.report = ReviewReport()
+        self.gallery = ReviewGallery(self.on_verdict, _rule(settings))
+        with ui.card().classes("w-full gap-2"):
+            ui.label("Audit trail").classes("text-subtitle1 font-medium")
+            self.trail = (
+                ui.table(
+                    columns=[
+                        {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
+                        {"name": "who", "label": "Who", "field": "who", "align": "left"},
+                        {"name": "action", "label": "Action", "field": "action", "align": "left"},
+                        {"name": "cell", "label": "Cell", "field": "cell", "align": "left"},
+                        {"name": "change", "label": "Before → after", "field": "change", "align": "left"},
+                        {"name": "model", "label": "Model", "field": "model", "align": "left"},
+                    ],
+                    rows=[],
+                    row_key="id",
+                    pagination={"rowsPerPage": 10, "sortBy": "at", "descending": True},
+                )
+                .classes("w-full bc-trail")
+                .props("flat dense wrap-cells")
+            )
+        ui.timer(REFRESH_SECONDS, self.refresh)
+
+    # ---- reading ----
+
+    async def refresh(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        try:
+            snapshot = await run.io_bound(load, self.settings, self.slide)
+        except BloodcellError as exc:
+            log.warning("web: cannot read slide %r: %s", self.slide, exc)
+            return
+        finally:
+            self._loading = False
+        if snapshot is not None:
+            self.show(snapshot)
+
+    def show(self, snapshot: Snapshot) -> None:
+        before = self.snapshot
+        self.snapshot = snapshot
+        review, cells = snapshot.review, snapshot.cells
+        if before is not None and before.review.trail == review.trail and before.cells == cells:
+            return
+        status = review.status
+        self.status.set_text("signed off" if status.signed_off else "open for review")
+        self.status.props(f"color={'positive' if status.signed_off else 'primary'}")
+        who = review.created_by or "dropped into the bucket"
+        self.meta.set_text(f"{len(cells)} images · created by {who}")
+        self.gallery.set_data(cells, review.cells, status.signed_off)
+        self.report.update(cells, review.cells)
+        self._render_signoff()
+        self.trail.rows = [self._trail_row(r) for r in review.trail]
+        self.trail.update()
+
+    def _trail_row(self, record: object) -> dict[str, str]:
+        from bloodcell.review.records import ReviewRecord
+
+        assert isinstance(record, ReviewRecord)
+        ignored = self.snapshot is not None and record.id in self.snapshot.review.ignored
+        change = ""
+        if record.after is not None:
+            change = f"{verdict_words(record.before) or '–'} → {verdict_words(record.after)}"
+        return {
+            "id": record.id,
+            "at": record.at.replace("T", " ")[:23],
+            "who": record.reviewer,
+            "action": record.action + (" (after sign-off: not counted)" if ignored else ""),
+            "cell": slides.image_name(record.cell.upload_name) if record.cell else "",
+            "change": change,
+            "model": f"{record.model.name} {record.model.version}" if record.model else "",
+        }
+
+    def _render_signoff(self) -> None:
+        assert self.snapshot is not None
+        status = self.snapshot.review.status
+        self.signoff.clear()
+        with self.signoff:
+            if status.signed_off:
+                ui.label(f"Signed off by {status.by} at {str(status.at).replace('T', ' ')[:19]} UTC").classes(
+                    "text-positive font-medium"
+                ).mark("signed-off-by")
+                if self.user.has(REVIEWER):
+                    ui.button("Reopen for review", icon="lock_open", on_click=self.reopen).props("outline")
+            elif self.user.has(REVIEWER):
+                ui.button("Sign off slide", icon="verified", on_click=self.sign_off).props("unelevated")
+            else:
+                ui.label("Only a reviewer can review and sign off.").classes("text-sm text-grey-7")
+
+    # ---- acting ----
+
+    async def _act(self, func: object, *args: object) -> object:
+        try:
+            return await run.io_bound(func, *args)  # type: ignore[arg-type]
+        except actions.ReviewRefused as exc:
+            ui.notify(exc.reason, type="warning")
+        except BloodcellError as exc:
+            log.warning("web: review action on %r failed: %s", self.slide, exc)
+            ui.notify(f"Not saved: storage is not reachable ({exc}). Try again.", type="negative")
+        return None
+
+    async def _reload(self) -> None:
+        snapshot = await run.io_bound(load, self.settings, self.slide)
+        if snapshot is not None:
+            self.show(snapshot)
+
+    async def on_verdict(self, cell: Cell, label: str) -> None:
+        storage = results_feed.storage_for(self.settings)
+        if await self._act(actions.review_cell, storage, self.settings, self.slide, cell, label, self.user):
+            await self._reload()
+
+    async def sign_off(self) -> None:
+        storage = results_feed.storage_for(self.settings)
+        archive = open_archive(self.settings)
+        done = await self._act(actions.sign_off, storage, archive, self.settings, self.slide, self.user)
+        if isinstance(done, actions.SignOff):
+            note = f"Signed off. {done.verified} verified labels written to the archive."
+            if done.not_archived:
+                note += f" {done.not_archived} cells have no archive copy yet."
+            ui.notify(note, type="positive")
+            await self._reload()
+
+    async def reopen(self) -> None:
+        storage = results_feed.storage_for(self.settings)
+        if await self._act(actions.reopen, storage, self.settings, self.slide, self.user):
+            await self._reload()
+
+    async def on_upload(self, event: events.UploadEventArguments) -> None:
+        file = event.file
+        if reason := batch.refusal(file.name, file.size(), self.settings.max_upload_bytes):
+            ui.notify(f"{file.name}: not uploaded, {reason}", type="warning")
+            return
+        name = slides.upload_object_name(self.slide, file.name)
+        data = await file.read()
+        try:
+            await run.io_bound(
+                results_feed.store_upload,
+                self.settings,
+                name,
+                data,
+                batch.content_type(file.name),
+                {"uploader": self.user.name},
+            )
+        except BloodcellError as exc:
+            ui.notify(f"{file.name}: could not be stored ({exc})", type="negative")
+            return
+        if self.snapshot is not None and self.snapshot.review.created_by is None:
+            await run.io_bound(
+                actions.create_slide,
+                results_feed.storage_for(self.settings),
+                self.settings,
+                self.slide,
+                self.user,
+            )
+        await self.refresh()

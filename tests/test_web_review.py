@@ -1,0 +1,151 @@
+"""Slides and their review through NiceGUI's simulated user, with the real pipeline and model.
+
+The pipeline worker, image fixtures and helpers are those of ``test_web_user``: the
+same stand-in for the event source and both functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+
+from bloodcell.review import state
+from bloodcell.review.slides import slide_cells
+from bloodcell.review.verified import VerifiedLabel, verified_key
+from bloodcell.settings import Settings
+from bloodcell.storage import LocalStorage
+from bloodcell.web import batch
+from tests import test_web_user as web
+from tests.test_web_user import PipelineWorker, count, eventually, texts, upload
+
+# the same fixtures as the batch page's tests, found by pytest under these names
+anyio_backend, errors, images, model_dir, worker = (
+    web.anyio_backend, web.errors, web.images, web.model_dir, web.worker
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.nicegui_main_file("webapp/main.py")]
+SLIDE = "HEM-2026-0001"
+
+
+def key(user: User, name: str) -> None:
+    """One key press as the browser's keyboard element reports it."""
+    user.find(ui.keyboard).trigger(
+        "key",
+        {"action": "keydown", "repeat": False, "altKey": False, "ctrlKey": False, "metaKey": False,
+         "shiftKey": False, "key": name, "code": f"Key{name.upper()}", "location": 0},
+    )
+
+
+def one(user: User, marker: str) -> str:
+    found = texts(user, marker)
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
+async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    errors: Callable[[], list[str]],
+) -> None:
+    await user.open("/slides")
+    await user.should_see(content="No slides yet")
+    user.find(marker="new-slide-id").type(SLIDE)
+    user.find(marker="new-slide-open").click()
+    await user.should_see(f"Slide {SLIDE}")
+    files = {name: images[name] for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg",
+                                             "eosinophil.jpeg")}
+    await upload(user, {**files, "notes.jpg": b"not a picture"})
+    stored = lambda: slide_cells(worker.storage, settings, SLIDE)  # noqa: E731
+    await eventually(lambda: [c.status for c in stored()].count("classified") == 4, what="four results")
+    await eventually(lambda: one(user, "review-tally-unreviewed") == "4 not reviewed yet", what="the page")
+    cells = [c for c in stored() if c.status == "classified"]
+    assert one(user, "review-tally-rejected") == "1 rejected" and count(user, "cell-notes.jpg") == 1
+
+    # keyboard only: the gallery starts on the first cell; approve three, call the fourth unusable
+    for name in ("a", "a", "a", "u"):
+        before = len(state.read_trail(worker.storage, settings, SLIDE))
+        key(user, name)
+        await eventually(
+            lambda b=before: len(state.read_trail(worker.storage, settings, SLIDE)) == b + 1,  # type: ignore[misc]
+            what=f"the record of key {name}",
+        )
+    await eventually(lambda: one(user, "review-tally-unreviewed") == "0 not reviewed yet", what="the review")
+    trail = state.read_trail(worker.storage, settings, SLIDE)
+    reviewed = state.reviewed_labels(worker.storage, settings, SLIDE)
+    assert [r.action for r in trail] == ["create", "approve", "approve", "approve", "reclassify"]
+    assert trail[-1].after == "UNUSABLE" and {r.reviewer for r in trail} == {"local"}
+    assert set(reviewed) == {c.key for c in cells}
+    for label in batch.REPORT_ORDER:
+        expected = sum(1 for r in reviewed.values() if r.label == label)
+        assert one(user, f"reviewed-count-{label}") == str(expected)
+    model_counts = {label: sum(1 for c in cells if c.label == label and not c.result.uncertain)  # type: ignore[union-attr]
+                    for label in batch.REPORT_ORDER}
+    assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
+
+    user.find("Sign off slide").click()
+    await user.should_see(content="Signed off by local")
+    archive = LocalStorage(settings.data_dir)
+    for cell in cells:
+        assert cell.result is not None and cell.result.archive_location
+        data, _ = archive.read(settings.archive_bucket, verified_key(cell.result.archive_location))
+        assert VerifiedLabel.from_json(data).label == reviewed[cell.key].label
+    key(user, "n")  # read-only now: no record is written
+    await user.should_see(content="Signed off: read-only")
+    assert len(state.read_trail(worker.storage, settings, SLIDE)) == 6
+
+    # a reload (or any other tab) rebuilds the same slide from the buckets
+    await user.open(f"/slides/{SLIDE}")
+    await user.should_see(content="Signed off by local")
+    assert one(user, "review-tally-unreviewed") == "0 not reviewed yet"
+    assert len(user.find(ui.table).elements.pop().rows) == 6
+    await user.open("/slides")
+    with user.scope(marker=f"slide-{SLIDE}"):
+        await user.should_see("signed off")
+        await user.should_see(content="5 images · 5 with results")
+        await user.should_see(content="local")
+
+    await user.open(f"/slides/{SLIDE}")
+    await user.should_see("Reopen for review")
+    user.find("Reopen for review").click()
+    await user.should_see("Sign off slide")
+    assert state.read_trail(worker.storage, settings, SLIDE)[-1].action == "reopen"
+    assert errors() == []
+
+
+async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    errors: Callable[[], list[str]],
+) -> None:
+    for name in ("neutrophil.jpeg", "lymphocyte.jpeg"):
+        worker.storage.write(settings.upload_bucket, f"DROP-7/{name}", images[name])
+    await eventually(
+        lambda: all(c.status != "waiting" for c in slide_cells(worker.storage, settings, "DROP-7"))
+        and len(slide_cells(worker.storage, settings, "DROP-7")) == 2,
+        what="results of the dropped folder",
+    )
+    await user.open("/slides")
+    with user.scope(marker="slide-DROP-7"):
+        await user.should_see("awaiting review")
+        await user.should_see(content="2 images · 2 with results")
+        await user.should_see(content="dropped into the bucket")
+    user.find("DROP-7").click()
+    await user.should_see("Slide DROP-7")
+    await eventually(lambda: count(user, "cell-neutrophil.jpeg") == 1, what="the dropped cells")
+    result: dict[str, Any] = worker.result("DROP-7/neutrophil.jpeg")
+    await user.should_see(content=f"{batch.label_words(result['label'])} {100 * result['confidence']:.0f} %")
+    assert errors() == []
+
+
+async def test_bad_slide_ids_are_explained(user: User, settings: Settings) -> None:
+    await user.open("/slides")
+    user.find(marker="new-slide-id").type("../etc")
+    user.find(marker="new-slide-open").click()
+    await user.should_see(content="A slide id is 1 to 64 letters")
+    user.find(marker="new-slide-id").clear().type("Dupont")
+    user.find(marker="new-slide-open").click()
+    await user.should_see(content="looks like a name")
+    await user.open("/slides/_review")
+    await user.should_see(content="No such slide")
