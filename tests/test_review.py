@@ -246,3 +246,47 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
     actions.reopen(local, settings, "HEM-7", BRUNO)
     assert state.slide_status(local, settings, "HEM-7") == state.SlideStatus(False)
     assert [r.action for r in state.read_trail(local, settings, "HEM-7")][-1] == "reopen"
+
+
+def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool = False) -> slides.Cell:
+    from datetime import UTC, datetime
+
+    from bloodcell.review.resultview import ResultView
+
+    view = None
+    if label != "waiting":
+        view = ResultView(
+            status="classified" if label else "rejected", source_name=name, source_generation="g",
+            label=label, confidence=confidence if label else None, uncertain=uncertain if label else None,
+            other_probability=None, probabilities={}, reason=None if label else "not an image",
+            model=ModelRef("m", "1"), archive_location=None,
+        )
+    return slides.Cell(name, "g", datetime.now(UTC), view)
+
+
+def test_gallery_order_and_the_two_differentials() -> None:
+    from bloodcell.review.differential import gallery_order, review_differential
+
+    cells = [
+        _cell("S/n1", "NEUTROPHIL", 0.99),
+        _cell("S/n2", "NEUTROPHIL", 0.7),
+        _cell("S/n3", "NEUTROPHIL", 0.95, True),
+        _cell("S/l1", "LYMPHOCYTE", 0.8), _cell("S/bad", None), _cell("S/later", "waiting"),
+    ]
+    reviewed = {
+        ("S/n1", "g"): state.ReviewedCell("NEUTROPHIL", "anne", "t"),
+        ("S/n3", "g"): state.ReviewedCell("LYMPHOCYTE", "anne", "t"),
+        ("S/n2", "g"): state.ReviewedCell("NOT_A_WHITE_CELL", "anne", "t"),
+    }
+
+    order = [c.upload_name for c in gallery_order(cells)]
+    diff = review_differential(cells, reviewed)
+
+    assert order == ["S/n3", "S/n2", "S/n1", "S/l1", "S/bad", "S/later"]
+    rows = {row.label: row for row in diff.rows}
+    assert (rows["NEUTROPHIL"].model, rows["NEUTROPHIL"].reviewed) == (2, 1)
+    assert (rows["LYMPHOCYTE"].model, rows["LYMPHOCYTE"].reviewed) == (1, 1)
+    assert rows["NEUTROPHIL"].reviewed_percent == 50.0
+    assert rows["NEUTROPHIL"].model_percent == pytest.approx(66.67, 0.01)
+    tallies = (diff.unreviewed, diff.not_white, diff.model_uncertain, diff.rejected, diff.waiting)
+    assert tallies == (1, 1, 1, 1, 1)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bloodcell.contract import LABELS
+from bloodcell.sizes import format_size
 
 ACCEPTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 CONTENT_TYPES = {
@@ -100,7 +101,7 @@ def refusal(filename: str, size: int, max_bytes: int) -> str | None:
         kinds = ", ".join(s[1:].upper() for s in ACCEPTED_SUFFIXES)
         return f"not an accepted image type ({kinds})"
     if size > max_bytes:
-        return f"file is {size / MB:.1f} MB, over the limit of {max_bytes / MB:.1f} MB"
+        return f"file is {format_size(size)}, over the limit of {format_size(max_bytes)}"
     if size == 0:
         return "file is empty"
     return None
@@ -224,7 +225,40 @@ def differential(entries: Iterable[Entry]) -> Differential:
     )
 
 
-CSV_COLUMNS = ("file_name", "status", "label", "confidence", "uncertain", *LABELS, "reason", "object_name")
+CSV_COLUMNS = (
+    "file_name",
+    "status",
+    "label",
+    "confidence",
+    "uncertain",
+    *LABELS,
+    "other_probability",
+    "reason",
+    "object_name",
+)
+
+
+def uncertain_reason(
+    confidence: float | None,
+    other_probability: float | None,
+    min_top: float | None = None,
+    max_other: float | None = None,
+) -> str:
+    """Why a cell was flagged, in words and with the numbers: which part of the model's rule it failed.
+
+    ``min_top``/``max_other`` are the model's thresholds (metadata.json); without
+    them the figures alone are given.
+    """
+    parts = []
+    top = float(confidence or 0.0)
+    if other_probability is not None and (max_other is None or other_probability > max_other):
+        limit = "" if max_other is None else f", above {100 * max_other:.0f} %"
+        parts.append(f"likely none of the four types ('other' {100 * other_probability:.0f} %{limit})")
+    if min_top is not None and top < min_top:
+        parts.append(f"low confidence ({100 * top:.0f} %, below {100 * min_top:.0f} %)")
+    if not parts:
+        parts.append(f"low confidence ({100 * top:.0f} %)")
+    return "Uncertain: " + "; ".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -251,6 +285,7 @@ def to_csv(entries: Iterable[Entry]) -> str:
                 "" if confidence is None else f"{confidence:.4f}",
                 "" if result.get("uncertain") is None else str(bool(result.get("uncertain"))).lower(),
                 *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
+                "" if result.get("other_probability") is None else f"{result['other_probability']:.4f}",
                 entry.reason or "",
                 entry.name or "",
             )

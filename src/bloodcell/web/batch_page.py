@@ -18,6 +18,7 @@ from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.settings import Settings
+from bloodcell.sizes import format_size
 from bloodcell.web import batch, results_feed
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
@@ -36,7 +37,7 @@ class BatchView:
         self.cards: dict[int, FileCard] = {}
         self.store: MutableMapping[str, Any] | None = None
         self._polling = False
-        limit_mb = settings.max_upload_bytes / batch.MB
+        limit = format_size(settings.max_upload_bytes)
         kinds = ", ".join(s[1:].upper() for s in batch.ACCEPTED_SUFFIXES if s not in (".jpeg", ".tif"))
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-80 gap-2"):
@@ -57,9 +58,7 @@ class BatchView:
                     ui.icon("cloud_upload", size="40px").classes("text-indigo-3")
                     ui.label("Drop a batch of cell images here").classes("text-grey-8")
                     ui.label("or click + to choose files").classes("text-xs text-grey-6")
-                ui.label(f"{kinds} · up to {limit_mb:.0f} MB each · many files at once").classes(
-                    "text-xs text-grey-7"
-                )
+                ui.label(f"{kinds} · up to {limit} each · many files at once").classes("text-xs text-grey-7")
                 ui.button("Start a new batch", icon="restart_alt", on_click=self.clear).props("flat dense")
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("2 · Progress").classes("text-subtitle1 font-medium")
@@ -100,9 +99,9 @@ class BatchView:
         return self._changed(entry)
 
     def on_rejected(self) -> None:
-        limit = self.settings.max_upload_bytes / batch.MB
+        limit = format_size(self.settings.max_upload_bytes)
         ui.notify(
-            f"Some files were not added: only image files up to {limit:.0f} MB are accepted.",
+            f"Some files were not added: only image files up to {limit} are accepted.",
             type="warning",
         )
 
@@ -138,7 +137,7 @@ class BatchView:
 
     def _add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        self.cards[id(entry)] = FileCard(entry, self.grid)
+        self.cards[id(entry)] = FileCard(entry, self.grid, results_feed.uncertainty_rule(self.settings))
         self.refresh_summary()
 
     def _changed(self, entry: Entry) -> None:

@@ -148,3 +148,16 @@ PLACEHOLDER_SVG = (
     '<text x="80" y="66" font-family="sans-serif" font-size="13" fill="#78909c" text-anchor="middle">'
     "no preview</text></svg>"
 )
+
+
+@lru_cache(maxsize=4)
+def uncertainty_rule(settings: Settings) -> tuple[float | None, float | None]:
+    """The model's thresholds (top probability, 'other' probability), to say why a cell is uncertain."""
+    from bloodcell.errors import ConfigurationError
+    from bloodcell.model import default_model_dir, read_model_info
+
+    try:
+        info = read_model_info(settings.model_dir or default_model_dir())
+    except ConfigurationError:
+        return (None, None)
+    return (info.min_top_probability, info.max_other_probability)

@@ -10,6 +10,7 @@ the first cell nobody has reviewed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,18 +44,10 @@ def verdict_words(label: str | None) -> str:
 
 
 def why_uncertain(cell: Cell, min_top: float | None, max_other: float | None) -> str:
-    """Say which part of the model's rule flagged the cell, with the numbers behind it."""
     result = cell.result
     if result is None:
         return ""
-    parts = []
-    other = result.other_probability
-    if other is not None and (max_other is None or other > max_other):
-        parts.append(f"likely none of the four types ('other' {100 * other:.0f} %)")
-    confidence = float(result.confidence or 0.0)
-    if min_top is not None and confidence < min_top:
-        parts.append(f"low confidence ({100 * confidence:.0f} %, below {100 * min_top:.0f} %)")
-    return "Uncertain: " + ("; ".join(parts) if parts else f"low confidence ({100 * confidence:.0f} %)")
+    return batch.uncertain_reason(result.confidence, result.other_probability, min_top, max_other)
 
 
 class ReviewGallery:
@@ -67,7 +60,8 @@ class ReviewGallery:
         self.page = 0
         self.selected = 0
         self.cards: dict[int, ui.card] = {}
-        self.busy = False
+        # keys are handled one at a time, in the order typed: a quick typist's keys are queued, not lost
+        self._keys = asyncio.Lock()
         with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
             self.bar = ui.row().classes("w-full items-center gap-3")
         with ui.row().classes("w-full items-center gap-2"):
@@ -250,18 +244,14 @@ class ReviewGallery:
 
     async def verdict(self, label: str | None) -> None:
         """``None`` approves the current label; then the selection moves to the next cell to review."""
-        if self.read_only or self.busy or not self.cells:
+        if self.read_only or not self.cells:
             return
         cell = self.cells[self.selected]
         review = self.reviewed.get(cell.key)
         label = label or (review.label if review else cell.label)
         if label is None or cell.status == WAITING:
             return
-        self.busy = True
-        try:
-            await self.on_verdict(cell, label)
-        finally:
-            self.busy = False
+        await self.on_verdict(cell, label)
         after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != WAITING]
         if after:
             self.select(after[0])
@@ -274,6 +264,10 @@ class ReviewGallery:
     async def _key(self, event: events.KeyEventArguments) -> None:
         if not event.action.keydown or event.modifiers.ctrl or event.modifiers.meta or event.modifiers.alt:
             return
+        async with self._keys:
+            await self._one_key(event)
+
+    async def _one_key(self, event: events.KeyEventArguments) -> None:
         key = event.key
         name = key.name.lower() if len(key.name) == 1 else key.name
         if name in VERDICT_KEYS:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
-from bloodcell.model import read_model_info
 from bloodcell.review import actions, slides
 from bloodcell.review.slides import Cell
 from bloodcell.review.state import SlideReview, slide_review
 from bloodcell.settings import Settings
+from bloodcell.sizes import format_size
 from bloodcell.storage import open_archive
 from bloodcell.web import batch, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
@@ -26,6 +26,7 @@ from bloodcell.web.review_report import ReviewReport
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
+TRAIL_ROWS = 200  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,6 @@ def load(settings: Settings, slide: str) -> Snapshot:
     return Snapshot(
         gallery_order(slides.slide_cells(storage, settings, slide)), slide_review(storage, settings, slide)
     )
-
-
-def _rule(settings: Settings) -> tuple[float | None, float | None]:
-    from bloodcell.web.app import model_folder
-
-    folder = model_folder(settings)
-    try:
-        info = read_model_info(folder) if folder else None
-    except BloodcellError:
-        info = None
-    return (info.min_top_probability, info.max_other_probability) if info else (None, None)
 
 
 class SlideView:
@@ -77,13 +67,27 @@ class SlideView:
                     on_upload=self.on_upload,
                     label="Cell images",
                 ).props(f'accept="{",".join(batch.ACCEPTED_SUFFIXES)}" flat bordered color=primary')
-                self.upload.classes("w-full")
-                self.upload_note = ui.label("").classes("text-xs text-grey-7").mark("upload-note")
+                self.upload.classes("w-full bc-slide-upload")
+                # no per-file previews: hundreds of them froze the page; the count below says it all
+                with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-2"):
+                    ui.icon("cloud_upload", size="32px").classes("text-indigo-3")
+                    ui.label("Drop this slide's cell images here").classes("text-grey-8 text-center")
+                limit = format_size(settings.max_upload_bytes)
+                ui.label(f"JPEG, PNG, TIFF, BMP, GIF, WEBP · up to {limit} each").classes(
+                    "text-xs text-grey-7"
+                )
+                self.upload.on("added", self._chosen, js_handler="(files) => emit(files.length)")
+                self.upload.on(
+                    "rejected", self._refused_by_browser, js_handler="(items) => emit(items.length)"
+                )
+                self.upload_note = ui.label("").classes("text-sm text-grey-8").mark("upload-note")
+                self.chosen = self.stored = self.not_stored = 0
                 self.signoff = ui.column().classes("w-full gap-2")
             self.report = ReviewReport()
-        self.gallery = ReviewGallery(self.on_verdict, _rule(settings))
+        self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
         with ui.card().classes("w-full gap-2"):
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
+            self.trail_note = ui.label("").classes("text-xs text-grey-7").mark("trail-note")
             self.trail = (
                 ui.table(
                     columns=[
@@ -133,8 +137,14 @@ class SlideView:
         self.gallery.set_data(cells, review.cells, status.signed_off)
         self.report.update(cells, review.cells)
         self._render_signoff()
-        self.trail.rows = [self._trail_row(r) for r in review.trail]
+        shown = review.trail[-TRAIL_ROWS:]
+        self.trail.rows = [self._trail_row(r) for r in shown]
         self.trail.update()
+        hidden = len(review.trail) - len(shown)
+        self.trail_note.set_text(
+            f"{len(review.trail)} records, newest first"
+            + (f"; the {hidden} oldest are kept in the bucket but not listed here" if hidden else "")
+        )
 
     def _trail_row(self, record: object) -> dict[str, str]:
         from bloodcell.review.records import ReviewRecord
@@ -208,9 +218,41 @@ class SlideView:
         if await self._act(actions.reopen, storage, self.settings, self.slide, self.user):
             await self._reload()
 
+    # ---- uploads: "n of N chosen", and a warning before leaving while some are in flight ----
+
+    def _chosen(self, event: events.GenericEventArguments) -> None:
+        self.chosen += int(event.args or 0)
+        self._upload_progress()
+
+    def _refused_by_browser(self, event: events.GenericEventArguments) -> None:
+        count = int(event.args or 0)
+        self.chosen += count
+        self.not_stored += count
+        ui.notify(
+            f"{count} files not uploaded: only images up to {format_size(self.settings.max_upload_bytes)}"
+        )
+        self._upload_progress()
+
+    def _upload_progress(self) -> None:
+        done = self.stored + self.not_stored
+        text = f"{self.stored} of {self.chosen} chosen stored"
+        if self.not_stored:
+            text += f" · {self.not_stored} not uploaded"
+        in_flight = done < self.chosen
+        self.upload_note.set_text(text + (" · uploading, keep this page open" if in_flight else ""))
+        # leaving now would drop the files still in the browser: let the browser ask first
+        ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
+
     async def on_upload(self, event: events.UploadEventArguments) -> None:
+        try:
+            await self._store(event)
+        finally:
+            self._upload_progress()
+
+    async def _store(self, event: events.UploadEventArguments) -> None:
         file = event.file
         if reason := batch.refusal(file.name, file.size(), self.settings.max_upload_bytes):
+            self.not_stored += 1
             ui.notify(f"{file.name}: not uploaded, {reason}", type="warning")
             return
         name = slides.upload_object_name(self.slide, file.name)
@@ -225,8 +267,10 @@ class SlideView:
                 {"uploader": self.user.name},
             )
         except BloodcellError as exc:
+            self.not_stored += 1
             ui.notify(f"{file.name}: could not be stored ({exc})", type="negative")
             return
+        self.stored += 1
         if self.snapshot is not None and self.snapshot.review.created_by is None:
             await run.io_bound(
                 actions.create_slide,
