@@ -14,8 +14,9 @@ import pytest
 from bloodcell.errors import PreconditionFailed
 from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
+from bloodcell.results import ModelRef
 from bloodcell.review import actions, records, slides, state
-from bloodcell.review.records import CellRef, ModelRef, RecordError, ReviewRecord, new_record
+from bloodcell.review.records import CellRef, RecordError, ReviewRecord, new_record
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
@@ -233,8 +234,8 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
         (classified[0], classified[0].label, "anne"),
         (classified[1], "NOT_A_WHITE_CELL", "bruno"),
     ):
-        assert cell.result is not None and cell.result.archive_location is not None
-        key = cell.result.archive_location
+        assert cell.result is not None and cell.result.archive.location is not None
+        key = cell.result.archive.location
         assert archive.stat(settings.archive_bucket, key) is not None  # the image it sits beside
         data, _ = archive.read(settings.archive_bucket, verified_key(key))
         verified = VerifiedLabel.from_json(data)
@@ -251,15 +252,14 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
 def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool = False) -> slides.Cell:
     from datetime import UTC, datetime
 
-    from bloodcell.review.resultview import ResultView
+    from bloodcell.results import Result, Source, Status
 
     view = None
     if label != "waiting":
-        view = ResultView(
-            status="classified" if label else "rejected", source_name=name, source_generation="g",
+        view = Result(
+            status=Status.CLASSIFIED if label else Status.REJECTED, source=Source("uploads", name, "g"),
             label=label, confidence=confidence if label else None, uncertain=uncertain if label else None,
-            other_probability=None, probabilities={}, reason=None if label else "not an image",
-            model=ModelRef("m", "1"), archive_location=None,
+            reason=None if label else "not an image", model=ModelRef("m", "1"),
         )
     return slides.Cell(name, "g", datetime.now(UTC), view)
 

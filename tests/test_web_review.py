@@ -89,8 +89,8 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     await user.should_see(content="Signed off by local")
     archive = LocalStorage(settings.data_dir)
     for cell in cells:
-        assert cell.result is not None and cell.result.archive_location
-        data, _ = archive.read(settings.archive_bucket, verified_key(cell.result.archive_location))
+        assert cell.result is not None and cell.result.archive.location
+        data, _ = archive.read(settings.archive_bucket, verified_key(cell.result.archive.location))
         assert VerifiedLabel.from_json(data).label == reviewed[cell.key].label
     key(user, "n")  # read-only now: no record is written
     await user.should_see(content="Signed off: read-only")

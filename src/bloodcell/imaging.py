@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bloodcell.errors import RejectedInput
-from bloodcell.sizes import format_size
+from bloodcell.formats import format_size
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP", "MPO")
 # Smallest side decoded for large photos: JPEG draft mode scales by 1/2..1/8 while

@@ -104,7 +104,7 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
     written = missing = 0
     for cell in cells:
         reviewed = state.cells.get(cell.key)
-        location = cell.result.archive_location if cell.result else None
+        location = cell.result.archive.location if cell.result else None
         if reviewed is None:
             continue
         if location is None:

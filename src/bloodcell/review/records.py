@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bloodcell.contract import LABELS
+from bloodcell.errors import MalformedDocument
+from bloodcell.results import ModelRef
 
 SCHEMA_VERSION = "1"
 KIND = "bloodcell.review"
@@ -35,7 +37,7 @@ REVIEW_LABELS: tuple[str, ...] = (*LABELS, NOT_A_WHITE_CELL, UNUSABLE)
 _NAME = re.compile(r"^_review/([^/]+)/(\d{8}T\d{12}Z)-([0-9a-f]{32})-([a-z-]+)\.json$")
 
 
-class RecordError(ValueError):
+class RecordError(MalformedDocument):
     """A stored object under the review prefix is not a review record we can read."""
 
 
@@ -45,12 +47,6 @@ class CellRef:
 
     upload_name: str
     generation: str
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: str
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bloodcell import results
-from bloodcell.errors import BloodcellError
-from bloodcell.review.records import CREATE, PREFIX, REOPEN, SIGN_OFF, ModelRef, parse_record_name
-from bloodcell.review.resultview import ResultView, parse_result
+from bloodcell.errors import BloodcellError, MalformedDocument
+from bloodcell.results import ModelRef, Result
+from bloodcell.review.records import CREATE, PREFIX, REOPEN, SIGN_OFF, parse_record_name
 from bloodcell.review.state import read_record
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage
@@ -78,7 +78,7 @@ def image_name(upload_name: str) -> str:
 
 def upload_object_name(slide: str, original: str, token: str | None = None) -> str:
     """``<slide>/<10 hex>-<sanitised name>``: two files named ``cell.jpg`` on one slide never collide."""
-    from bloodcell.web.batch import sanitise_name
+    from bloodcell.web.batch import sanitise_name  # the web package imports this module
 
     return f"{slide}/{token or uuid.uuid4().hex[:10]}-{sanitise_name(original)}"
 
@@ -90,7 +90,7 @@ class Cell:
     upload_name: str
     generation: str
     uploaded: datetime
-    result: ResultView | None
+    result: Result | None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -100,7 +100,7 @@ class Cell:
     def status(self) -> str:
         if self.result is None:
             return WAITING
-        return CLASSIFIED if self.result.status == "classified" else REJECTED
+        return CLASSIFIED if self.result.is_classified else REJECTED
 
     @property
     def label(self) -> str | None:
@@ -117,23 +117,23 @@ class Cell:
 
 class _ResultCache:
     def __init__(self, size: int = 20_000) -> None:
-        self._items: OrderedDict[tuple[str, str], ResultView] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Result] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, storage: Storage, info: ObjectInfo) -> ResultView | None:
+    def get(self, storage: Storage, info: ObjectInfo) -> Result | None:
         key = (info.name, info.generation)
         with self._lock:
             if key in self._items:
                 return self._items[key]
         try:
             data, _ = storage.read(info.bucket, info.name)
-            view = parse_result(data)
+            view = Result.from_json(data)
+        except MalformedDocument as exc:
+            log.warning("slides: result %r is not a result document: %s", info.name, exc)
+            return None
         except BloodcellError as exc:
             log.warning("slides: cannot read result %r: %s", info.name, exc)
-            return None
-        except ValueError as exc:
-            log.warning("slides: result %r is not a result JSON: %s", info.name, exc)
             return None
         with self._lock:
             self._items[key] = view
@@ -154,7 +154,7 @@ def slide_cells(storage: Storage, settings: Settings, slide: str) -> list[Cell]:
     for upload in uploads:
         info = found.get(results.result_name(upload.name))
         view = _results.get(storage, info) if info else None
-        if view is not None and view.source_generation != upload.generation:
+        if view is not None and view.source.generation != upload.generation:
             view = None  # a result of an earlier version of this image
         cells.append(Cell(upload.name, upload.generation, upload.updated, view))
     return cells

@@ -17,8 +17,8 @@ from typing import Any
 from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
+from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
-from bloodcell.sizes import format_size
 from bloodcell.web import batch, results_feed
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
@@ -38,7 +38,6 @@ class BatchView:
         self.store: MutableMapping[str, Any] | None = None
         self._polling = False
         limit = format_size(settings.max_upload_bytes)
-        kinds = ", ".join(s[1:].upper() for s in batch.ACCEPTED_SUFFIXES if s not in (".jpeg", ".tif"))
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("1 · Add images of one slide").classes("text-subtitle1 font-medium")
@@ -51,14 +50,14 @@ class BatchView:
                         on_rejected=self.on_rejected,
                         label="Cell images",
                     )
-                    .props(f'accept="{",".join(batch.ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                    .props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
                     .classes("w-full bc-upload")
                 )
                 with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-4"):
                     ui.icon("cloud_upload", size="40px").classes("text-indigo-3")
                     ui.label("Drop a batch of cell images here").classes("text-grey-8")
                     ui.label("or click + to choose files").classes("text-xs text-grey-6")
-                ui.label(f"{kinds} · up to {limit} each · many files at once").classes("text-xs text-grey-7")
+                ui.label(f"{KINDS} · up to {limit} each · many files at once").classes("text-xs text-grey-7")
                 ui.button("Start a new batch", icon="restart_alt", on_click=self.clear).props("flat dense")
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("2 · Progress").classes("text-subtitle1 font-medium")
@@ -86,7 +85,7 @@ class BatchView:
         entry.name = batch.object_name(file.name, datetime.now(UTC))
         try:
             info = await run.io_bound(
-                results_feed.store_upload, self.settings, entry.name, data, batch.content_type(entry.original)
+                results_feed.store_upload, self.settings, entry.name, data, content_type(entry.original)
             )
         except BloodcellError as exc:
             log.warning("web: could not store %s: %s", entry.name, exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import events, ui
 
@@ -21,9 +22,15 @@ from bloodcell.review.records import NOT_A_WHITE_CELL, UNUSABLE
 from bloodcell.review.slides import CLASSIFIED, REJECTED, WAITING, Cell
 from bloodcell.review.state import ReviewedCell
 from bloodcell.web import batch
-from bloodcell.web.app import thumb_url
 
 PER_PAGE = 40
+
+
+def thumb_url(name: str) -> str:
+    """Names of dropped files may hold spaces, '#', '?' or quotes: always escaped in a URL."""
+    return "/thumb/" + quote(name, safe="/")
+
+
 VERDICT_KEYS = {
     "n": "NEUTROPHIL",
     "l": "LYMPHOCYTE",

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
+from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
+from bloodcell.results import META_UPLOADER
 from bloodcell.review import actions, slides
 from bloodcell.review.slides import Cell
 from bloodcell.review.state import SlideReview, slide_review
 from bloodcell.settings import Settings
-from bloodcell.sizes import format_size
 from bloodcell.storage import open_archive
 from bloodcell.web import batch, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
@@ -66,16 +67,14 @@ class SlideView:
                     max_file_size=settings.max_upload_bytes,
                     on_upload=self.on_upload,
                     label="Cell images",
-                ).props(f'accept="{",".join(batch.ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
                 self.upload.classes("w-full bc-slide-upload")
                 # no per-file previews: hundreds of them froze the page; the count below says it all
                 with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-2"):
                     ui.icon("cloud_upload", size="32px").classes("text-indigo-3")
                     ui.label("Drop this slide's cell images here").classes("text-grey-8 text-center")
                 limit = format_size(settings.max_upload_bytes)
-                ui.label(f"JPEG, PNG, TIFF, BMP, GIF, WEBP · up to {limit} each").classes(
-                    "text-xs text-grey-7"
-                )
+                ui.label(f"{KINDS} · up to {limit} each").classes("text-xs text-grey-7")
                 self.upload.on("added", self._chosen, js_handler="(files) => emit(files.length)")
                 self.upload.on(
                     "rejected", self._refused_by_browser, js_handler="(items) => emit(items.length)"
@@ -263,8 +262,8 @@ class SlideView:
                 self.settings,
                 name,
                 data,
-                batch.content_type(file.name),
-                {"uploader": self.user.name},
+                content_type(file.name),
+                {META_UPLOADER: self.user.name},
             )
         except BloodcellError as exc:
             self.not_stored += 1
