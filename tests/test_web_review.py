@@ -7,6 +7,7 @@ same stand-in for the event source and both functions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,3 +150,21 @@ async def test_bad_slide_ids_are_explained(user: User, settings: Settings) -> No
     await user.should_see(content="looks like a name")
     await user.open("/slides/_review")
     await user.should_see(content="No such slide")
+
+
+def test_the_model_card_links_its_pictures_through_model_files() -> None:
+    from bloodcell.web.model_page import card_markdown
+
+    text = "See ![matrices](confusion_matrix.png), ![x](https://example.org/a.png) and ![y](../secret.png)."
+    assert card_markdown(text) == (
+        "See ![matrices](/model-files/confusion_matrix.png), ![x](https://example.org/a.png) "
+        "and ![y](../secret.png)."
+    )
+
+
+async def test_model_files_serves_pictures_only(user: User, model_dir: Path, settings: Settings) -> None:
+    await user.open("/model")
+    picture = await user.http_client.get("/model-files/confusion_matrix.png")
+    assert picture.status_code == (200 if (model_dir / "confusion_matrix.png").is_file() else 404)
+    for name in ("metadata.json", "model.tflite", "..%2Fmodel.tflite", "MODEL_CARD.md"):
+        assert (await user.http_client.get(f"/model-files/{name}")).status_code == 404

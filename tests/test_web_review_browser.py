@@ -120,6 +120,10 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     keys.perform()
     _wait_text(first, ".bc-review-report", "0 not reviewed yet")
     _wait_text(first, ".bc-review-report", "1 not a white cell")
+    if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):  # reviewed, not yet signed off: the working view
+        first.set_window_size(1400, 1500)
+        first.execute_script("window.scrollTo(0, 0)")
+        assert first.save_screenshot(str(REPO / "docs" / "review.png"))
     button = first.find_element(By.XPATH, "//button[contains(., 'Sign off slide')]")
     first.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
@@ -130,10 +134,6 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     assert len(trail) == 10 and "sign-off" in trail[0]  # newest first, ten a page
     long_tasks = first.execute_script("return window.__longTasks")  # upload and review, not screenshots
     web._full_page_screenshot(first, ARTIFACTS / "review.png")
-    if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):
-        first.set_window_size(1400, 1500)
-        first.execute_script("window.scrollTo(0, 0)")
-        assert first.save_screenshot(str(REPO / "docs" / "review.png"))
 
     first.refresh()
     _wait_text(first, ".q-page", "Signed off by local")
@@ -150,6 +150,25 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     assert _trail(second) == trail
     second.get(f"{url}slides")
     _wait_text(second, ".bc-slide-row", "signed off")
+
+    # phone width: no page scrolls sideways, and History shows whole names
+    phone = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    second.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    for path in ("", "slides", "slides/BR-0001", "history", "model"):
+        second.get(url + path)
+        _wait_text(second, ".q-page", "Research tool")
+        _wait_text(second, "body", {"slides/BR-0001": "Audit trail", "history": "results", "": "Progress",
+                                    "slides": "signed off", "model": "version"}[path])
+        wide = second.execute_script("return document.documentElement.scrollWidth")
+        assert wide <= 390, f"/{path} is {wide} px wide at phone width"
+        if path == "history":
+            cut = second.execute_script(
+                "return [...document.querySelectorAll('.bc-history-row .font-medium')]"
+                ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+            )
+            assert cut == []
+        if path == "slides/BR-0001":
+            second.save_screenshot(str(ARTIFACTS / "review-phone.png"))
 
     (ARTIFACTS / "review-long-tasks.json").write_text(
         json.dumps({"slide_images": 20, "long_tasks_ms": long_tasks, "max_ms": max(long_tasks, default=0)})

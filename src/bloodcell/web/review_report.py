@@ -40,7 +40,9 @@ class ReviewReport:
 def _table(diff: ReviewDifferential) -> None:
     with (
         ui.element("div").classes("w-full overflow-x-auto"),
-        ui.grid(columns="auto auto auto auto auto auto").classes("gap-x-4 gap-y-1 items-center"),
+        ui.grid(columns="auto auto auto auto auto auto").classes(
+            "gap-x-4 gap-y-1 items-center whitespace-nowrap"
+        ),
     ):
         for heading in ("Cell type", "Model", "%", "Reviewed", "%", "Reference"):
             ui.label(heading).classes("text-xs text-grey-7 uppercase")

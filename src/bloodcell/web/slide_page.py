@@ -134,6 +134,7 @@ class SlideView:
         who = review.created_by or "dropped into the bucket"
         self.meta.set_text(f"{len(cells)} images · created by {who}")
         self.gallery.set_data(cells, review.cells, status.signed_off)
+        self.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
         self.report.update(cells, review.cells)
         self._render_signoff()
         shown = review.trail[-TRAIL_ROWS:]
