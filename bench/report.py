@@ -24,6 +24,8 @@ TARGETS = [
     ("Burst: images lost", "e2e.burst.lost", "<=", 0, ""),
     ("Predict peak RSS", "e2e.memory.predict.peak_rss_mb", "<=", 200.0, "MB"),
     ("Predict runtime dependencies", "sizes.predict.runtime_deps_mb", "<=", 250.0, "MB"),
+    ("Slide page: longest task while reviewing", "reviewpage.review.max_ms", "<=", 200.0, "ms"),
+    ("Slide page: longest task while uploading", "reviewpage.upload.max_ms", "<=", 200.0, "ms"),
 ]
 
 
@@ -150,6 +152,26 @@ def table(results: dict[str, Any]) -> str:
                 f"with TensorFlow {s.get('with_tensorflow_mb')} MB",
             )
         )
+    page = f.get("reviewpage", {})
+    if page.get("skipped"):
+        rows.append(("Slide page in Chromium (upload, review)", "n/a", f"skipped: {page['skipped']}"))
+    elif page:
+        for phase in ("upload", "page_load", "review"):
+            p = page.get(phase, {})
+            rows.append(
+                (
+                    f"Slide page, {page.get('images')} images, {phase.replace('_', ' ')}: longest task",
+                    f"{p.get('max_ms')} ms",
+                    f"{p.get('long_tasks')} tasks > 50 ms, {p.get('over_200ms')} > 200 ms",
+                )
+            )
+        rows.append(
+            (
+                "  review key to next cell",
+                _s(_get(page, "review.key_to_next_cell_ms"), " ms"),
+                "A key, one cell each",
+            )
+        )
     lines = ["| figure | median (p95) | notes |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += ["", "| target | limit | value | met |", "|---|---|---|---|"]
@@ -191,6 +213,9 @@ FIGURES = [
     ("sizes.predict.runtime_deps_mb", False),
     ("sizes.preprocess.with_tensorflow_mb", True),
     ("sizes.predict.with_tensorflow_mb", True),
+    ("reviewpage.upload.max_ms", False),
+    ("reviewpage.review.max_ms", False),
+    ("reviewpage.review.key_to_next_cell_ms.median", False),
 ]
 
 

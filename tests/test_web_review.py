@@ -168,3 +168,22 @@ async def test_model_files_serves_pictures_only(user: User, model_dir: Path, set
     assert picture.status_code == (200 if (model_dir / "confusion_matrix.png").is_file() else 404)
     for name in ("metadata.json", "model.tflite", "..%2Fmodel.tflite", "MODEL_CARD.md"):
         assert (await user.http_client.get(f"/model-files/{name}")).status_code == 404
+
+
+async def test_files_still_in_flight_at_a_reload_are_reported_as_not_uploaded(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], errors: Callable[[], list[str]]
+) -> None:
+    await user.open("/")
+    # the browser chose three files (Quasar's "added"); only the first reaches the server
+    user.find(ui.upload).trigger("added", ["neutrophil.jpeg", "Cellule été.jpeg", "monocyte.jpeg"])
+    await user.should_see("0 of 3 chosen finished")
+    await upload(user, {"neutrophil.jpeg": images["neutrophil.jpeg"]})
+    await eventually(lambda: count(user, "stage-classified") == 1, what="the one that arrived")
+    await user.should_see("1 of 3 chosen finished")
+
+    await user.open("/")  # the reload: the other two never arrived
+    await eventually(lambda: count(user, "stage-refused") == 2, what="the two reported")
+    with user.scope(marker="file-Cellule_ete.jpeg"):
+        await user.should_see(content="Not uploaded: the page was reloaded or closed while it was uploading")
+    await user.should_see("3 of 3 chosen finished")
+    assert errors() == []

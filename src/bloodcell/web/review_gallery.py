@@ -43,7 +43,7 @@ VERDICT_WORDS = {**batch.WORDS, NOT_A_WHITE_CELL: "Not a white cell", UNUSABLE: 
 GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "Still being processed"}
 SELECTED = "ring-4 ring-indigo-400"
 
-Verdict = Callable[[Cell, str], Awaitable[None]]
+Verdict = Callable[[Cell, str], Awaitable[bool]]  # True once the verdict is stored
 
 
 def verdict_words(label: str | None) -> str:
@@ -69,6 +69,7 @@ class ReviewGallery:
         self.cards: dict[int, ui.card] = {}
         # keys are handled one at a time, in the order typed: a quick typist's keys are queued, not lost
         self._keys = asyncio.Lock()
+        self._deciding = False  # during a verdict the bar is drawn once, for the next cell
         with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
             self.bar = ui.row().classes("w-full items-center gap-3")
         with ui.row().classes("w-full items-center gap-2"):
@@ -84,24 +85,34 @@ class ReviewGallery:
     def set_data(
         self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], ReviewedCell], read_only: bool
     ) -> None:
-        """New state from the buckets; redraws only when what the page shows has changed."""
-        same_cells = [c.key for c in cells] == [c.key for c in self.cells] and [c.status for c in cells] == [
-            c.status for c in self.cells
-        ]
+        """New state from the buckets; redraws only what the visible page shows differently.
+
+        While a slide is filling up, most changes are to cells on other pages: then only
+        the pager and the count change, not the forty cards.
+        """
+
+        def visible(items: Sequence[Cell]) -> list[tuple[tuple[str, str], str]]:
+            first = self.page * PER_PAGE
+            return [(c.key, c.status) for c in items[first : first + PER_PAGE]]
+
+        same_page = visible(cells) == visible(self.cells)
         changed_keys = {
             k for k in set(reviewed) | set(self.reviewed) if reviewed.get(k) != self.reviewed.get(k)
         }
         mode_changed = read_only != self.read_only
         self.reviewed, self.read_only = reviewed, read_only
-        if not same_cells:
-            self.cells = list(cells)
-            self.selected = min(self.selected, max(0, len(self.cells) - 1))
+        grew = len(cells) != len(self.cells)
+        self.cells = list(cells)
+        self.selected = min(self.selected, max(0, len(self.cells) - 1))
+        if not same_page:
             self.render_page()
             return
+        if grew:
+            self._pager()
         for index in self.cards:
             if self.cells[index].key in changed_keys:
                 self._fill(index)
-        if mode_changed or changed_keys:
+        if (mode_changed or changed_keys or grew) and not self._deciding:
             self._render_bar()
 
     @property
@@ -110,16 +121,21 @@ class ReviewGallery:
 
     # ---- drawing ----
 
-    def render_page(self) -> None:
+    def _pager(self) -> None:
         self.page = min(self.page, self.pages - 1)
         self.pager.max = self.pages
         self.pager.value = self.page + 1
         self.pager.set_visibility(self.pages > 1)
         first = self.page * PER_PAGE
-        shown = self.cells[first : first + PER_PAGE]
+        shown = len(self.cells[first : first + PER_PAGE])
         self.page_label.set_text(
-            f"cells {first + 1}–{first + len(shown)} of {len(self.cells)}" if shown else "No images yet."
+            f"cells {first + 1}–{first + shown} of {len(self.cells)}" if shown else "No images yet."
         )
+
+    def render_page(self) -> None:
+        self._pager()
+        first = self.page * PER_PAGE
+        shown = self.cells[first : first + PER_PAGE]
         self.grid.clear()
         self.cards = {}
         group = None
@@ -258,10 +274,16 @@ class ReviewGallery:
         label = label or (review.label if review else cell.label)
         if label is None or cell.status == WAITING:
             return
-        await self.on_verdict(cell, label)
+        self._deciding = True
+        try:
+            stored = await self.on_verdict(cell, label)
+        finally:
+            self._deciding = False
         after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != WAITING]
-        if after:
+        if stored and after:
             self.select(after[0])
+        else:
+            self._render_bar()
 
     def _paged(self, event: events.ValueChangeEventArguments[Any]) -> None:
         page = int(event.value or 1) - 1

@@ -16,8 +16,9 @@ from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.results import META_UPLOADER
 from bloodcell.review import actions, slides
+from bloodcell.review.records import ReviewRecord
 from bloodcell.review.slides import Cell
-from bloodcell.review.state import SlideReview, slide_review
+from bloodcell.review.state import SlideReview, replay, slide_review
 from bloodcell.settings import Settings
 from bloodcell.storage import open_archive
 from bloodcell.web import batch, results_feed
@@ -27,7 +28,7 @@ from bloodcell.web.review_report import ReviewReport
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
-TRAIL_ROWS = 200  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+TRAIL_ROWS = 50  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class SlideView:
         self.user = current_user()
         self.snapshot: Snapshot | None = None
         self._loading = False
+        self._created = False
         with ui.row().classes("w-full items-center gap-3"):
             ui.link("← Slides", "/slides").classes("text-primary")
             ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
@@ -124,6 +126,8 @@ class SlideView:
 
     def show(self, snapshot: Snapshot) -> None:
         before = self.snapshot
+        if before is not None and {r.id for r in before.review.trail} - {r.id for r in snapshot.review.trail}:
+            return  # read before a record this page already shows was written: records are never removed
         self.snapshot = snapshot
         review, cells = snapshot.review, snapshot.cells
         if before is not None and before.review.trail == review.trail and before.cells == cells:
@@ -146,10 +150,7 @@ class SlideView:
             + (f"; the {hidden} oldest are kept in the bucket but not listed here" if hidden else "")
         )
 
-    def _trail_row(self, record: object) -> dict[str, str]:
-        from bloodcell.review.records import ReviewRecord
-
-        assert isinstance(record, ReviewRecord)
+    def _trail_row(self, record: ReviewRecord) -> dict[str, str]:
         ignored = self.snapshot is not None and record.id in self.snapshot.review.ignored
         change = ""
         if record.after is not None:
@@ -197,10 +198,17 @@ class SlideView:
         if snapshot is not None:
             self.show(snapshot)
 
-    async def on_verdict(self, cell: Cell, label: str) -> None:
+    async def on_verdict(self, cell: Cell, label: str) -> bool:
+        """Store the verdict, then show it at once from the record itself (no re-read of the slide)."""
         storage = results_feed.storage_for(self.settings)
-        if await self._act(actions.review_cell, storage, self.settings, self.slide, cell, label, self.user):
-            await self._reload()
+        record = await self._act(
+            actions.review_cell, storage, self.settings, self.slide, cell, label, self.user
+        )
+        if not isinstance(record, ReviewRecord) or self.snapshot is None:
+            return False
+        trail = tuple(sorted((*self.snapshot.review.trail, record), key=lambda r: r.order))
+        self.show(Snapshot(self.snapshot.cells, replay(self.slide, trail)))
+        return True
 
     async def sign_off(self) -> None:
         storage = results_feed.storage_for(self.settings)
@@ -271,7 +279,8 @@ class SlideView:
             ui.notify(f"{file.name}: could not be stored ({exc})", type="negative")
             return
         self.stored += 1
-        if self.snapshot is not None and self.snapshot.review.created_by is None:
+        if not self._created and self.snapshot is not None and self.snapshot.review.created_by is None:
+            self._created = True  # once, however many files arrive at the same time
             await run.io_bound(
                 actions.create_slide,
                 results_feed.storage_for(self.settings),
@@ -279,4 +288,4 @@ class SlideView:
                 self.slide,
                 self.user,
             )
-        await self.refresh()
+        # no redraw per file: the page's timer picks new images up, a few seconds' worth at a time
