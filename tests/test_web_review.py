@@ -52,10 +52,10 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     errors: Callable[[], list[str]],
 ) -> None:
     await user.open("/slides")
-    await user.should_see(content="No slides yet")
+    await user.should_see(content="No slides yet", retries=100)
     user.find(marker="new-slide-id").type(SLIDE)
     user.find(marker="new-slide-open").click()
-    await user.should_see(f"Slide {SLIDE}")
+    await user.should_see(f"Slide {SLIDE}", retries=100)
     files = {name: images[name] for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg",
                                              "eosinophil.jpeg")}
     await upload(user, {**files, "notes.jpg": b"not a picture"})
@@ -87,31 +87,31 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
 
     user.find("Sign off slide").click()
-    await user.should_see(content="Signed off by local")
+    await user.should_see(content="Signed off by local", retries=100)
     archive = LocalStorage(settings.data_dir)
     for cell in cells:
         assert cell.result is not None and cell.result.archive.location
         data, _ = archive.read(settings.archive_bucket, verified_key(cell.result.archive.location))
         assert VerifiedLabel.from_json(data).label == reviewed[cell.key].label
     key(user, "n")  # read-only now: no record is written
-    await user.should_see(content="Signed off: read-only")
+    await user.should_see(content="Signed off: read-only", retries=100)
     assert len(state.read_trail(worker.storage, settings, SLIDE)) == 6
 
     # a reload (or any other tab) rebuilds the same slide from the buckets
     await user.open(f"/slides/{SLIDE}")
-    await user.should_see(content="Signed off by local")
+    await user.should_see(content="Signed off by local", retries=100)
     assert one(user, "review-tally-unreviewed") == "0 not reviewed yet"
     assert len(user.find(ui.table).elements.pop().rows) == 6
     await user.open("/slides")
     with user.scope(marker=f"slide-{SLIDE}"):
-        await user.should_see("signed off")
-        await user.should_see(content="5 images · 5 with results")
-        await user.should_see(content="local")
+        await user.should_see("signed off", retries=100)
+        await user.should_see(content="5 images · 5 with results", retries=100)
+        await user.should_see(content="local", retries=100)
 
     await user.open(f"/slides/{SLIDE}")
-    await user.should_see("Reopen for review")
+    await user.should_see("Reopen for review", retries=100)
     user.find("Reopen for review").click()
-    await user.should_see("Sign off slide")
+    await user.should_see("Sign off slide", retries=100)
     assert state.read_trail(worker.storage, settings, SLIDE)[-1].action == "reopen"
     assert errors() == []
 
@@ -129,14 +129,15 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
     )
     await user.open("/slides")
     with user.scope(marker="slide-DROP-7"):
-        await user.should_see("awaiting review")
-        await user.should_see(content="2 images · 2 with results")
-        await user.should_see(content="dropped into the bucket")
+        await user.should_see("awaiting review", retries=100)
+        await user.should_see(content="2 images · 2 with results", retries=100)
+        await user.should_see(content="dropped into the bucket", retries=100)
     user.find("DROP-7").click()
-    await user.should_see("Slide DROP-7")
+    await user.should_see("Slide DROP-7", retries=100)
     await eventually(lambda: count(user, "cell-neutrophil.jpeg") == 1, what="the dropped cells")
     result: dict[str, Any] = worker.result("DROP-7/neutrophil.jpeg")
-    await user.should_see(content=f"{batch.label_words(result['label'])} {100 * result['confidence']:.0f} %")
+    shown = f"{batch.label_words(result['label'])} {100 * result['confidence']:.0f} %"
+    await user.should_see(content=shown, retries=100)
     assert errors() == []
 
 
@@ -144,12 +145,12 @@ async def test_bad_slide_ids_are_explained(user: User, settings: Settings) -> No
     await user.open("/slides")
     user.find(marker="new-slide-id").type("../etc")
     user.find(marker="new-slide-open").click()
-    await user.should_see(content="A slide id is 1 to 64 letters")
+    await user.should_see(content="A slide id is 1 to 64 letters", retries=100)
     user.find(marker="new-slide-id").clear().type("Dupont")
     user.find(marker="new-slide-open").click()
-    await user.should_see(content="looks like a name")
+    await user.should_see(content="looks like a name", retries=100)
     await user.open("/slides/_review")
-    await user.should_see(content="No such slide")
+    await user.should_see(content="No such slide", retries=100)
 
 
 def test_the_model_card_links_its_pictures_through_model_files() -> None:
@@ -176,14 +177,16 @@ async def test_files_still_in_flight_at_a_reload_are_reported_as_not_uploaded(
     await user.open("/")
     # the browser chose three files (Quasar's "added"); only the first reaches the server
     user.find(ui.upload).trigger("added", ["neutrophil.jpeg", "Cellule été.jpeg", "monocyte.jpeg"])
-    await user.should_see("0 of 3 chosen finished")
+    await user.should_see("0 of 3 chosen finished", retries=100)
     await upload(user, {"neutrophil.jpeg": images["neutrophil.jpeg"]})
     await eventually(lambda: count(user, "stage-classified") == 1, what="the one that arrived")
-    await user.should_see("1 of 3 chosen finished")
+    await user.should_see("1 of 3 chosen finished", retries=100)
 
     await user.open("/")  # the reload: the other two never arrived
     await eventually(lambda: count(user, "stage-refused") == 2, what="the two reported")
     with user.scope(marker="file-Cellule_ete.jpeg"):
-        await user.should_see(content="Not uploaded: the page was reloaded or closed while it was uploading")
-    await user.should_see("3 of 3 chosen finished")
+        await user.should_see(
+            content="Not uploaded: the page was reloaded or closed while it was uploading", retries=100
+        )
+    await user.should_see("3 of 3 chosen finished", retries=100)
     assert errors() == []

@@ -11,31 +11,17 @@ import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from fastapi import Response
 from fastapi.responses import FileResponse
 from nicegui import app, run, ui
 
-from bloodcell.errors import ConfigurationError
-from bloodcell.model import default_model_dir
 from bloodcell.settings import Settings, get_settings
-from bloodcell.web import results_feed
+from bloodcell.web import pages, results_feed
 
 log = logging.getLogger(__name__)
 
 DISCLAIMER = "Research tool, not a diagnosis: results must not be used for clinical decisions."
-NAV = (("Batch", "/"), ("Slides", "/slides"), ("History", "/history"), ("About the model", "/model"))
-
-
-def model_folder(settings: Settings) -> Path | None:
-    """MODEL_DIR, else the model shipped with the package; None when neither exists."""
-    if settings.model_dir is not None:
-        return settings.model_dir
-    try:
-        return default_model_dir()
-    except ConfigurationError:
-        return None
 
 
 @contextmanager
@@ -51,7 +37,7 @@ def frame(current: str) -> Iterator[None]:
         ui.label("bloodcell").classes("text-h6 font-medium")
         ui.label("white-blood-cell classifier").classes("text-grey-7 max-sm:hidden")
         ui.space()
-        for title, path in NAV:
+        for title, path in pages.menu():
             link = ui.link(title, path).classes("px-2 sm:px-3 py-1 rounded no-underline text-grey-9")
             if path == current:
                 link.classes("bg-indigo-1 text-primary font-medium")
@@ -64,48 +50,12 @@ def frame(current: str) -> Iterator[None]:
 
 def build(settings: Settings) -> None:
     """Register every page and route of the app."""
-    from bloodcell.web.batch_page import BatchView
-    from bloodcell.web.history_page import history_page
-    from bloodcell.web.model_page import model_page
+    # importing declares their pages; the menu follows this order
+    # isort: off
+    from bloodcell.web import batch_page, slides_page, slide_page, history_page, model_page  # noqa: F401
+    # isort: on
 
-    @ui.page("/", title="bloodcell: batch")
-    async def index() -> None:
-        with frame("/"):
-            view = BatchView(settings)
-        await ui.context.client.connected()
-        view.restore(app.storage.tab)
-
-    @ui.page("/history", title="bloodcell: history")
-    async def history(page: int = 1) -> None:
-        with frame("/history"):
-            await history_page(settings, page)
-
-    @ui.page("/slides", title="bloodcell: slides")
-    async def slide_list() -> None:
-        from bloodcell.web.slides_page import slides_page
-
-        with frame("/slides"):
-            await slides_page(settings)
-
-    @ui.page("/slides/{slide}", title="bloodcell: slide")
-    async def slide(slide: str) -> None:
-        from bloodcell.review.slides import SlideIdError, check_slide_id
-        from bloodcell.web.slide_page import SlideView
-
-        with frame("/slides"):
-            try:
-                check_slide_id(slide)
-            except SlideIdError as exc:
-                ui.label(f"No such slide: {exc}").classes("text-negative")
-                return
-            view = SlideView(settings, slide)
-        await ui.context.client.connected()
-        await view.refresh()
-
-    @ui.page("/model", title="bloodcell: the model")
-    def model() -> None:
-        with frame("/model"):
-            model_page(settings, model_folder(settings))
+    pages.install(settings, frame)
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
     async def thumb(name: str) -> Response:
@@ -117,10 +67,8 @@ def build(settings: Settings) -> None:
     @app.get("/model-files/{name}", include_in_schema=False)
     def model_picture(name: str) -> Response:
         """Pictures of the model folder (the confusion matrix, the model card's figures), nothing else."""
-        from bloodcell.web.model_page import MODEL_PICTURE
-
-        folder = model_folder(settings)
-        match = MODEL_PICTURE.fullmatch(name)
+        folder = model_page.model_folder(settings)
+        match = model_page.MODEL_PICTURE.fullmatch(name)
         path = folder / name if folder and match else None
         if path is None or not path.is_file():
             return Response(status_code=404)

@@ -14,12 +14,12 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from nicegui import events, run, ui
+from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
-from bloodcell.web import batch, results_feed
+from bloodcell.web import batch, pages, results_feed
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
 from bloodcell.web.report import Report
@@ -231,3 +231,10 @@ class BatchView:
         if in_flight != self._guarded:  # leaving now would drop those files: let the browser ask first
             self._guarded = in_flight
             ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
+
+
+@pages.page("/", "batch", nav="Batch")
+async def batch_page(settings: Settings) -> None:
+    view = BatchView(settings)
+    await ui.context.client.connected()  # tab storage exists once the browser is connected
+    view.restore(app.storage.tab)

@@ -21,7 +21,7 @@ from bloodcell.review.slides import Cell
 from bloodcell.review.state import SlideReview, replay, slide_review
 from bloodcell.settings import Settings
 from bloodcell.storage import open_archive
-from bloodcell.web import batch, results_feed
+from bloodcell.web import batch, pages, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
 from bloodcell.web.review_gallery import ReviewGallery, verdict_words
 from bloodcell.web.review_report import ReviewReport
@@ -289,3 +289,15 @@ class SlideView:
                 self.user,
             )
         # no redraw per file: the page's timer picks new images up, a few seconds' worth at a time
+
+
+@pages.page("/slides/{slide}", "slide")
+async def slide_page(settings: Settings, slide: str) -> None:
+    try:
+        slides.check_slide_id(slide)
+    except slides.SlideIdError as exc:
+        ui.label(f"No such slide: {exc}").classes("text-negative")
+        return
+    view = SlideView(settings, slide)
+    await ui.context.client.connected()
+    await view.refresh()

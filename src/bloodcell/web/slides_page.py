@@ -14,7 +14,7 @@ from bloodcell.errors import BloodcellError
 from bloodcell.review import actions, slides
 from bloodcell.review.slides import SlideSummary
 from bloodcell.settings import Settings
-from bloodcell.web import results_feed
+from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import current_user
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def _row(summary: SlideSummary) -> None:
         ui.label(f"{summary.created:%Y-%m-%d %H:%M} UTC · {who}").classes("text-xs text-grey-7")
 
 
+@pages.page("/slides", "slides", nav="Slides")
 async def slides_page(settings: Settings) -> None:
     ui.label("Slides").classes("text-h5")
     _new_slide_form(settings)
