@@ -72,6 +72,7 @@ class ReviewGallery:
         self._deciding = False  # during a verdict the bar is drawn once, for the next cell
         with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
             self.bar = ui.row().classes("w-full items-center gap-3")
+        self._build_bar()
         with ui.row().classes("w-full items-center gap-2"):
             self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._paged)
             self.pager.props("boundary-links max-pages=7 dense")
@@ -184,63 +185,84 @@ class ReviewGallery:
             elif cell.status == CLASSIFIED:
                 ui.badge("to review", color="grey-5").classes("text-black")
 
-    def _render_bar(self) -> None:
-        self.bar.clear()
+    def _build_bar(self) -> None:
+        """The selected cell's panel, built once: moving on changes texts and the picture, not elements."""
         with self.bar:
-            if not self.cells:
-                ui.label("Add images; they appear here as results arrive.").classes("text-grey-7")
-                return
-            cell = self.cells[self.selected]
-            review = self.reviewed.get(cell.key)
-            ui.element("img").props(f'src="{thumb_url(cell.upload_name)}" alt=""').classes(
-                "w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0"
+            self.bar_empty = ui.label("Add images; they appear here as results arrive.").classes(
+                "text-grey-7"
             )
-            with ui.column().classes("gap-1 grow min-w-0 basis-60"):
-                ui.label(f"{self.selected + 1} of {len(self.cells)} · {cell.display}").classes(
-                    "font-medium break-all"
-                ).mark("selected-cell")
-                self._describe(cell)
-                if review is not None:
-                    ui.label(f"Reviewed: {verdict_words(review.label)} by {review.reviewer}").classes(
-                        "text-positive text-sm"
-                    )
-                if self.read_only:
-                    ui.label("Signed off: read-only. Reopen the slide to change labels.").classes(
-                        "text-sm text-grey-8"
-                    )
-                    return
-                if cell.status == WAITING:
-                    return
-                with ui.row().classes("gap-1"):
-                    if cell.label:
-                        ui.button("Approve (A)", icon="check", on_click=lambda: self.verdict(None)).props(
-                            "dense unelevated color=positive"
-                        ).mark("verdict-approve")
+            self.bar_image = (
+                ui.element("img")
+                .props('alt=""')
+                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0")
+            )
+            with ui.column().classes("gap-1 grow min-w-0 basis-60") as self.bar_text:
+                self.bar_title = ui.label("").classes("font-medium break-all").mark("selected-cell")
+                self.bar_model = ui.label("").classes("text-sm")
+                self.bar_why = ui.label("").classes("text-sm text-amber-10").mark("why-uncertain")
+                self.bar_version = ui.label("").classes("text-xs text-grey-6")
+                self.bar_review = ui.label("").classes("text-positive text-sm")
+                self.bar_locked = ui.label("Signed off: read-only. Reopen the slide to change labels.")
+                self.bar_locked.classes("text-sm text-grey-8")
+                with ui.row().classes("gap-1") as self.bar_buttons:
+                    self.approve = ui.button("Approve (A)", icon="check", on_click=lambda: self.verdict(None))
+                    self.approve.props("dense unelevated color=positive").mark("verdict-approve")
                     for key, label in VERDICT_KEYS.items():
                         ui.button(
                             f"{verdict_words(label)} ({key.upper()})",
                             on_click=lambda _, v=label: self.verdict(v),
                         ).props("dense outline no-caps").mark(f"verdict-{label}")
-                ui.label(
+                self.bar_keys = ui.label(
                     "Keys: N L M E · X not a white cell · U unusable · A approve · ←/→ move · "
                     "PgUp/PgDn page · F first unreviewed"
                 ).classes("text-xs text-grey-6 max-sm:hidden")
 
-    def _describe(self, cell: Cell) -> None:
+    @staticmethod
+    def _show(element: ui.element, text: str | None) -> None:
+        if text:
+            element.set_text(text)  # type: ignore[attr-defined]
+        element.set_visibility(bool(text))
+
+    def _render_bar(self) -> None:
+        has_cells = bool(self.cells)
+        self.bar_empty.set_visibility(not has_cells)
+        self.bar_image.set_visibility(has_cells)
+        self.bar_text.set_visibility(has_cells)
+        if not has_cells:
+            return
+        cell = self.cells[self.selected]
+        review = self.reviewed.get(cell.key)
         result = cell.result
+        src = thumb_url(cell.upload_name)
+        if self.bar_image.props.get("src") != src:
+            self.bar_image.props(f'src="{src}"')
+        self.bar_title.set_text(f"{self.selected + 1} of {len(self.cells)} · {cell.display}")
+        model = why = version = None
         if cell.status == REJECTED and result is not None:
-            ui.label(f"Rejected: {result.reason}").classes("text-negative text-sm")
+            model = f"Rejected: {result.reason}"
         elif cell.status == CLASSIFIED and result is not None:
             confidence = 100 * float(result.confidence or 0.0)
-            ui.label(f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence").classes(
-                "text-sm"
-            )
-            if result.uncertain:
-                ui.label(why_uncertain(cell, *self.rule)).classes("text-sm text-amber-10").mark(
-                    "why-uncertain"
-                )
-            if result.model is not None:
-                ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
+            model = f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence"
+            why = why_uncertain(cell, *self.rule) if result.uncertain else None
+            version = f"model {result.model.name} {result.model.version}" if result.model else None
+        else:
+            model = "Still being processed."
+        self._show(self.bar_model, model)
+        self.bar_model.classes(
+            add="text-negative" if cell.status == REJECTED else "",
+            remove="" if cell.status == REJECTED else "text-negative",
+        )
+        self._show(self.bar_why, why)
+        self._show(self.bar_version, version)
+        self._show(
+            self.bar_review,
+            f"Reviewed: {verdict_words(review.label)} by {review.reviewer}" if review else None,
+        )
+        self.bar_locked.set_visibility(self.read_only)
+        can_decide = not self.read_only and cell.status != WAITING
+        self.bar_buttons.set_visibility(can_decide)
+        self.bar_keys.set_visibility(can_decide)
+        self.approve.set_visibility(bool(cell.label))
 
     # ---- moving and deciding ----
 
@@ -253,9 +275,10 @@ class ReviewGallery:
             self.page = index // PER_PAGE
             self.render_page()
             return
-        for i in (old, index):
-            if i in self.cards:
-                self._fill(i)
+        if old in self.cards:
+            self.cards[old].classes(remove=SELECTED)
+        if index in self.cards:
+            self.cards[index].classes(SELECTED)
         self._render_bar()
         ui.run_javascript(f"document.querySelector('.bc-cell-{index}')?.scrollIntoView({{block: 'nearest'}})")
 
