@@ -315,7 +315,7 @@ async def test_history_lists_earlier_results_newest_first(
     await user.should_see("History")
     await user.should_see(content="24 results · page 1 of 2")
     shown = texts(user, "history-name")
-    assert shown[:3] == ["notes.jpg", "eosinophil.jpeg", "lymphocyte.jpeg"]
+    assert shown[:3] == ["by-hand / notes.jpg", "by-hand / eosinophil.jpeg", "by-hand / lymphocyte.jpeg"]
     assert len(shown) == 20
     await user.should_see(content="Rejected: " + worker.result("by-hand/notes.jpg")["reason"])
     eosinophil = worker.result("by-hand/eosinophil.jpeg")

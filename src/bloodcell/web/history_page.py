@@ -12,6 +12,7 @@ from nicegui import run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.results import Result
+from bloodcell.review.slides import image_name, slide_of
 from bloodcell.settings import Settings
 from bloodcell.web import batch, pages, results_feed
 
@@ -34,7 +35,9 @@ def _row(settings: Settings, result: Result) -> None:
         else:
             ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
         with ui.column().classes("gap-0 grow basis-40 min-w-0"):
-            shown = ui.label(batch.display_name(name)).mark("history-name")
+            slide = slide_of(name)
+            words = f"{slide} / {image_name(name)}" if slide else batch.display_name(name)
+            shown = ui.label(words).mark("history-name")
             shown.classes("font-medium break-all w-full")
             shown.tooltip(name)
             ui.label(_when(result)).classes("text-xs text-grey-7")
