@@ -18,7 +18,14 @@ PYTHON = "3.11"
 
 
 def _install_runtime(session: nox.Session) -> None:
-    session.install("-r", "functions/predict/requirements.txt", "-r", "webapp/requirements.txt")
+    session.install(
+        "-r",
+        "functions/predict/requirements.txt",
+        "-r",
+        "functions/preprocess/requirements.txt",
+        "-r",
+        "webapp/requirements.txt",
+    )
     session.install("--no-deps", "-e", ".")
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bloodcell import names
 from bloodcell.model import ModelInfo, Prediction
 
 SCHEMA_VERSION = "1"
@@ -44,11 +45,11 @@ def iso(moment: datetime) -> str:
 
 
 def result_name(upload_name: str) -> str:
-    return f"{upload_name}.json"
+    return names.result_name(upload_name)  # collision-free by design: see bloodcell.names
 
 
 def tensor_name(upload_name: str) -> str:
-    return f"{upload_name}.npy"
+    return names.tensor_name(upload_name)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the first event.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,8 +41,14 @@ ENV_VARS: dict[str, str] = {
     "EVENT_SINKS": "event source routes, bucket=url pairs separated by commas",
     "K_SINK": "single URL every event goes to (set by Knative SinkBinding/ContainerSource)",
     "EVENT_SOURCE_BUCKETS": "buckets the event source watches (default: upload and tensor buckets)",
-    "EVENT_SOURCE_POLL_SECONDS": "how often the event source lists its buckets",
+    "EVENT_SOURCE_POLL_SECONDS": "ignored: notifications replaced listing (kept so older manifests start)",
     "EVENT_SOURCE_CONCURRENCY": "most event deliveries in flight at once",
+    "EVENT_SOURCE_MODE": "how the event source learns of new objects: watch (inotify) or receive (webhook)",
+    "EVENT_SOURCE_MAX_ATTEMPTS": "deliveries of one event before the event source dead-letters it",
+    "DEAD_LETTER_BUCKET": "bucket (local folder) of the event source's dead-letter records",
+    "EVENT_WEBHOOK_TOKEN": "bearer token the receive mode requires of bucket notifications (empty: none)",
+    "K_CE_OVERRIDES": 'JSON {"extensions": {...}} of attributes set on every event (Knative SinkBinding)',
+    "K_CA_CERTS": "PEM CA certificates to verify an https K_SINK with (Knative SinkBinding)",
     "HOST": "interface the web app listens on",
     "PORT": "port the web app (and each function server) listens on",
     "STORAGE_SECRET": "secret that signs the web app's browser storage",
@@ -91,6 +98,22 @@ def _sinks(env: Mapping[str, str], buckets: tuple[str, ...]) -> tuple[tuple[str,
     return tuple(pairs)
 
 
+def _ce_overrides(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """K_CE_OVERRIDES as the SinkBinding writes it: {"extensions": {"name": "value"}}."""
+    raw = _get(env, "K_CE_OVERRIDES", "")
+    if not raw:
+        return ()
+    try:
+        extensions = json.loads(raw).get("extensions", {})
+    except (ValueError, AttributeError) as exc:
+        raise ConfigurationError(
+            f'K_CE_OVERRIDES must be JSON like {{"extensions": {{...}}}}, got {raw!r}'
+        ) from exc
+    if not isinstance(extensions, dict):
+        raise ConfigurationError("K_CE_OVERRIDES: extensions must be an object")
+    return tuple((str(k), str(v)) for k, v in extensions.items())
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = _get(env, name, default).lower()
     if value not in choices:
@@ -121,6 +144,12 @@ class Settings:
     event_source_buckets: tuple[str, ...] = ()
     event_source_poll_seconds: float = 0.2
     event_source_concurrency: int = 4
+    event_source_mode: str = "watch"
+    event_source_max_attempts: int = 20
+    dead_letter_bucket: str = "dead-letters"
+    event_webhook_token: str = field(default="", repr=False)
+    ce_overrides: tuple[tuple[str, str], ...] = ()
+    ca_certs: str = ""
     port: int = 8080
     storage_secret: str = ""
     result_timeout_seconds: float = 120.0
@@ -179,6 +208,17 @@ class Settings:
             ),
             event_source_poll_seconds=_float(env, "EVENT_SOURCE_POLL_SECONDS", 0.2),
             event_source_concurrency=_int(env, "EVENT_SOURCE_CONCURRENCY", 4),
+            event_source_mode=_choice(
+                env,
+                "EVENT_SOURCE_MODE",
+                "watch" if _get(env, "BLOODCELL_STORAGE", "local") == "local" else "receive",
+                ("watch", "receive"),
+            ),
+            event_source_max_attempts=_int(env, "EVENT_SOURCE_MAX_ATTEMPTS", 20),
+            dead_letter_bucket=_get(env, "DEAD_LETTER_BUCKET", "dead-letters"),
+            event_webhook_token=_get(env, "EVENT_WEBHOOK_TOKEN", ""),
+            ce_overrides=_ce_overrides(env),
+            ca_certs=_get(env, "K_CA_CERTS", ""),
             port=_int(env, "PORT", 8080),
             storage_secret=_get(env, "STORAGE_SECRET", ""),
             result_timeout_seconds=_float(env, "RESULT_TIMEOUT_SECONDS", 120.0),
