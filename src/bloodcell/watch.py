@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileModifiedEvent,
@@ -68,6 +69,11 @@ class _BucketHandler(FileSystemEventHandler):
         if info is not None:
             self.source.announce(info)
 
+    def _announce_tree(self, top: str | bytes) -> None:
+        for folder, _dirs, files in os.walk(os.fsdecode(top)):
+            for file in files:
+                self._announce(os.path.join(folder, file))
+
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
             if isinstance(event, FileClosedEvent | FileModifiedEvent):
@@ -75,10 +81,12 @@ class _BucketHandler(FileSystemEventHandler):
             elif isinstance(event, FileMovedEvent):
                 self._announce(event.dest_path)
             elif isinstance(event, DirMovedEvent) and not event.src_path and event.dest_path:
-                # a folder moved in from outside: its files are complete, announce them all
-                for folder, _dirs, files in os.walk(os.fsdecode(event.dest_path)):
-                    for file in files:
-                        self._announce(os.path.join(folder, file))
+                self._announce_tree(event.dest_path)  # moved in from outside: its files are complete
+            elif isinstance(event, DirCreatedEvent):
+                # inotify watches a new folder only once it exists: files that landed in it
+                # before the watch did would go unseen; a write still under way there gets its
+                # close event later and a new generation, so the final answer is for the last bytes
+                self._announce_tree(event.src_path)
         except Exception:  # the observer thread must outlive any one odd event
             log.exception("watch: could not handle %r", event)
 
@@ -89,8 +97,15 @@ def _observer() -> tuple[object, list[type[FileSystemEvent]]]:
     except ImportError:  # not Linux
         from watchdog.observers import Observer
 
-        return Observer(), [FileClosedEvent, FileModifiedEvent, FileMovedEvent, DirMovedEvent]
-    return InotifyObserver(generate_full_events=True), [FileClosedEvent, FileMovedEvent, DirMovedEvent]
+        return Observer(), [
+            FileClosedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            DirMovedEvent,
+            DirCreatedEvent,
+        ]
+    kinds: list[type[FileSystemEvent]] = [FileClosedEvent, FileMovedEvent, DirMovedEvent, DirCreatedEvent]
+    return InotifyObserver(generate_full_events=True), kinds
 
 
 def folder_watcher(
