@@ -54,3 +54,10 @@ def retryable(exc: BaseException) -> bool:
     source) then dead-letter it, so nothing loops forever either.
     """
     return not isinstance(exc, PermanentError)
+
+
+class MalformedDocument(PermanentError, ValueError):
+    """A stored document (result, record) is not of the shape its schema version promises.
+
+    Readers skip or report it; it is never retried, since the bytes will not change.
+    """

@@ -15,6 +15,7 @@ from typing import Any
 
 from bloodcell.errors import retryable
 from bloodcell.events import MalformedEvent, ObjectRef, object_refs, received_attributes
+from bloodcell.logs import configure_logging
 from bloodcell.names import escape
 from bloodcell.pipeline import Outcome, Pipeline
 from bloodcell.settings import get_settings
@@ -22,18 +23,11 @@ from bloodcell.settings import get_settings
 log = logging.getLogger("bloodcell.event")
 
 
-def configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    root.setLevel(level)
-
-
 @cache
 def pipeline() -> Pipeline:
     """One pipeline (clients, model) per process, reused across events."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     return Pipeline(settings)
 
 

@@ -8,12 +8,12 @@ at-least-once delivery yields exactly one result and one archive copy.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from bloodcell.errors import ObjectNotFound, RejectedInput, TransientError
 from bloodcell.events import ObjectRef
 from bloodcell.imaging import ImageLimits, decode_image
 from bloodcell.model import Classifier, default_model_dir, load_classifier
-from bloodcell.results import Source
+from bloodcell.results import ArchiveStatus, Result, Source
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_archive, open_storage
 
@@ -32,17 +32,44 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
+OutcomeStatus = Literal["preprocessed", "classified", "rejected", "duplicate", "stale", "gone", "ignored"]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one event did: logged as one line, and asserted on in tests."""
 
-    status: str  # preprocessed | classified | rejected | duplicate | stale | gone | ignored
+    status: OutcomeStatus
     detail: str = ""
 
 
 def make_tensor(data: bytes, limits: ImageLimits) -> np.ndarray:
     """Upload bytes to the model's input: the one path used by preprocess, classify and training."""
     return cell_tensor(decode_image(data, limits))
+
+
+def classify_bytes(data: bytes, source: Source, classifier: Classifier, limits: ImageLimits) -> Result:
+    """Both steps in one process, with the functions' own rules: ``bloodcell classify`` and tools."""
+    stamps = {"uploaded": source.uploaded or ""}
+    started = time.perf_counter()
+    try:
+        tensor = make_tensor(data, limits)
+    except RejectedInput as exc:
+        timings = {"preprocess": (time.perf_counter() - started) * 1000}
+        return Result.rejected(
+            source, exc.reason, "preprocess", timings, stamps | {"rejected": results.now_iso()}
+        )
+    timings = {"preprocess": (time.perf_counter() - started) * 1000}
+    stamps["preprocessed"] = results.now_iso()
+    started = time.perf_counter()
+    try:
+        prediction = classifier.predict(tensor)
+    except RejectedInput as exc:
+        stamps["rejected"] = results.now_iso()
+        return Result.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
+    timings["inference"] = (time.perf_counter() - started) * 1000
+    stamps["classified"] = results.now_iso()
+    return Result.classified(source, prediction, classifier.info, timings, stamps)
 
 
 class Pipeline:
@@ -96,7 +123,7 @@ class Pipeline:
         if source is None:
             return True  # a stray tensor: nothing will ever be done with it
         found = self._result_for(source.name, source.generation)
-        return bool(found and found.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING)
+        return bool(found and found.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING)
 
     # ---- preprocess ----
 
@@ -135,7 +162,7 @@ class Pipeline:
             if superseded := self._superseded(source):
                 return Outcome("stale", superseded)
             self._write_result(
-                results.rejected(
+                Result.rejected(
                     source,
                     exc.reason,
                     "preprocess",
@@ -179,8 +206,9 @@ class Pipeline:
             uploaded=results.iso(info.updated),
         )
         stamps = {"uploaded": source.uploaded or "", "rejected": results.now_iso()}
-        result = results.rejected(source, problem, "preprocess", {}, stamps)
-        self._write_result(result, results.result_name(ref.name))
+        self._write_result(
+            Result.rejected(source, problem, "preprocess", {}, stamps), results.result_name(ref.name)
+        )
         return Outcome("rejected", problem)
 
     def _superseded(self, source: Source) -> str | None:
@@ -228,6 +256,8 @@ class Pipeline:
             return Outcome("stale", f"superseded by generation {info.generation}")
         source = self._proven_source(info)
         if source is None:
+            # Not written by preprocess: it must neither replace an upload's result nor
+            # invent one for an upload that never existed.
             log.warning("predict: ignoring tensor %s: it does not prove its source", names.escape(ref.name))
             return Outcome("ignored", "tensor carries no valid source metadata (not written by preprocess)")
         upload = self.storage.stat(source.bucket, source.name)
@@ -236,7 +266,7 @@ class Pipeline:
         if upload.generation != source.generation:
             return Outcome("stale", f"upload superseded by generation {upload.generation}")
         existing = self._result_for(source.name, source.generation)
-        if existing and existing.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING:
+        if existing and existing.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING:
             return Outcome("duplicate")
         if existing:
             return self._retry_archive(existing)
@@ -260,25 +290,25 @@ class Pipeline:
                 return Outcome("stale", superseded)
             stamps["rejected"] = results.now_iso()
             self._write_result(
-                results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
+                Result.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
             )
             return Outcome("rejected", exc.reason)
         timings["inference"] = (time.perf_counter() - started) * 1000
         if superseded := self._superseded(source):
             return Outcome("stale", superseded)
         stamps["classified"] = results.now_iso()
-        result = results.classified(source, prediction, classifier.info, timings, stamps)
+        result = Result.classified(source, prediction, classifier.info, timings, stamps)
         if not self._archive_and_write(result):
             return Outcome("gone", "upload deleted or replaced before it was archived")
         return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)
-        if not self._archive_and_write(json.loads(data)):
+        if not self._archive_and_write(Result.from_json(data)):
             return Outcome("gone", "upload deleted or replaced before its archive copy")
         return Outcome("classified", "archive copy completed on retry")
 
-    def _archive_and_write(self, result: dict[str, object]) -> bool:
+    def _archive_and_write(self, result: Result) -> bool:
         """Archive first; if the archive is down, publish the result as pending and retry later.
 
         False when the upload vanished or changed before its image could be archived: then
@@ -287,24 +317,22 @@ class Pipeline:
         try:
             location = self._archive_copy(result)
         except TransientError:
-            result["archive"] = {"status": results.ARCHIVE_PENDING, "location": None}
-            self._write_result(result)
+            self._write_result(result.with_archive(ArchiveStatus.PENDING))
             raise
         if location is None:
             return False
-        result["archive"] = {"status": results.ARCHIVE_STORED, "location": location}
-        self._write_result(result)
+        self._write_result(result.with_archive(ArchiveStatus.STORED, location))
         return True
 
-    def archive_key(self, result: dict[str, object]) -> str:
-        source = Source(**result["source"])  # type: ignore[arg-type]
+    def archive_key(self, result: Result) -> str:
+        source = result.source
         day = (source.uploaded or results.now_iso())[:10]
         generation = source.generation.replace("/", "_")
-        return f"{self.settings.archive_prefix}{day}/{result['label']}/{generation}/{source.name}"
+        return f"{self.settings.archive_prefix}{day}/{result.label}/{generation}/{source.name}"
 
-    def _archive_copy(self, result: dict[str, object]) -> str | None:
+    def _archive_copy(self, result: Result) -> str | None:
         """Image and result side by side, by date and label: ready to be a training folder."""
-        source = Source(**result["source"])  # type: ignore[arg-type]
+        source = result.source
         key = self.archive_key(result)
         try:
             image, info = self.storage.read(source.bucket, source.name)
@@ -315,22 +343,19 @@ class Pipeline:
             return None
         content_type = info.content_type or "application/octet-stream"
         self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
-        stored = dict(result)
-        stored["archive"] = {"status": results.ARCHIVE_STORED, "location": key}
         self.archive.write(
             self.settings.archive_bucket,
             key + ".json",
-            results.encode(stored),
+            result.with_archive(ArchiveStatus.STORED, key).to_json(),
             content_type="application/json",
         )
         return key
 
-    def _write_result(self, result: dict[str, object], name: str | None = None) -> None:
-        source = Source(**result["source"])  # type: ignore[arg-type]
+    def _write_result(self, result: Result, name: str | None = None) -> None:
         self.storage.write(
             self.settings.result_bucket,
-            name or results.result_name(source.name),
-            results.encode(result),
+            name or results.result_name(result.source.name),
+            result.to_json(),
             content_type="application/json",
-            metadata=results.result_metadata(result),
+            metadata=result.metadata(),
         )
