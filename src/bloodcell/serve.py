@@ -146,13 +146,8 @@ class LocalStack:
             storage, {b: self.data_dir / b for b in (s.upload_bucket, s.tensor_bucket)}
         )
         local_archive = (s.archive_bucket,) if s.archive_storage == "local" else ()  # else it is in S3
-        for bucket in (
-            s.upload_bucket,
-            s.tensor_bucket,
-            s.result_bucket,
-            s.dead_letter_bucket,
-            *local_archive,
-        ):
+        # the dead-letter bucket is made by its first record: an empty one would say nothing
+        for bucket in (s.upload_bucket, s.tensor_bucket, s.result_bucket, *local_archive):
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120.0) -> None:
