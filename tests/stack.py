@@ -478,7 +478,6 @@ def _check_no_strays(
     results_root = data_dir / "results"
     result_files = {p.relative_to(results_root).as_posix() for p in results_root.rglob("*") if p.is_file()}
     assert result_files == {names.result_name(n) for n in results}, "stray files among results"
-    assert not list((data_dir / ".tmp").iterdir()), "temporary files left behind"
     for bucket in BUCKETS:
         for path in (data_dir / bucket).rglob("*"):
             assert not path.name.startswith("."), f"hidden or temporary file inside a bucket: {path}"

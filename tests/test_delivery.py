@@ -121,6 +121,7 @@ def test_name_zoo_each_name_gets_exactly_one_result(make_stack: Any, tmp_path: P
     for name in REJECTED_NAMES:  # no tensor, so predict never heard of it
         assert not _lines(log, "predict", "tensors", name + ".npy")
     assert "Traceback" not in log and "dead-lettered" not in log
+    assert not list((data / ".tmp").iterdir()), "a write left a temporary file behind"
     # names are escaped in every log line: no line starts with a forged record
     assert not [line for line in log.splitlines() if line.startswith(("break.jpg", "\x1b"))]
 

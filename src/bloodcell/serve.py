@@ -131,6 +131,7 @@ class LocalStack:
         self.web_url = f"http://{host}:{port}/" if web else None
         self.stop_event = threading.Event()
         storage = LocalStorage(self.data_dir)
+        self.storage = storage
         pipeline = Pipeline(self.settings, storage)
         s = self.settings
         self.source = EventSource(
@@ -151,6 +152,8 @@ class LocalStack:
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120.0) -> None:
+        if removed := self.storage.sweep_temporary():  # before any writer starts
+            log.info("removed %d temporary file(s) left by an earlier run", removed)
         for child in self.children:
             child.start()
         deadline = time.monotonic() + timeout

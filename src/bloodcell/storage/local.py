@@ -114,6 +114,15 @@ class LocalStorage:
                 return generation
         raise TransientError(f"{path.name} keeps changing while it is read")
 
+    def sweep_temporary(self) -> int:
+        """Remove what writers killed mid-write left in ``.tmp/`` (a failed write cleans up
+        after itself; a SIGKILLed one cannot). Only safe while no writer runs: at start-up."""
+        removed = 0
+        for leftover in (self.root / _TMP).iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def _bucket_dir(self, bucket: str) -> Path:
         """The bucket's resolved folder, made and resolved once per process, not once per call:
         every stat, read and write needs it, and profiling showed the mkdir and realpath."""
