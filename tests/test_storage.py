@@ -178,3 +178,28 @@ def test_archive_credentials_come_in_pairs() -> None:
 
     with pytest.raises(ConfigurationError):
         Settings.from_env({"ARCHIVE_AWS_ACCESS_KEY_ID": "only-the-id"})
+
+
+def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) -> None:
+    """The web app stores uploads with if_absent (a hard link): inotify must still see them finished."""
+    import threading
+    import time
+
+    from bloodcell.eventsource import EventSource
+    from bloodcell.watch import folder_watcher
+
+    storage = LocalStorage(tmp_path / "root")
+    source = EventSource(storage, {"uploads": "http://127.0.0.1:9/"}, max_attempts=1)
+    announced: list[str] = []
+    source.announce = lambda info: announced.append(info.name) or True  # type: ignore[method-assign]
+    stop = threading.Event()
+    close = folder_watcher(storage, {"uploads": tmp_path / "root" / "uploads"})(source, stop)
+    try:
+        storage.write("uploads", "web.jpg", b"from the browser", if_absent=True)
+        deadline = time.monotonic() + 10
+        while not announced and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        close()
+
+    assert announced == ["web.jpg"]

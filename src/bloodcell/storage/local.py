@@ -230,6 +230,10 @@ class LocalStorage:
                     except FileExistsError as exc:
                         raise PreconditionFailed(f"{bucket}/{name} exists") from exc
                     self._write_meta(bucket, name, generation, content_type, metadata)
+                    # a hard link raises only IN_CREATE, which a watcher cannot tell from a
+                    # file just opened for writing: close it once for writing (no change to
+                    # bytes or times), so it is announced by IN_CLOSE_WRITE like any finished file
+                    os.close(os.open(path, os.O_WRONLY))
                 else:
                     # metadata first, so a watcher never sees the object without it; one
                     # writer at a time, or concurrent writers of one name (duplicate events)
