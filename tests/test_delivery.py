@@ -157,7 +157,7 @@ def sink() -> Iterator[tuple[str, type[_Recorder]]]:
 
 
 def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_lettered(
-    tmp_path: Path, model_dir: Path, sink: tuple[str, type[_Recorder]]
+    tmp_path: Path, model_dir: Path, datasets: Path, sink: tuple[str, type[_Recorder]]
 ) -> None:
     """Real function servers answer each poison event with 2xx: exactly one attempt each. A sink
     that keeps failing gets EVENT_SOURCE_MAX_ATTEMPTS attempts, then one dead-letter record."""
@@ -181,7 +181,14 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         stop = threading.Event()
         threading.Thread(target=source.run, args=(stop,), daemon=True).start()
         now = local.write("uploads", "probe.jpg", b"x").updated
+        # a symlink inside tensors/ pointing out of the bucket: preprocess must not write through it
+        outside = tmp_path / "outside.npy"
+        (data / "tensors").mkdir(parents=True, exist_ok=True)
+        os.symlink(outside, data / "tensors" / "sym.jpg.npy")
+        cell = image_pool(datasets, 1, "kaggle")[0].read_bytes()
+        symlinked = local.write("uploads", "sym.jpg", cell)
         poison = [
+            symlinked,
             ObjectInfo("tensors", "../escape.npy", "1", 1, now),  # RejectedInput in storage
             ObjectInfo("tensors", "/etc/passwd.npy", "1", 1, now),
             ObjectInfo("tensors", "nul\x00.npy", "1", 1, now),
@@ -226,7 +233,12 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         recorder.code = 500
         letters = DeadLetters(local, "dead-letters")
         failing = EventSource(
-            local, {"uploads": url}, backoff=(0.01, 0.05), max_attempts=3, dead_letters=letters
+            local,
+            {"uploads": url},
+            backoff=(0.01, 0.05),
+            max_attempts=3,
+            dead_letters=letters,
+            is_done={"uploads": lambda _info: True},  # the reconcile re-emits nothing: one event only
         )
         threading.Thread(target=failing.run, args=(stop,), daemon=True).start()
         failing.announce(local.stat("uploads", "probe.jpg"))  # type: ignore[arg-type]
@@ -246,6 +258,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
     )
     log = (tmp_path / "predict.log").read_text() + (tmp_path / "preprocess.log").read_text()
     assert "outcome=retry" not in log
+    assert not outside.exists(), "a write followed a symlink out of its bucket"
     assert not list((data / ".tmp").iterdir()), "a failed write left a temporary file"
 
 
