@@ -80,10 +80,11 @@ def result_name(upload_name: str) -> str:
 
 
 def tensor_name(upload_name: str) -> str:
-    """Only processable names get a tensor; asking for another one is a bug."""
-    if not processable(upload_name):
-        raise ValueError(f"no tensor name for {escape(upload_name)}")
-    return upload_name + TENSOR_SUFFIX
+    """Only processable names ever get a tensor; for any other the name of one that never
+    exists (in the rejected folder, which predict ignores), so callers need no special case."""
+    if processable(upload_name):
+        return upload_name + TENSOR_SUFFIX
+    return f"{REJECTED_FOLDER}/{_digest(upload_name)}{TENSOR_SUFFIX}"
 
 
 def upload_of_tensor(tensor: str) -> str | None:
