@@ -83,7 +83,9 @@ def run(model_dir: Path, images: list[Path], work: Path) -> dict[str, Any]:
     except ImportError:
         return {"skipped": "needs the selenium package"}
     port = _free_port()
-    env = dict(os.environ, MODEL_DIR=str(model_dir), BLOODCELL_STORAGE="local", ARCHIVE_STORAGE="local",
+    # a clean environment: run from a test, NiceGUI would otherwise take `serve` for its own test app
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
+    env.update(MODEL_DIR=str(model_dir), BLOODCELL_STORAGE="local", ARCHIVE_STORAGE="local",
                STORAGE_SECRET="bench", PYTHONUNBUFFERED="1")
     env.pop("BLOODCELL_DATA_DIR", None)
     log_path = work / "reviewpage-serve.log"
