@@ -11,6 +11,7 @@ the first cell nobody has reviewed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from bloodcell.review.state import ReviewedCell
 from bloodcell.web import batch
 
 PER_PAGE = 40
+REDRAW_WHILE_FILLING_S = 6.0
 
 
 def thumb_url(name: str) -> str:
@@ -70,6 +72,7 @@ class ReviewGallery:
         # keys are handled one at a time, in the order typed: a quick typist's keys are queued, not lost
         self._keys = asyncio.Lock()
         self._deciding = False  # during a verdict the bar is drawn once, for the next cell
+        self._drawn = 0.0  # when the visible page was last drawn
         with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
             self.bar = ui.row().classes("w-full items-center gap-3")
         self._build_bar()
@@ -97,6 +100,20 @@ class ReviewGallery:
             return [(c.key, c.status) for c in items[first : first + PER_PAGE]]
 
         same_page = visible(cells) == visible(self.cells)
+        now = time.monotonic()
+        filling = any(c.status == WAITING for c in cells)
+        only_results = reviewed == self.reviewed and read_only == self.read_only
+        if (
+            not same_page
+            and filling
+            and only_results
+            and now - self._drawn < REDRAW_WHILE_FILLING_S
+            and self.cards
+        ):
+            # results are still arriving and re-sorting the page: redraw it every few seconds, not every poll
+            self.page_label.set_text(f"{len(cells)} images, results arriving…")
+            return
+
         changed_keys = {
             k for k in set(reviewed) | set(self.reviewed) if reviewed.get(k) != self.reviewed.get(k)
         }
@@ -134,6 +151,7 @@ class ReviewGallery:
         )
 
     def render_page(self) -> None:
+        self._drawn = time.monotonic()
         self._pager()
         first = self.page * PER_PAGE
         shown = self.cells[first : first + PER_PAGE]
@@ -245,6 +263,8 @@ class ReviewGallery:
             model = f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence"
             why = why_uncertain(cell, *self.rule) if result.uncertain else None
             version = f"model {result.model.name} {result.model.version}" if result.model else None
+        if result is not None and result.source.uploader:
+            version = " · ".join(filter(None, [version, f"uploaded by {result.source.uploader}"]))
         else:
             model = "Still being processed."
         self._show(self.bar_model, model)
