@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from bloodcell.errors import ConfigurationError
+from bloodcell.reports.references import parse_references
 
 BACKENDS = ("local", "gcs", "s3")
 
@@ -46,6 +47,7 @@ ENV_VARS: dict[str, str] = {
     "PORT": "port the web app (and each function server) listens on",
     "STORAGE_SECRET": "secret that signs the web app's browser storage",
     "RESULT_TIMEOUT_SECONDS": "how long the web app waits for a result before saying so",
+    "REPORT_REFERENCE_RANGES": "reports' reference ranges in percent, e.g. NEUTROPHIL=40-60,EOSINOPHIL=1-4",
 }
 
 
@@ -124,6 +126,9 @@ class Settings:
     port: int = 8080
     storage_secret: str = ""
     result_timeout_seconds: float = 120.0
+    report_reference_ranges: tuple[tuple[str, float, float], ...] = field(
+        default_factory=lambda: parse_references("")
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +187,7 @@ class Settings:
             port=_int(env, "PORT", 8080),
             storage_secret=_get(env, "STORAGE_SECRET", ""),
             result_timeout_seconds=_float(env, "RESULT_TIMEOUT_SECONDS", 120.0),
+            report_reference_ranges=parse_references(_get(env, "REPORT_REFERENCE_RANGES", "")),
         )
 
 
