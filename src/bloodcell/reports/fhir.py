@@ -125,9 +125,7 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
                 common,
             )
             absolute.pop("interpretation", None)  # the flag speaks of the percentage's range
-            absolute["note"] = [
-                {"text": f"{row.percent:.1f} % of a white-cell count of {diff.wbc:g} x10^9/L"}
-            ]
+            absolute["note"] = [{"text": f"{row.percent:.1f} % of a white-cell count of {diff.wbc:g} ×10⁹/L"}]
             entries.append(absolute)
     report_resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
