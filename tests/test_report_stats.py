@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bloodcell.errors import ConfigurationError
+from bloodcell.errors import ConfigurationError, RejectedInput
 from bloodcell.reports.model import CLASSIFIED, PENDING, REJECTED, ReportCell, Review
 from bloodcell.reports.references import as_table, parse_references
 from bloodcell.reports.stats import MIXED, MODEL, REVIEWED, differential, interval
@@ -74,7 +74,7 @@ def test_absolute_counts_from_the_white_cell_count() -> None:
     assert absolute == pytest.approx(
         {"NEUTROPHIL": 4.5, "LYMPHOCYTE": 2.25, "MONOCYTE": 0.45, "EOSINOPHIL": 0.3}
     )
-    with pytest.raises(ValueError, match="white-cell count"):
+    with pytest.raises(RejectedInput, match="white-cell count"):
         differential([], wbc=0.0)
 
 

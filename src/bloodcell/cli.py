@@ -136,6 +136,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """One slide's report from the same buckets the running system uses, through the storage layer."""
+    from dataclasses import replace
+
+    from bloodcell.reports.render import report_bytes
+    from bloodcell.settings import get_settings
+    from bloodcell.storage import open_storage
+
+    settings = get_settings()
+    if args.data_dir:
+        settings = replace(settings, data_dir=Path(args.data_dir).resolve())
+    try:
+        data = report_bytes(open_storage(settings), settings, args.slide, args.format, args.wbc)
+    except RejectedInput as exc:
+        print(f"bloodcell: {exc.reason}", file=sys.stderr)
+        return 1
+    if args.out and args.out != "-":
+        Path(args.out).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bloodcell", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(func=cmd_classify)
     source = sub.add_parser("eventsource", help="run the bucket event source (K_SINK / EVENT_SINKS)")
     source.set_defaults(func=cmd_eventsource)
+    report = sub.add_parser("report", help="one slide's report: PDF, FHIR R4 bundle, or CSV")
+    report.add_argument("slide", help="the slide: a folder of the upload bucket")
+    report.add_argument("--format", choices=("pdf", "fhir", "csv", "summary"), default="pdf")
+    report.add_argument("--out", help="file to write (default: standard output)")
+    report.add_argument("--data-dir", help="local backend's data folder (default BLOODCELL_DATA_DIR)")
+    report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
+    report.set_defaults(func=cmd_report)
     web = sub.add_parser("webapp", help="run the web app alone (PORT, bucket settings from env)")
     web.add_argument("--host", default="0.0.0.0")
     web.set_defaults(func=cmd_webapp)

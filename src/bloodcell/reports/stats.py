@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scipy.stats import binomtest
 
+from bloodcell.errors import RejectedInput
 from bloodcell.reports.model import PENDING, REJECTED, ReportCell
 from bloodcell.reports.references import DEFAULT_REFERENCES, ReferenceTable
 from bloodcell.web.batch import REPORT_ORDER
@@ -72,8 +73,11 @@ def interval(count: int, total: int, confidence: float = CONFIDENCE) -> tuple[fl
 
 
 def check_wbc(wbc: float | None) -> float | None:
+    """A white-cell count typed by a person: a clear refusal, not a silently absurd report."""
     if wbc is not None and not WBC_RANGE[0] <= wbc <= WBC_RANGE[1]:
-        raise ValueError(f"white-cell count must be {WBC_RANGE[0]:g}-{WBC_RANGE[1]:g} x10^9/L, got {wbc:g}")
+        raise RejectedInput(
+            f"white-cell count must be {WBC_RANGE[0]:g}-{WBC_RANGE[1]:g} x10^9/L, got {wbc:g}"
+        )
     return wbc
 
 

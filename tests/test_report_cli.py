@@ -1,0 +1,89 @@
+"""`bloodcell report` reads the buckets through the storage layer: local folders and GCS agree."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bloodcell import settings as settings_module
+from bloodcell import storage as storage_module
+from bloodcell.cli import main
+from bloodcell.settings import Settings
+from bloodcell.storage import LocalStorage
+from bloodcell.storage.gcs import GcsStorage
+from tests.conftest import image_bytes
+from tests.support.report_slides import Spec, specs, write_slide
+
+SLIDE = "lame-07"
+CELLS = [*specs(neutrophil=9, lymphocyte=6, monocyte=1), Spec("EOSINOPHIL", uncertain=True), Spec(None)]
+
+
+def report(tmp_path: Path, kind: str, *extra: str) -> bytes:
+    out = tmp_path / f"out-{uuid.uuid4().hex[:6]}"
+    assert main(["report", SLIDE, "--format", kind, "--out", str(out), *extra]) == 0
+    return out.read_bytes()
+
+
+def test_local_and_gcs_give_identical_reports(
+    env: dict[str, str],
+    settings: Settings,
+    local: LocalStorage,
+    gcs_emulator: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
+    on_local = {kind: report(tmp_path, kind, "--wbc", "7.2") for kind in ("fhir", "summary")}
+
+    gcs = GcsStorage(project="test", retry_seconds=2)
+    prefix = f"b-{uuid.uuid4().hex[:8]}"
+    for role in ("UPLOAD", "TENSOR", "RESULT"):
+        gcs.client.create_bucket(f"{prefix}-{role.lower()}")
+        monkeypatch.setenv(f"{role}_BUCKET", f"{prefix}-{role.lower()}")
+    monkeypatch.setenv("BLOODCELL_STORAGE", "gcs")
+    settings_module.get_settings.cache_clear()
+    storage_module.open_storage.cache_clear()
+    gcs_settings = settings_module.get_settings()
+    write_slide(gcs, gcs_settings, SLIDE, CELLS, [image_bytes()])
+    on_gcs = {kind: report(tmp_path, kind, "--wbc", "7.2") for kind in ("fhir", "summary")}
+
+    assert on_gcs == on_local
+    bundle = json.loads(on_local["fhir"])
+    values = [e["resource"].get("valueQuantity", {}).get("value") for e in bundle["entry"]]
+    assert 56.2 in values  # 9 of 16 neutrophils, 56.25 % rounded to one decimal
+    # and the GCS slide really is there and not on the local disk
+    assert sum(1 for _ in gcs.list(gcs_settings.upload_bucket, prefix=f"{SLIDE}/")) == len(CELLS)
+
+
+def test_pdf_and_csv_to_a_file_and_stdout(
+    settings: Settings, local: LocalStorage, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
+    assert report(tmp_path, "pdf").startswith(b"%PDF-")
+    assert main(["report", SLIDE, "--format", "csv"]) == 0
+    lines = capsysbinary.readouterr().out.decode("utf-8").splitlines()
+    assert len(lines) == 1 + len(CELLS)
+
+
+def test_data_dir_flag_beats_the_environment(settings: Settings, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    elsewhere = Settings(data_dir=other)
+    write_slide(LocalStorage(other), elsewhere, SLIDE, CELLS, [image_bytes()])
+    out = tmp_path / "r.json"
+    assert main(["report", SLIDE, "--format", "fhir", "--data-dir", str(other), "--out", str(out)]) == 0
+    assert json.loads(out.read_bytes())["resourceType"] == "Bundle"
+
+
+def test_bad_input_gets_a_clear_answer(
+    settings: Settings, local: LocalStorage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
+    assert main(["report", "../etc", "--format", "fhir"]) == 1
+    assert "'..'" in capsys.readouterr().err
+    assert main(["report", "no-such-slide"]) == 1
+    assert "has no uploads" in capsys.readouterr().err
+    assert main(["report", SLIDE, "--wbc", "-3"]) == 1
+    assert "white-cell count" in capsys.readouterr().err
