@@ -29,6 +29,10 @@ MAX_CELLS = 5000
 Reviews = Mapping[tuple[str, str], Review]
 
 
+class SlideNotFound(RejectedInput):
+    """No upload under that folder: a permanent answer, told apart so the web can say 404."""
+
+
 def result_object(upload_name: str) -> str:
     """Where the result of an upload lives in the result bucket (the events engineer owns the rule)."""
     return results.result_name(upload_name)
@@ -116,7 +120,7 @@ def load_slide(storage: Storage, settings: Settings, slide: str) -> SlideReport:
     slide = check_slide(slide)
     uploads = sorted(storage.list(settings.upload_bucket, prefix=f"{slide}/"), key=lambda info: info.name)
     if not uploads:
-        raise RejectedInput(f"slide {slide!r} has no uploads")
+        raise SlideNotFound(f"slide {slide!r} has no uploads")
     if len(uploads) > MAX_CELLS:
         raise RejectedInput(
             f"slide {slide!r} has {len(uploads)} uploads, over the report limit of {MAX_CELLS}"

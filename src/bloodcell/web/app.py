@@ -69,6 +69,9 @@ def build(settings: Settings) -> None:
     from bloodcell.web.batch_page import BatchView
     from bloodcell.web.history_page import history_page
     from bloodcell.web.model_page import model_page
+    from bloodcell.web.report_routes import register as register_reports
+
+    register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
 
     @ui.page("/", title="bloodcell: batch")
     async def index() -> None:
