@@ -78,7 +78,7 @@ def test_bundle_validates_and_matches_the_slide(local: LocalStorage, settings: S
     assert diagnostic["code"]["coding"][0] == {
         "system": "http://loinc.org",
         "code": "24318-8",
-        "display": "Manual differential panel - Blood",
+        "display": "Manual Differential panel - Blood",
     }
     by_code = {o["code"]["coding"][0]["code"]: o for o in observations}
     assert set(by_code) == {"26511-6", "26478-8", "26485-3", "26450-7"}

@@ -23,7 +23,7 @@ DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SLIDE_SYSTEM = "urn:bloodcell:slide"
 NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e80-9a1b-bc0d1e2f3a4b")
 
-PANEL = ("24318-8", "Manual differential panel - Blood")
+PANEL = ("24318-8", "Manual Differential panel - Blood")
 # label: (percent code, its display, absolute-count code, its display)
 CODES: dict[str, tuple[str, str, str, str]] = {
     "NEUTROPHIL": (
