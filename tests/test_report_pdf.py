@@ -42,7 +42,9 @@ def report(local: LocalStorage, settings: Settings, datasets: Path) -> SlideRepo
     images = real_images(datasets)
     counts = {"NEUTROPHIL": 33, "LYMPHOCYTE": 12, "MONOCYTE": 4, "EOSINOPHIL": 2}
     for label, n in counts.items():
-        cells = [Spec(label, name=f"{label.lower()}-{i:02d}-é.jpg") for i in range(n)]
+        cells = [
+            Spec(label, name=f"{label.lower()}-{i:02d}-é.jpg", uploader="Émilie Durand-王") for i in range(n)
+        ]
         write_slide(local, settings, SLIDE, cells, images[label])
     write_slide(
         local, settings, SLIDE, [Spec("MONOCYTE", uncertain=True, name="douteuse-ç.jpg")], images["MONOCYTE"]
@@ -89,6 +91,7 @@ def test_unicode_names_print(
     first = poppler("pdftotext", data, tmp_path).split("\f")[0]
     assert "Dr Zoë Hernández-李小龙, 2026-12-02T08:00:00Z" in first
     assert "lame-é-李-07" in first
+    assert "Émilie Durand-王" in first  # the uploader, from the results' source
     # the fonts of the text travel inside the file, so any reader draws the glyphs
     # (reportlab always declares Helvetica, one of the 14 fonts every reader has)
     listed = poppler("pdffonts", data, tmp_path).splitlines()[2:]

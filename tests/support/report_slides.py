@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from bloodcell import results
 from bloodcell.contract import LABELS
 from bloodcell.model import ModelInfo, Prediction
+from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.storage import Storage
 
@@ -30,6 +31,7 @@ class Spec:
     uncertain: bool = False
     result: bool = True
     name: str | None = None
+    uploader: str | None = None
 
 
 def probabilities(label: str, top: float) -> dict[str, float]:
@@ -57,20 +59,21 @@ def write_slide(
             generation=info.generation,
             size=len(data),
             uploaded=uploaded,
+            uploader=spec.uploader,
         )
         stamps = {"uploaded": uploaded}
         if spec.label is None:
             stamps["rejected"] = results.iso(at + timedelta(milliseconds=400))
-            doc = results.rejected(source, "no cell found", "preprocess", {"preprocess": 3.0}, stamps)
+            doc = Result.rejected(source, "no cell found", "preprocess", {"preprocess": 3.0}, stamps)
         else:
             stamps["classified"] = results.iso(at + timedelta(milliseconds=400))
             top = 0.45 if spec.uncertain else 0.91
             prediction = Prediction(spec.label, top, probabilities(spec.label, top), 0.05, spec.uncertain)
-            doc = results.classified(source, prediction, MODEL, {"preprocess": 3.0, "predict": 9.0}, stamps)
+            doc = Result.classified(source, prediction, MODEL, {"preprocess": 3.0, "predict": 9.0}, stamps)
         storage.write(
             settings.result_bucket,
             results.result_name(name),
-            results.encode(doc),
+            doc.to_json(),
             content_type="application/json",
         )
     return names

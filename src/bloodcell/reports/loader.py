@@ -8,7 +8,6 @@ cell is unreviewed and the report stays preliminary.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -16,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from bloodcell import results
-from bloodcell.errors import BloodcellError, RejectedInput
+from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.reports.model import CLASSIFIED, PENDING, REJECTED, ReportCell, Review, SignOff, SlideReport
+from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.storage import Storage, check_object_name
 
@@ -47,10 +47,6 @@ def check_slide(slide: str) -> str:
     return slide
 
 
-def _as_text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def _stamp(value: Any) -> str:
     """A time as the result documents write it, whether the review layer hands a datetime or text."""
     return results.iso(value) if isinstance(value, datetime) else str(value)
@@ -59,32 +55,26 @@ def _stamp(value: Any) -> str:
 def cell_from_result(upload_name: str, generation: str, data: bytes) -> ReportCell:
     """One result document as the report sees it; a document it cannot read counts as rejected."""
     try:
-        doc = json.loads(data)
-        if not isinstance(doc, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        log.warning("result of %r is not valid JSON; reported as rejected", upload_name)
+        result = Result.from_json(data)
+    except MalformedDocument as exc:
+        log.warning("result of %r is unreadable (%s); reported as rejected", upload_name, exc)
         return ReportCell(upload_name, generation, REJECTED, reason="result document unreadable")
-    source = doc.get("source") or {}
-    model = doc.get("model") or {}
-    stamps = doc.get("timestamps") or {}
-    probs = doc.get("probabilities") or {}
-    status = CLASSIFIED if doc.get("status") == CLASSIFIED else REJECTED
+    source = result.source
     return ReportCell(
         name=upload_name,
-        generation=str(source.get("generation") or generation),
-        status=status,
-        label=_as_text(doc.get("label")) if status == CLASSIFIED else None,
-        confidence=doc.get("confidence"),
-        uncertain=bool(doc.get("uncertain")),
-        probabilities=tuple(sorted((str(k), float(v)) for k, v in probs.items())),
-        other_probability=doc.get("other_probability"),
-        reason=_as_text(doc.get("reason")),
-        uploader=_as_text(source.get("uploader")),
-        uploaded=_as_text(source.get("uploaded") or stamps.get("uploaded")),
-        finished=_as_text(stamps.get("classified") or stamps.get("rejected")),
-        model_name=_as_text(model.get("name")),
-        model_version=_as_text(model.get("version")),
+        generation=source.generation,
+        status=CLASSIFIED if result.is_classified else REJECTED,
+        label=result.label if result.is_classified else None,
+        confidence=result.confidence,
+        uncertain=bool(result.uncertain),
+        probabilities=tuple(sorted((result.probabilities or {}).items())),
+        other_probability=result.other_probability,
+        reason=result.reason,
+        uploader=source.uploader,
+        uploaded=source.uploaded or result.timestamps.get("uploaded"),
+        finished=result.finished_at,
+        model_name=result.model.name if result.model else None,
+        model_version=result.model.version if result.model else None,
     )
 
 

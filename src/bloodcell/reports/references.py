@@ -1,6 +1,6 @@
 """Reference ranges of the differential: the typical adult ones, or a lab's own from settings.
 
-Free of scipy so ``settings`` can check ``REPORT_REFERENCE_RANGES`` at start-up.
+Free of scipy and of other modules so ``settings`` can check ``REPORT_REFERENCE_RANGES`` at start-up.
 """
 
 from __future__ import annotations
@@ -8,10 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.web.batch import REFERENCE_RANGES
 
 ReferenceTable = Mapping[str, tuple[float, float]]
-DEFAULT_REFERENCES: ReferenceTable = REFERENCE_RANGES
+# Typical adult reference ranges of the white-cell differential, in percent (the batch page uses them too).
+DEFAULT_REFERENCES: ReferenceTable = {
+    "NEUTROPHIL": (40.0, 60.0),
+    "LYMPHOCYTE": (20.0, 40.0),
+    "MONOCYTE": (2.0, 8.0),
+    "EOSINOPHIL": (1.0, 4.0),
+}
 
 
 def parse_references(text: str) -> tuple[tuple[str, float, float], ...]:
