@@ -25,6 +25,7 @@ from typing import Any
 from bloodcell.errors import ConfigurationError
 from bloodcell.formats import KINDS, is_image_name
 from bloodcell.logs import configure_logging
+from bloodcell.reports.kinds import FORMATS
 from bloodcell.results import Result, Source, iso
 from bloodcell.settings import Settings
 
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or summary (one row per class). See docs/reports.md.",
     )
     report.add_argument("slide", help="the slide: a folder of the upload bucket")
-    report.add_argument("--format", choices=("pdf", "fhir", "csv", "summary"), default="pdf")
+    report.add_argument("--format", choices=tuple(FORMATS), default="pdf")
     report.add_argument("--out", type=Path, help="file to write (default: standard output)")
     report.add_argument(
         "--data-dir",

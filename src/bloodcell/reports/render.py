@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bloodcell.reports import fhir, pdf, tables
 from bloodcell.reports.gallery import crop_reader
+from bloodcell.reports.kinds import FORMATS
 from bloodcell.reports.loader import load_slide
 from bloodcell.reports.references import as_table
 from bloodcell.reports.stats import differential
 from bloodcell.settings import Settings
 from bloodcell.storage import Storage
-
-
-@dataclass(frozen=True)
-class Format:
-    media_type: str
-    suffix: str
-
-
-FORMATS: dict[str, Format] = {
-    "pdf": Format("application/pdf", ".pdf"),
-    "fhir": Format("application/fhir+json", ".fhir.json"),
-    "csv": Format("text/csv; charset=utf-8", ".csv"),
-    "summary": Format("text/csv; charset=utf-8", ".summary.csv"),
-}
 
 
 def report_bytes(

@@ -15,8 +15,7 @@ from fastapi import Response
 from nicegui import app, run
 
 from bloodcell.errors import RejectedInput
-from bloodcell.reports.loader import SlideNotFound
-from bloodcell.reports.render import FORMATS, report_bytes
+from bloodcell.reports.kinds import FORMATS
 from bloodcell.settings import Settings
 from bloodcell.web import auth, results_feed
 from bloodcell.web.batch import sanitise_name
@@ -40,6 +39,18 @@ def _route(settings: Settings, kind: str) -> Callable[..., Awaitable[Response]]:
     async def download(slide: str, wbc: float | None = None) -> Response:
         if not auth.current_user().has(auth.USER):
             return Response("sign in to download reports", status_code=403, media_type="text/plain")
+        try:  # the `reports` extra (scipy, reportlab) may be absent from a slim web install
+            from bloodcell.reports.loader import SlideNotFound
+            from bloodcell.reports.render import report_bytes
+        except ModuleNotFoundError as exc:
+            log.error(
+                "report %s asked for, but %r is not installed: pip install 'bloodcell[reports]'",
+                kind,
+                exc.name,
+            )
+            return Response(
+                "reports are not installed on this server", status_code=503, media_type="text/plain"
+            )
         storage = results_feed.storage_for(settings)
         try:
             data = await run.io_bound(report_bytes, storage, settings, slide, kind, wbc)
