@@ -167,7 +167,7 @@ def test_review_state_plugs_in_through_the_review_package(
     names = write_slide(local, settings, "rv", specs(neutrophil=2), [image_bytes()])
     generation = load_slide(local, settings, "rv").cells[0].generation
     reviewed = types.SimpleNamespace(label="EOSINOPHIL", reviewer="Zoë", at=datetime(2026, 12, 2, tzinfo=UTC))
-    status = types.SimpleNamespace(signed_off_by="Dr 李", signed_off_at=datetime(2026, 12, 2, 9, tzinfo=UTC))
+    status = types.SimpleNamespace(signed_off=True, by="Dr 李", at=datetime(2026, 12, 2, 9, tzinfo=UTC))
     stand_in = types.ModuleType("bloodcell.review")
     stand_in.reviewed_labels = lambda *_: {(names[0], generation): reviewed}  # type: ignore[attr-defined]
     stand_in.slide_status = lambda *_: status  # type: ignore[attr-defined]

@@ -83,7 +83,7 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
     """The FHIR R4 Bundle (type ``collection``); ``final`` only once the slide is signed off."""
     status = "final" if report.sign_off else "preliminary"
     effective = report.last_result or report.first_upload or EPOCH
-    issued = report.sign_off.at if report.sign_off else effective
+    issued = report.sign_off.at if report.sign_off and report.sign_off.at else effective
     performer = [{"display": report.sign_off.by}] if report.sign_off else []
     models = ", ".join(report.models) or "no model"
     common: dict[str, Any] = {

@@ -85,9 +85,9 @@ def _review_state(storage: Storage, settings: Settings, slide: str) -> tuple[Rev
     """Reviewed labels and sign-off from ``bloodcell.review``, or none while that package is absent.
 
     Expected there (issue 15): ``reviewed_labels(storage, settings, slide)`` mapping
-    ``(upload name, generation)`` to an object with ``label``, ``reviewer``, ``at``, and
-    ``slide_status(storage, settings, slide)`` with ``signed_off_by`` / ``signed_off_at``
-    (None until sign-off). Adapt the attribute names here, and only here, when it lands.
+    ``(upload name, generation)`` to a ``ReviewedCell(label, reviewer, at)``, and
+    ``slide_status(storage, settings, slide)`` giving ``SlideStatus(signed_off, by, at)``
+    (as on the review branch today). Adapt the names here, and only here, if they change.
     """
     try:
         from bloodcell import review  # type: ignore[attr-defined,unused-ignore]
@@ -100,8 +100,7 @@ def _review_state(storage: Storage, settings: Settings, slide: str) -> tuple[Rev
         for key, r in reviewed(storage, settings, slide).items()
     }
     state = status(storage, settings, slide)
-    signed_by = getattr(state, "signed_off_by", None)
-    sign_off = SignOff(by=str(signed_by), at=_stamp(state.signed_off_at)) if signed_by else None
+    sign_off = SignOff(by=str(state.by or "unknown"), at=_stamp(state.at or "")) if state.signed_off else None
     return reviews, sign_off
 
 
