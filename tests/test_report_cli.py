@@ -1,4 +1,4 @@
-"""`bloodcell report` reads the buckets through the storage layer: local folders and GCS agree."""
+"""`bloodcell report` reads the buckets through the storage layer: local folders, GCS and S3 agree."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import json
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from bloodcell import settings as settings_module
 from bloodcell import storage as storage_module
 from bloodcell.cli import main
 from bloodcell.settings import Settings
-from bloodcell.storage import LocalStorage
+from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.gcs import GcsStorage
+from bloodcell.storage.s3 import S3Storage
 from tests.conftest import image_bytes
 from tests.support.report_slides import Spec, specs, write_slide
 
@@ -27,35 +29,49 @@ def report(tmp_path: Path, kind: str, *extra: str) -> bytes:
     return out.read_bytes()
 
 
-def test_local_and_gcs_give_identical_reports(
+@pytest.mark.parametrize("backend", ["gcs", "s3"])
+def test_local_and_cloud_buckets_give_identical_reports(
+    backend: str,
     env: dict[str, str],
     settings: Settings,
     local: LocalStorage,
-    gcs_emulator: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
     on_local = {kind: report(tmp_path, kind, "--wbc", "7.2") for kind in ("fhir", "summary")}
 
-    gcs = GcsStorage(project="test", retry_seconds=2)
+    cloud: Storage
     prefix = f"b-{uuid.uuid4().hex[:8]}"
+    if backend == "gcs":
+        request.getfixturevalue("gcs_emulator")
+        gcs = GcsStorage(project="test", retry_seconds=2)
+        create = gcs.client.create_bucket
+        cloud = gcs
+    else:
+        endpoint = request.getfixturevalue("moto_server")
+        monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        create = lambda bucket: client.create_bucket(Bucket=bucket)  # noqa: E731
+        cloud = S3Storage(endpoint_url=endpoint, region="us-east-1")
     for role in ("UPLOAD", "TENSOR", "RESULT"):
-        gcs.client.create_bucket(f"{prefix}-{role.lower()}")
-        monkeypatch.setenv(f"{role}_BUCKET", f"{prefix}-{role.lower()}")
-    monkeypatch.setenv("BLOODCELL_STORAGE", "gcs")
+        bucket = f"{prefix}-{role.lower()}"
+        create(bucket)
+        monkeypatch.setenv(f"{role}_BUCKET", bucket)
+    monkeypatch.setenv("BLOODCELL_STORAGE", backend)
     settings_module.get_settings.cache_clear()
     storage_module.open_storage.cache_clear()
-    gcs_settings = settings_module.get_settings()
-    write_slide(gcs, gcs_settings, SLIDE, CELLS, [image_bytes()])
-    on_gcs = {kind: report(tmp_path, kind, "--wbc", "7.2") for kind in ("fhir", "summary")}
+    cloud_settings = settings_module.get_settings()
+    write_slide(cloud, cloud_settings, SLIDE, CELLS, [image_bytes()])
+    on_cloud = {kind: report(tmp_path, kind, "--wbc", "7.2") for kind in ("fhir", "summary")}
 
-    assert on_gcs == on_local
+    assert on_cloud == on_local
     bundle = json.loads(on_local["fhir"])
     values = [e["resource"].get("valueQuantity", {}).get("value") for e in bundle["entry"]]
     assert 56.2 in values  # 9 of 16 neutrophils, 56.25 % rounded to one decimal
-    # and the GCS slide really is there and not on the local disk
-    assert sum(1 for _ in gcs.list(gcs_settings.upload_bucket, prefix=f"{SLIDE}/")) == len(CELLS)
+    # and the slide really is in the cloud bucket, not read from the local folders
+    assert sum(1 for _ in cloud.list(cloud_settings.upload_bucket, prefix=f"{SLIDE}/")) == len(CELLS)
 
 
 def test_pdf_and_csv_to_a_file_and_stdout(
