@@ -179,3 +179,16 @@ def test_review_state_plugs_in_through_the_review_package(
     assert report.sign_off == SignOff("Dr 李", "2026-12-02T09:00:00.000Z")
     (diagnostic,) = resources(fhir.bundle(report, differential(report.cells)), "DiagnosticReport")
     assert diagnostic["status"] == "final"
+
+
+def test_a_slide_over_the_limit_is_refused_whole(
+    local: LocalStorage, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bloodcell.reports import loader
+
+    monkeypatch.setattr(loader, "MAX_CELLS", 3)
+    write_slide(local, settings, "huge", specs(neutrophil=4), [image_bytes()])
+    with pytest.raises(RejectedInput, match="more than 3 uploads"):
+        load_slide(local, settings, "huge")
+    write_slide(local, settings, "ok", specs(neutrophil=3), [image_bytes()])
+    assert len(load_slide(local, settings, "ok").cells) == 3

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from bloodcell import results
@@ -107,13 +108,13 @@ def _review_state(storage: Storage, settings: Settings, slide: str) -> tuple[Rev
 def load_slide(storage: Storage, settings: Settings, slide: str) -> SlideReport:
     """Every upload of the slide with its result (or pending), reviews applied, sorted by name."""
     slide = check_slide(slide)
-    uploads = sorted(storage.list(settings.upload_bucket, prefix=f"{slide}/"), key=lambda info: info.name)
+    # one past the limit is enough to refuse: a huge folder is never held in memory
+    listing = islice(storage.list(settings.upload_bucket, prefix=f"{slide}/"), MAX_CELLS + 1)
+    uploads = sorted(listing, key=lambda info: info.name)
     if not uploads:
         raise SlideNotFound(f"slide {slide!r} has no uploads")
     if len(uploads) > MAX_CELLS:
-        raise RejectedInput(
-            f"slide {slide!r} has {len(uploads)} uploads, over the report limit of {MAX_CELLS}"
-        )
+        raise RejectedInput(f"slide {slide!r} has more than {MAX_CELLS} uploads, the most one report reads")
     reviews, sign_off = _review_state(storage, settings, slide)
     listed = {info.name for info in storage.list(settings.result_bucket, prefix=f"{slide}/")}
     cells = []
