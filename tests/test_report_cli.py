@@ -16,7 +16,7 @@ from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
-from tests.conftest import image_bytes
+from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, specs, write_slide
 
 SLIDE = "lame-07"

@@ -12,7 +12,7 @@ from bloodcell.reports.stats import differential
 from bloodcell.reports.tables import CELL_COLUMNS, SUMMARY_COLUMNS, cells_csv, summary_csv
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
-from tests.conftest import image_bytes
+from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, write_slide
 
 

@@ -15,7 +15,7 @@ from bloodcell.reports.model import PENDING, REJECTED, SignOff
 from bloodcell.reports.stats import differential
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
-from tests.conftest import image_bytes
+from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, specs, write_slide
 
 SLIDE = "lame-é-01"

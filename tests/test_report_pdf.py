@@ -103,7 +103,7 @@ def test_unicode_names_print(
 def test_a_large_class_is_shown_up_to_its_limit(
     local: LocalStorage, settings: Settings, tmp_path: Path
 ) -> None:
-    from tests.conftest import image_bytes
+    from tests.support.common import image_bytes
 
     n = pdf.PER_CLASS + 7
     write_slide(
