@@ -103,3 +103,25 @@ def test_bad_input_gets_a_clear_answer(
     assert "has no uploads" in capsys.readouterr().err
     assert main(["report", SLIDE, "--wbc", "-3"]) == 1
     assert "white-cell count" in capsys.readouterr().err
+
+
+def test_without_the_reports_extra_the_command_names_it(
+    settings: Settings,
+    local: LocalStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A core install has no scipy: simulated by hiding it (and the modules that imported it)."""
+    import sys
+
+    write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
+    for name in [
+        m
+        for m in sys.modules
+        if m.startswith(("scipy", "bloodcell.reports.render", "bloodcell.reports.stats"))
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    assert main(["report", SLIDE, "--format", "fhir"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'bloodcell[reports]'" in err and "Traceback" not in err

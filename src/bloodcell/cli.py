@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as exc:
         extra = "web" if exc.name in ("nicegui", "fastapi", "starlette", "uvicorn") else "all"
-        extra = "reports" if exc.name in ("scipy", "reportlab") else extra
+        extra = "reports" if (exc.name or "").split(".")[0] in ("scipy", "reportlab") else extra
         print(
             f"bloodcell: {args.command} needs {exc.name!r}, which is not installed: "
             f"pip install 'bloodcell[{extra}]'",
