@@ -50,6 +50,10 @@ def report(local: LocalStorage, settings: Settings, datasets: Path) -> SlideRepo
         local, settings, SLIDE, [Spec("MONOCYTE", uncertain=True, name="douteuse-ç.jpg")], images["MONOCYTE"]
     )
     write_slide(local, settings, SLIDE, [Spec(None, name="細胞-flou.jpg")], images["MONOCYTE"])
+    # as the slide page names uploads: a random token before the person's file name
+    write_slide(
+        local, settings, SLIDE, [Spec("EOSINOPHIL", name="0a1b2c3d4e-éosino.jpg")], images["EOSINOPHIL"]
+    )
     return load_slide(local, settings, SLIDE)
 
 
@@ -61,7 +65,7 @@ def test_pdf_pages_and_text(
 
     info = poppler("pdfinfo", data, tmp_path)
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    # page 1, then N 33 -> 2 pages of 30, L 12 -> 1, M 4 -> 1, E 2 -> 1
+    # page 1, then N 33 -> 2 pages of 30, L 12 -> 1, M 4 -> 1, E 3 -> 1
     assert pages == 1 + 2 + 1 + 1 + 1 == pdf.page_count(report)
     text = poppler("pdftotext", data, tmp_path, "-layout")
     first = text.split("\f")[0]
@@ -79,7 +83,8 @@ def test_pdf_pages_and_text(
     gallery = text.split("\f")[1:]
     assert "Neutrophil · 33 cells · page 1 of 2" in gallery[0]
     assert "neutrophil-00-é.jpg" in gallery[0]
-    assert "Eosinophil · 2 cells" in gallery[4]
+    assert "Eosinophil · 3 cells" in gallery[4]
+    assert "éosino.jpg" in gallery[4] and "0a1b2c3d4e" not in text
     assert "douteuse" not in text  # uncertain cells are not in the gallery of counted cells
 
 

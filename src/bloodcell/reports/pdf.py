@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ BASIS = {
 }
 
 Crops = Callable[[ReportCell], bytes | None]
+_TOKEN = re.compile(r"^[0-9a-f]{10}-(?=.)")
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def _thumb(cell: ReportCell, crops: Crops, s: Styles) -> list[Flowable]:
         if data
         else Paragraph("no picture", s.small)
     )
-    name = display_name(cell.name)
+    name = _TOKEN.sub("", display_name(cell.name))  # the slide page's upload token is not a name
     name = name if len(name) <= 24 else name[:11] + "…" + name[-12:]
     note = "reviewed" if cell.review else ("" if cell.confidence is None else f"p {cell.confidence:.2f}")
     return [picture, Paragraph(markup(name), s.small), Paragraph(note, s.small)]
