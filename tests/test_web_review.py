@@ -6,6 +6,8 @@ same stand-in for the event source and both functions.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,14 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         assert cell.result is not None and cell.result.archive.location
         data, _ = archive.read(settings.archive_bucket, verified_key(cell.result.archive.location))
         assert VerifiedLabel.from_json(data).label == reviewed[cell.key].label
+    # the slide's reports read the same review: final once signed off, reviewed labels in the cells CSV
+    fhir = (await user.http_client.get(f"/slides/{SLIDE}/report.fhir.json")).json()
+    report = next(e["resource"] for e in fhir["entry"] if e["resource"]["resourceType"] == "DiagnosticReport")
+    assert report["status"] == "final"
+    rows = list(csv.DictReader(io.StringIO((await user.http_client.get(f"/slides/{SLIDE}/report.csv")).text)))
+    assert sorted(r["reviewed_label"] for r in rows if r["reviewed_label"]) == sorted(
+        r.label for r in reviewed.values()
+    )
     key(user, "n")  # read-only now: no record is written
     await user.should_see(content="Signed off: read-only", retries=100)
     assert len(state.read_trail(worker.storage, settings, SLIDE)) == 6

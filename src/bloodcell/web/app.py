@@ -53,9 +53,12 @@ def build(settings: Settings) -> None:
     # importing declares their pages; the menu follows this order
     # isort: off
     from bloodcell.web import batch_page, slides_page, slide_page, history_page, model_page  # noqa: F401
+
     # isort: on
+    from bloodcell.web.report_routes import register as register_reports
 
     pages.install(settings, frame)
+    register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
     async def thumb(name: str) -> Response:

@@ -60,6 +60,17 @@ class SlideView:
             self.status = ui.badge("").mark("slide-status")
             ui.space()
             self.meta = ui.label("").classes("text-sm text-grey-7")
+        with ui.row().classes("w-full items-center gap-2 bc-report-links"):
+            from bloodcell.web.report_routes import report_url
+
+            ui.label("Report:").classes("text-sm text-grey-8")
+            for kind, words in (
+                ("pdf", "PDF"),
+                ("fhir", "FHIR R4"),
+                ("csv", "cells CSV"),
+                ("summary", "summary CSV"),
+            ):
+                ui.link(words, report_url(slide, kind)).classes("text-sm text-primary").mark(f"report-{kind}")
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-72 gap-2 min-w-0"):
                 ui.label("Add images of this slide").classes("text-subtitle1 font-medium")
