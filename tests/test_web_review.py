@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,7 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
     assert errors() == []
 
 
-async def test_bad_slide_ids_are_explained(user: User, settings: Settings) -> None:
+async def test_bad_slide_ids_are_explained(settings: Settings, user: User) -> None:
     await user.open("/slides")
     user.find(marker="new-slide-id").type("../etc")
     user.find(marker="new-slide-open").click()
@@ -173,7 +174,7 @@ def test_the_model_card_links_its_pictures_through_model_files() -> None:
     )
 
 
-async def test_model_files_serves_pictures_only(user: User, model_dir: Path, settings: Settings) -> None:
+async def test_model_files_serves_pictures_only(settings: Settings, user: User, model_dir: Path) -> None:
     await user.open("/model")
     picture = await user.http_client.get("/model-files/confusion_matrix.png")
     assert picture.status_code == (200 if (model_dir / "confusion_matrix.png").is_file() else 404)
@@ -200,3 +201,22 @@ async def test_files_still_in_flight_at_a_reload_are_reported_as_not_uploaded(
         )
     await user.should_see("3 of 3 chosen finished", retries=100)
     assert errors() == []
+
+
+async def test_slides_are_listed_newest_first_a_page_at_a_time(
+    settings: Settings, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bloodcell.web import slides_page
+
+    monkeypatch.setattr(slides_page, "PER_PAGE", 2)
+    storage = LocalStorage(settings.data_dir)
+    for hour, slide in enumerate(("OLD-1", "MID-2", "NEW-3")):  # an hour apart: file clocks are coarse
+        storage.write(settings.upload_bucket, f"{slide}/a.jpg", b"not decoded here")
+        moment = 1_780_000_000 + 3600 * hour
+        os.utime(settings.data_dir / settings.upload_bucket / slide / "a.jpg", (moment, moment))
+    await user.open("/slides")
+    await user.should_see(content="3 slides, newest first · page 1 of 2", retries=100)
+    assert texts(user, "slide-link") == ["NEW-3", "MID-2"]
+    await user.open("/slides?page=2")
+    await user.should_see("OLD-1", retries=100)
+    await user.should_not_see("NEW-3")

@@ -18,6 +18,7 @@ from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import current_user
 
 log = logging.getLogger(__name__)
+PER_PAGE = 50
 
 ID_HELP = (
     "Use the sample or accession number from the lab system. Never a patient's name: slide ids "
@@ -79,7 +80,8 @@ def _row(summary: SlideSummary) -> None:
         .classes("w-full items-center gap-x-4 gap-y-1 py-2 bc-slide-row")
         .mark(f"slide-{summary.slide}")
     ):
-        ui.link(summary.slide, slide_url(summary.slide)).classes("font-medium text-primary break-all")
+        link = ui.link(summary.slide, slide_url(summary.slide)).mark("slide-link")
+        link.classes("font-medium text-primary break-all")
         ui.badge(summary.status, color=STATUS_COLOURS.get(summary.status, "grey-7")).mark("slide-status")
         ui.space()
         ui.label(f"{summary.images} images · {summary.finished} with results").classes("text-sm text-grey-8")
@@ -88,7 +90,7 @@ def _row(summary: SlideSummary) -> None:
 
 
 @pages.page("/slides", "slides", nav="Slides")
-async def slides_page(settings: Settings) -> None:
+async def slides_page(settings: Settings, page: int = 1) -> None:
     ui.label("Slides").classes("text-h5")
     _new_slide_form(settings)
     try:
@@ -104,7 +106,20 @@ async def slides_page(settings: Settings) -> None:
             "No slides yet. Start one above, or drop a folder of images into the upload bucket."
         ).classes("text-grey-7")
         return
-    ui.label(f"{len(listed)} slides, newest first").classes("text-grey-7 text-sm").mark("slide-count")
+    pages_total = max(1, -(-len(listed) // PER_PAGE))
+    page = min(max(1, page), pages_total)
+    with ui.row().classes("items-center gap-3"):
+        if pages_total > 1:
+            ui.pagination(
+                1,
+                pages_total,
+                value=page,
+                direction_links=True,
+                on_change=lambda e: ui.navigate.to(f"/slides?page={e.value}"),
+            ).props("boundary-links max-pages=7")
+        ui.label(f"{len(listed)} slides, newest first · page {page} of {pages_total}").classes(
+            "text-grey-7 text-sm"
+        ).mark("slide-count")
     with ui.card().classes("w-full gap-0 divide-y divide-gray-200"):
-        for summary in listed:
+        for summary in listed[(page - 1) * PER_PAGE : page * PER_PAGE]:
             _row(summary)
