@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
-from bloodcell.storage.base import ObjectInfo
+from bloodcell.storage.base import ObjectInfo, check_read_size
 
 _META = ".meta"
 _TMP = ".tmp"
@@ -103,17 +103,21 @@ class LocalStorage:
             content_type=content_type,
         )
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+    def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         path = self._path(bucket, name)
         try:
             with path.open("rb") as handle:
                 before = os.fstat(handle.fileno())
-                data = handle.read()
+                if max_bytes is not None:
+                    check_read_size(self._info(bucket, name, path, before), 0, max_bytes)
+                data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"{bucket}/{name}") from exc
         except OSError as exc:
             raise TransientError(f"cannot read {bucket}/{name}: {exc}") from exc
-        return data, self._info(bucket, name, path, before)
+        info = self._info(bucket, name, path, before)
+        check_read_size(info, len(data), max_bytes)
+        return data, info
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         path = self._path(bucket, name)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.responses import FileResponse
 from nicegui import app, run, ui
 
@@ -88,11 +88,15 @@ def build(settings: Settings) -> None:
             model_page(settings, model_folder(settings))
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
-    async def thumb(name: str) -> Response:
-        data = await run.io_bound(results_feed.thumbnail, settings, name)
-        if not data:
+    async def thumb(name: str, request: Request) -> Response:
+        found = await run.io_bound(results_feed.thumbnail, settings, name)
+        if found is None or found.data is None:
             return Response(results_feed.PLACEHOLDER_SVG, media_type="image/svg+xml")
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+        # a thumbnail never changes for one upload version: the browser revalidates by ETag
+        headers = {"Cache-Control": "private, max-age=300", "ETag": f'"{found.generation}"'}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(found.data, media_type="image/jpeg", headers=headers)
 
     @app.get("/model-files/confusion_matrix.png", include_in_schema=False)
     def confusion_matrix() -> Response:
