@@ -226,9 +226,8 @@ class Stack:
 def function_server(name: str, port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """One function as a real functions-framework server, as `bloodcell serve` starts it."""
     argv = [
-        sys.executable, "-m", "functions_framework", f"--target={name}",
-        f"--source={REPO / 'functions' / name / 'main.py'}", "--signature-type=cloudevent",
-        "--host=127.0.0.1", f"--port={port}",
+        sys.executable, "-m", "bloodcell.cli", "function", f"--target={name}",
+        f"--source={REPO / 'functions' / name / 'main.py'}", "--host=127.0.0.1", f"--port={port}",
     ]
     with log_path.open("a") as log:
         return subprocess.Popen(

@@ -7,12 +7,17 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bloodcell.errors import ConfigurationError, RejectedInput
+
+if TYPE_CHECKING:
+    from bloodcell.imaging import ImageLimits
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 
@@ -74,6 +79,16 @@ def cmd_eventsource(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_function(args: argparse.Namespace) -> int:
+    """One CloudEvent function under functions-framework's gunicorn, with the FUNCTION_* limits."""
+    from bloodcell.funcserver import run
+    from bloodcell.settings import get_settings
+
+    settings = get_settings()
+    run(args.target, args.source, args.host, args.port or settings.port, settings)
+    return 0
+
+
 def cmd_webapp(args: argparse.Namespace) -> int:
     from bloodcell.web.app import main as web_main
 
@@ -90,6 +105,19 @@ def _images(paths: Sequence[str]) -> Iterator[Path]:
             )
         else:
             yield path
+
+
+def _read_bounded(path: Path, limits: ImageLimits) -> bytes:
+    """At most ``max_bytes + 1`` bytes, refused from the file's size before any is read."""
+    from bloodcell.imaging import check_size
+
+    with path.open("rb") as handle:
+        st = os.fstat(handle.fileno())
+        if stat.S_ISREG(st.st_mode):
+            check_size(st.st_size, limits)
+        data = handle.read(limits.max_bytes + 1)
+    check_size(len(data), limits)  # a file still growing, or one stat cannot size (a pipe)
+    return data
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -113,7 +141,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             "reason": None,
         }
         try:
-            prediction = classifier.predict(make_tensor(path.read_bytes(), limits))
+            prediction = classifier.predict(make_tensor(_read_bounded(path, limits), limits))
             record.update(
                 status="classified",
                 label=prediction.label,
@@ -155,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(func=cmd_classify)
     source = sub.add_parser("eventsource", help="run the bucket event source (K_SINK / EVENT_SINKS)")
     source.set_defaults(func=cmd_eventsource)
+    function = sub.add_parser("function", help="serve one function (preprocess or predict) with limits")
+    function.add_argument("--target", required=True, help="function name in the source file")
+    function.add_argument("--source", required=True, help="the function's main.py")
+    function.add_argument("--host", default="0.0.0.0")
+    function.add_argument("--port", type=int, default=None, help="default: PORT")
+    function.set_defaults(func=cmd_function)
     web = sub.add_parser("webapp", help="run the web app alone (PORT, bucket settings from env)")
     web.add_argument("--host", default="0.0.0.0")
     web.set_defaults(func=cmd_webapp)

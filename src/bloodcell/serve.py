@@ -100,10 +100,10 @@ def _function_child(name: str, port: int, env: dict[str, str]) -> Child:
     argv = [
         sys.executable,
         "-m",
-        "functions_framework",
+        "bloodcell.cli",
+        "function",
         f"--target={name}",
         f"--source={function_source(name)}",
-        "--signature-type=cloudevent",
         "--host=127.0.0.1",
         f"--port={port}",
     ]

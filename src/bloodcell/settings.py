@@ -37,6 +37,11 @@ ENV_VARS: dict[str, str] = {
     "MAX_UPLOAD_BYTES": "largest accepted upload, in bytes",
     "MAX_IMAGE_PIXELS": "largest accepted image, in pixels (decompression-bomb guard)",
     "LOG_LEVEL": "logging level",
+    "FUNCTION_MAX_REQUEST_BYTES": "largest request body a function server accepts (413 beyond)",
+    "FUNCTION_READ_TIMEOUT_SECONDS": "time a client has to send a whole request to a function server",
+    "FUNCTION_IDLE_TIMEOUT_SECONDS": "how long a function server keeps an idle keep-alive connection",
+    "FUNCTION_WORKERS": "gunicorn worker processes per function container",
+    "FUNCTION_THREADS": "threads per function worker process (decoding is one at a time regardless)",
     "EVENT_SINKS": "event source routes, bucket=url pairs separated by commas",
     "K_SINK": "single URL every event goes to (set by Knative SinkBinding/ContainerSource)",
     "EVENT_SOURCE_BUCKETS": "buckets the event source watches (default: upload and tensor buckets)",
@@ -115,8 +120,13 @@ class Settings:
     model_dir: Path | None = None
     model_threads: int = 1
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
+    max_image_pixels: int = 25_000_000
     log_level: str = "INFO"
+    function_max_request_bytes: int = 256 * 1024
+    function_read_timeout_seconds: float = 10.0
+    function_idle_timeout_seconds: int = 5
+    function_workers: int = 1
+    function_threads: int = 8
     event_sinks: tuple[tuple[str, str], ...] = ()
     event_source_buckets: tuple[str, ...] = ()
     event_source_poll_seconds: float = 0.2
@@ -167,8 +177,13 @@ class Settings:
             model_dir=Path(model_dir).resolve() if model_dir else None,
             model_threads=_int(env, "MODEL_THREADS", 1),
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 25_000_000),
             log_level=_get(env, "LOG_LEVEL", "INFO").upper(),
+            function_max_request_bytes=_int(env, "FUNCTION_MAX_REQUEST_BYTES", 256 * 1024),
+            function_read_timeout_seconds=_float(env, "FUNCTION_READ_TIMEOUT_SECONDS", 10.0),
+            function_idle_timeout_seconds=_int(env, "FUNCTION_IDLE_TIMEOUT_SECONDS", 5),
+            function_workers=_int(env, "FUNCTION_WORKERS", 1),
+            function_threads=_int(env, "FUNCTION_THREADS", 8),
             event_sinks=_sinks(env, (buckets["UPLOAD_BUCKET"], buckets["TENSOR_BUCKET"])),
             event_source_buckets=tuple(
                 b.strip()
