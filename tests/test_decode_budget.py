@@ -162,5 +162,5 @@ def test_classify_refuses_a_huge_file_without_reading_it(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr[-2000:]
     *records, probe = proc.stdout.strip().splitlines()
     reasons = [json.loads(line)["reason"] for line in records]
-    assert "over the limit of 21 MB" in reasons[0] and "megapixels" in reasons[1]
+    assert "over the limit of 20 MiB" in reasons[0] and "megapixels" in reasons[1]
     assert int(probe.split()[0].removeprefix("peak_mb=")) < BUDGET_MB

@@ -148,4 +148,4 @@ def test_an_image_over_the_decode_budget_is_refused_before_decoding(monkeypatch:
     with pytest.raises(RejectedInput) as caught:
         decode_image(data, ImageLimits(max_decode_bytes=10 * 1024 * 1024))
 
-    assert "over the budget of 10 MB" in caught.value.reason
+    assert "over the budget of 10 MiB" in caught.value.reason

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from bloodcell.errors import RejectedInput
+from bloodcell.formats import format_size
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP", "MPO")
 # Short side large images are reduced to (at least): JPEG draft mode scales by
@@ -152,8 +153,8 @@ def _check_header(image: Image.Image, limits: ImageLimits) -> None:
 
 def _over_budget(width: int, height: int, kind: str, cost: int, limits: ImageLimits) -> str:
     return (
-        f"decoding this {width}x{height} {kind} image would need about {cost / MB:.0f} MB, "
-        f"over the budget of {limits.max_decode_bytes / MB:.0f} MB; save it as JPEG or at a lower resolution"
+        f"decoding this {width}x{height} {kind} image would need about {format_size(cost)}, "
+        f"over the budget of {format_size(limits.max_decode_bytes)}; save it as JPEG or at a lower resolution"
     )
 
 
@@ -220,7 +221,7 @@ def check_size(size: int, limits: ImageLimits) -> None:
         raise RejectedInput("the file is empty")
     if size > limits.max_bytes:
         raise RejectedInput(
-            f"the file is {size / 1e6:.1f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB"
+            f"the file is {format_size(size)}, over the limit of {format_size(limits.max_bytes)}"
         )
 
 

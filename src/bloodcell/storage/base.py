@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bloodcell.errors import RejectedInput
+from bloodcell.formats import format_size
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ObjectTooLarge(RejectedInput):
     """A read with ``max_bytes`` found a bigger object: refused before its bytes were held."""
 
     def __init__(self, info: ObjectInfo, max_bytes: int) -> None:
-        super().__init__(f"the file is {info.size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB")
+        super().__init__(f"the file is {format_size(info.size)}, over the limit of {format_size(max_bytes)}")
         self.info = info
 
 
