@@ -49,12 +49,20 @@ def _wait_for_signal() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bloodcell.serve import LocalStack
+    from bloodcell.serve import LocalStack, StackError
 
     settings = _settings(args, host="127.0.0.1")
     stack = LocalStack(settings.data_dir, port=settings.port, web=not args.no_web, host=settings.host)
     try:
         stack.start()
+    except StackError as exc:
+        stack.stop()
+        print(f"bloodcell serve: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except BaseException:
+        stack.stop()
+        raise
+    try:
         web = stack.web_url or "no web app"
         print(
             f"bloodcell ready: {web}; drop images into {stack.data_dir / stack.settings.upload_bucket}",
@@ -94,10 +102,19 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
     return 0
 
 
+def _child_of(args: argparse.Namespace) -> None:
+    """Started by ``serve`` (``--parent-pid``): end with it, even when it is SIGKILLed."""
+    if args.parent_pid:
+        from bloodcell.lifecycle import die_with_parent
+
+        die_with_parent(args.parent_pid)
+
+
 def cmd_function(args: argparse.Namespace) -> int:
     """One CloudEvent function under functions-framework's gunicorn, with the FUNCTION_* limits."""
     from bloodcell.funcserver import run
 
+    _child_of(args)
     settings = _settings(args, host="0.0.0.0")
     run(args.target, args.source, settings.host, settings.port, settings)
     return 0
@@ -106,7 +123,8 @@ def cmd_function(args: argparse.Namespace) -> int:
 def cmd_webapp(args: argparse.Namespace) -> int:
     from bloodcell.web.app import main as web_main
 
-    web_main(_settings(args))
+    _child_of(args)
+    web_main(_settings(args), health_token=args.health_token)
     return 0
 
 
@@ -240,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     function.add_argument("--source", required=True, help="the function's main.py")
     function.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
     function.add_argument("--port", type=int, help="port (PORT, default 8080)")
+    function.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     function.set_defaults(func=cmd_function)
     web = _command(
         sub,
@@ -249,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     web.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
     web.add_argument("--port", type=int, help="port (PORT, default 8080)")
+    web.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    # answered on /healthz, so `serve` knows the app on its port is the one it started
+    web.add_argument("--health-token", default="", help=argparse.SUPPRESS)
     web.set_defaults(func=cmd_webapp)
     return parser
 

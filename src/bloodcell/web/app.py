@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from nicegui import app, run, ui
 
 from bloodcell.errors import ConfigurationError
@@ -109,10 +109,19 @@ def storage_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
-def main(settings: Settings | None = None) -> None:
+def add_health_route(token: str) -> None:
+    """``/healthz`` answers this start's token: ``serve`` knows its own app from another on the port."""
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse(token)
+
+
+def main(settings: Settings | None = None, health_token: str = "") -> None:
     """Run the app on ``HOST``:``PORT``, configured like the functions."""
     settings = settings or get_settings()
     build(settings)
+    add_health_route(health_token or "ok")
     ui.run(
         host=settings.host,
         port=settings.port,
