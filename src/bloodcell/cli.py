@@ -120,6 +120,30 @@ def cmd_function(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Print an account line for WEB_ACCOUNTS(_FILE); the password is read, hashed, and forgotten."""
+    import getpass
+
+    from bloodcell.web.auth import hash_line
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("bloodcell user add: the passwords differ", file=sys.stderr)
+            return 1
+    else:  # scripted: the first line of standard input
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("bloodcell user add: use a password of at least 8 characters", file=sys.stderr)
+        return 1
+    try:
+        print(hash_line(args.name, password, tuple(args.role)), flush=True)
+    except ValueError as exc:
+        print(f"bloodcell user add: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_webapp(args: argparse.Namespace) -> int:
     from bloodcell.web.app import main as web_main
 
@@ -193,6 +217,7 @@ EXAMPLES = {
     "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
     "eventsource": "example: K_SINK=http://preprocess.default.svc bloodcell eventsource",
     "function": "example: bloodcell function --target=preprocess --source=functions/preprocess/main.py",
+    "user": "example: bloodcell user add alice --role reviewer >> accounts.txt",
     "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
 }
 
@@ -260,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     function.add_argument("--port", type=int, help="port (PORT, default 8080)")
     function.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     function.set_defaults(func=cmd_function)
+    user = _command(
+        sub,
+        "user",
+        "make web app accounts (hash lines for WEB_ACCOUNTS / WEB_ACCOUNTS_FILE)",
+        "Account lines for the web app's built-in sign-in. The password is asked for (or read from\n"
+        "standard input's first line) and only its argon2id hash is printed; nothing is stored.",
+    )
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="print the account line for a new user")
+    add.add_argument("name", help="the name people sign in with")
+    add.add_argument("--role", action="append", default=[], choices=["reviewer"], help="extra role")
+    add.set_defaults(func=cmd_user_add)
     web = _command(
         sub,
         "webapp",

@@ -159,6 +159,7 @@ class Pipeline:
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             uploaded=results.iso(info.updated),
+            uploader=info.metadata.get(results.META_UPLOADER),
         )
         try:
             tensor = make_tensor(data, self.limits)
@@ -206,6 +207,7 @@ class Pipeline:
             generation=info.generation,
             size=info.size,
             uploaded=results.iso(info.updated),
+            uploader=info.metadata.get(results.META_UPLOADER),
         )
         elapsed = (time.perf_counter() - started) * 1000
         self._write_result(

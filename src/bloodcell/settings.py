@@ -250,9 +250,50 @@ class Settings:
         "STORAGE_SECRET",
         "",
         text,
-        "secret signing the web app's browser storage; set it when deployed",
+        "secret signing the web app's session cookies and browser storage; required when the web app "
+        "listens beyond loopback (sign-in is on)",
         shown="random per start",
         repr=False,
+    )
+    web_auth: str = setting(
+        "WEB_AUTH",
+        "accounts",
+        choice("accounts", "iap"),
+        "how people sign in when the web app listens beyond loopback: `accounts` (built-in, from "
+        "`WEB_ACCOUNTS`/`WEB_ACCOUNTS_FILE`) or `iap` (Identity-Aware Proxy's signed assertion); "
+        "on 127.0.0.1 nobody signs in",
+    )
+    web_accounts: str = setting(
+        "WEB_ACCOUNTS",
+        "",
+        text,
+        "built-in accounts, one `name:roles:argon2-hash` line each (made by `bloodcell user add`); a secret",
+        repr=False,
+    )
+    web_accounts_file: Path | None = setting(
+        "WEB_ACCOUNTS_FILE",
+        None,
+        optional_path,
+        "file holding more account lines (a mounted secret), read at start-up",
+    )
+    iap_audience: str = setting(
+        "IAP_AUDIENCE",
+        "",
+        text,
+        "expected `aud` of IAP's JWT, `/projects/NUMBER/global/backendServices/ID` (terraform output)",
+    )
+    iap_keys_url: str = setting(
+        "IAP_KEYS_URL",
+        "https://www.gstatic.com/iap/verify/public_key-jwk",
+        text,
+        "where IAP's public signing keys (JWK set) are fetched from",
+    )
+    iap_reviewers: tuple[str, ...] = setting(
+        "IAP_REVIEWERS",
+        (),
+        names,
+        "emails given the `reviewer` role under `WEB_AUTH=iap`, separated by commas",
+        shown="–",
     )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"

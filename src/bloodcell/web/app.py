@@ -20,7 +20,7 @@ from nicegui import app, run, ui
 from bloodcell.errors import ConfigurationError
 from bloodcell.model import default_model_dir
 from bloodcell.settings import Settings, get_settings
-from bloodcell.web import results_feed
+from bloodcell.web import results_feed, signin
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def frame(current: str) -> Iterator[None]:
             link = ui.link(title, path).classes("px-3 py-1 rounded no-underline text-grey-9")
             if path == current:
                 link.classes("bg-indigo-1 text-primary font-medium")
+        if (name := signin.signed_in_name()) is not None:
+            ui.label(name).classes("pl-4 text-grey-7").props("id=signed-in-user")
+            ui.link("Sign out", "/signout").classes("px-3 py-1 no-underline text-grey-9")
     with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
         with ui.row().classes("w-full items-center gap-2 px-4 py-2 rounded bg-amber-1 text-amber-10"):
             ui.icon("warning_amber")
@@ -60,7 +63,8 @@ def frame(current: str) -> Iterator[None]:
 
 
 def build(settings: Settings) -> None:
-    """Register every page and route of the app."""
+    """Register every page and route of the app, behind sign-in unless it listens on loopback."""
+    signin.install(settings)
     from bloodcell.web.batch_page import BatchView
     from bloodcell.web.history_page import history_page
     from bloodcell.web.model_page import model_page

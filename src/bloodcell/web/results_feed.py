@@ -28,10 +28,16 @@ def storage_for(settings: Settings) -> Storage:
     return open_storage(settings)
 
 
-def store_upload(settings: Settings, name: str, data: bytes, content_type: str) -> ObjectInfo:
-    """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites."""
+def store_upload(
+    settings: Settings, name: str, data: bytes, content_type: str, uploader: str | None = None
+) -> ObjectInfo:
+    """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites.
+
+    The uploader goes into the object's metadata, where preprocess reads it into the result's source.
+    """
+    metadata = {results.META_UPLOADER: uploader} if uploader else None
     return storage_for(settings).write(
-        settings.upload_bucket, name, data, content_type=content_type, if_absent=True
+        settings.upload_bucket, name, data, content_type=content_type, metadata=metadata, if_absent=True
     )
 
 
