@@ -8,6 +8,7 @@ stops everything cleanly.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from bloodcell.errors import ConfigurationError
 from bloodcell.eventsource import EventSource
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
@@ -146,6 +148,11 @@ class LocalStack:
             _function_child("predict", free_port(), env),
         ]
         if web:
+            if importlib.util.find_spec("nicegui") is None:
+                raise ConfigurationError(
+                    "the web app needs the 'web' extra: pip install 'bloodcell[web]', "
+                    "or run the pipeline alone with --no-web"
+                )
             web_env = env | {"PORT": str(port), "HOST": host}
             token = secrets.token_urlsafe(16)
             argv = [sys.executable, "-m", "bloodcell.cli", "webapp", f"--parent-pid={os.getpid()}"]
