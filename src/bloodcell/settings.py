@@ -280,7 +280,8 @@ class Settings:
         "IAP_AUDIENCE",
         "",
         text,
-        "expected `aud` of IAP's JWT, `/projects/NUMBER/global/backendServices/ID` (terraform output)",
+        "expected `aud` of IAP's JWT: `/projects/NUMBER/locations/REGION/services/NAME` for IAP on "
+        "Cloud Run (terraform output `webapp_iap_audience`)",
     )
     iap_keys_url: str = setting(
         "IAP_KEYS_URL",
