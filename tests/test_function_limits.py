@@ -14,8 +14,8 @@ import requests
 from cloudevents.conversion import to_binary
 
 from bloodcell.storage import LocalStorage
-from tests.conftest import gcs_cloudevent, image_bytes
-from tests.stack import REPO, clean_env, free_port, function_server, wait_listening
+from tests.support.common import REPO, free_port, gcs_cloudevent, image_bytes
+from tests.support.stack import clean_env, function_server, wait_listening
 
 THREADS = 4
 

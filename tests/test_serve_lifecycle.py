@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import alive, clean_env, cmdline, descendants, free_port, kill_all, wait_gone
+from tests.support.common import free_port
+from tests.support.stack import alive, clean_env, cmdline, descendants, kill_all, wait_gone
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.stack import clean_env, free_port, stop_process_group, wait_listening
+from tests.support.common import free_port
+from tests.support.stack import clean_env, stop_process_group, wait_listening
 
 BUDGET_MB = 400
 COPIES = 10

@@ -24,8 +24,8 @@ from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from bloodcell.web import auth
 from bloodcell.web.results_feed import store_upload
-from tests.conftest import image_bytes
-from tests.stack import clean_env, free_port, stop_process_group, wait_listening
+from tests.support.common import free_port, image_bytes
+from tests.support.stack import clean_env, stop_process_group, wait_listening
 
 PASSWORD = "correct horse battery"
 AUDIENCE = "/projects/123456/global/backendServices/987654"

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from bloodcell.web import auth
-from tests.stack import clean_env, free_port, wait_for
+from tests.support.common import free_port
+from tests.support.stack import clean_env, wait_for
 from tests.test_web_browser import CHROMEDRIVER, CHROMIUM, _model_dir, _open_and_upload, browser
 
 __all__ = ["browser"]  # the fixture, shared with the other browser tests
