@@ -91,3 +91,24 @@ def test_sigkill_of_serve_leaves_no_child_alive(tmp_path: Path, model_dir: Path)
             serve.wait(timeout=10)
         if serve.stdout:
             serve.stdout.close()
+
+
+def test_ready_needs_this_starts_token_not_any_answer(squatter: int) -> None:
+    from bloodcell.serve import Child
+
+    url = f"http://127.0.0.1:{squatter}/healthz"
+
+    assert Child("x", [], {}, url).answering()  # a function server: any answer on a port only we know
+    assert not Child("webapp", [], {}, url, token="this-start").answering()
+
+
+def test_serve_beyond_loopback_without_accounts_says_why(tmp_path: Path, model_dir: Path) -> None:
+    argv = [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0"]
+    argv += ["--port", str(free_port())]
+
+    proc = subprocess.run(
+        argv, env=clean_env(model_dir, STORAGE_SECRET="s" * 32), capture_output=True, text=True, timeout=30
+    )
+
+    assert proc.returncode == 2
+    assert "no accounts" in proc.stderr and "bloodcell user add" in proc.stderr

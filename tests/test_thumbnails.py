@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from tests.support.common import free_port
-from tests.support.stack import clean_env, stop_process_group, wait_listening
+from tests.support.stack import clean_env, stop_process_group, wait_for, wait_listening
 
 BUDGET_MB = 400
 COPIES = 10
@@ -27,6 +27,13 @@ def _vm(pid: int, field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no {field} for {pid}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture
@@ -51,7 +58,9 @@ def webapp(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, int, Path]]:
         )
     try:
         wait_listening(port, process, timeout=90)
-        yield f"http://127.0.0.1:{port}", process.pid, uploads
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the web app's health route", lambda: _answers(base + "/healthz"), timeout=60)
+        yield base, process.pid, uploads
     finally:
         stop_process_group(process)
 

@@ -25,10 +25,17 @@ from bloodcell.storage import LocalStorage
 from bloodcell.web import auth
 from bloodcell.web.results_feed import store_upload
 from tests.support.common import free_port, image_bytes
-from tests.support.stack import clean_env, stop_process_group, wait_listening
+from tests.support.stack import clean_env, stop_process_group, wait_for, wait_listening
 
 PASSWORD = "correct horse battery"
 AUDIENCE = "/projects/123456/global/backendServices/987654"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _webapp(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[str]:
@@ -52,7 +59,9 @@ def _webapp(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[str]:
         )
     try:
         wait_listening(port, process, timeout=90)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the web app's health route", lambda: _answers(base + "/healthz"), timeout=60)
+        yield base
     finally:
         stop_process_group(process)
 
@@ -69,7 +78,7 @@ def accounts_app(tmp_path: Path, model_dir: Path) -> Iterator[str]:
 def test_without_a_session_everything_redirects_to_sign_in(accounts_app: str, path: str) -> None:
     response = requests.get(accounts_app + path, allow_redirects=False, timeout=10)
 
-    assert response.status_code == 303
+    assert response.status_code == 303, (response.status_code, response.text[:500])
     assert response.headers["location"].startswith("/signin?next=")
 
 

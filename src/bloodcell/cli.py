@@ -52,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bloodcell.serve import LocalStack, StackError
 
     settings = _settings(args, host="127.0.0.1")
+    if not args.no_web:  # a web app that could never let anyone in: say why before starting anything
+        from bloodcell.web.auth import check_config
+
+        check_config(settings)
     stack = LocalStack(settings.data_dir, port=settings.port, web=not args.no_web, host=settings.host)
     try:
         stack.start()

@@ -188,7 +188,11 @@ class LocalStack:
                 if not child.alive():
                     raise StackError(
                         f"{child.name} exited with code {child.process and child.process.poll()}"
-                        + (f" (is port {self.port} on {self.host} in use?)" if child.token else "")
+                        + (
+                            f" (is port {self.port} on {self.host} in use? its log above says)"
+                            if child.token
+                            else ""
+                        )
                     )
                 if time.monotonic() > deadline:
                     raise StackError(f"{child.name} did not answer within {timeout:.0f}s")

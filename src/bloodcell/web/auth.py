@@ -22,9 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bloodcell.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from bloodcell.settings import Settings
 
 USER = "user"
 REVIEWER = "reviewer"
@@ -221,6 +224,32 @@ def mode_for(host: str, requested: str) -> Mode:
     if host in LOOPBACK:
         return Mode.LOCAL
     return Mode.IAP if requested == "iap" else Mode.ACCOUNTS
+
+
+def check_config(settings: Settings) -> tuple[Mode, dict[str, Account]]:
+    """The sign-in mode and accounts, or a ConfigurationError naming what is missing.
+
+    ``serve`` calls this before starting anything, so a stack that could never
+    let anyone in says why instead of starting a web app that exits.
+    """
+    mode = mode_for(settings.host, settings.web_auth)
+    if mode is not Mode.LOCAL and not settings.storage_secret:
+        raise ConfigurationError(
+            f"STORAGE_SECRET is required when the web app listens on {settings.host} (sign-in is on): "
+            "it signs the session cookies"
+        )
+    accounts: dict[str, Account] = {}
+    if mode is Mode.ACCOUNTS:
+        accounts = load_accounts(settings.web_accounts, settings.web_accounts_file)
+        if not accounts:
+            raise ConfigurationError(
+                f"the web app listens on {settings.host}, so sign-in is on, but there are no accounts: "
+                "set WEB_ACCOUNTS or WEB_ACCOUNTS_FILE to lines made by `bloodcell user add`, "
+                "or WEB_AUTH=iap behind Identity-Aware Proxy"
+            )
+    if mode is Mode.IAP and not settings.iap_audience:
+        raise ConfigurationError("IAP_AUDIENCE is required with WEB_AUTH=iap (see terraform/iap.tf)")
+    return mode, accounts
 
 
 def user_from_session(session: Mapping[str, Any]) -> User | None:

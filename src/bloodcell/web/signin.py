@@ -20,7 +20,6 @@ from nicegui import app
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from bloodcell.errors import ConfigurationError
 from bloodcell.settings import Settings
 from bloodcell.web import auth
 
@@ -148,20 +147,8 @@ def _add_routes() -> None:
 
 def install(settings: Settings) -> auth.Mode:
     """Decide the sign-in mode from where the app listens, and fail fast on what it needs."""
-    mode = auth.mode_for(settings.host, settings.web_auth)
-    if mode is not auth.Mode.LOCAL and not settings.storage_secret:
-        raise ConfigurationError(
-            f"STORAGE_SECRET is required when the web app listens on {settings.host} (sign-in is on): "
-            "it signs the session cookies"
-        )
+    mode, accounts = auth.check_config(settings)
     if mode is auth.Mode.ACCOUNTS:
-        accounts = auth.load_accounts(settings.web_accounts, settings.web_accounts_file)
-        if not accounts:
-            raise ConfigurationError(
-                f"the web app listens on {settings.host}, so sign-in is on, but there are no accounts: "
-                "set WEB_ACCOUNTS or WEB_ACCOUNTS_FILE to lines made by `bloodcell user add`, "
-                "or WEB_AUTH=iap behind Identity-Aware Proxy"
-            )
         GUARD.accounts = auth.Accounts(accounts)
     if mode is auth.Mode.IAP:
         GUARD.iap = auth.IapVerifier(settings.iap_audience, settings.iap_keys_url, settings.iap_reviewers)
