@@ -28,7 +28,14 @@ PYTHON = None
 
 
 def _install_runtime(session: nox.Session) -> None:
-    session.install("-r", "functions/predict/requirements.txt", "-r", "webapp/requirements.txt")
+    session.install(
+        "-r",
+        "functions/predict/requirements.txt",
+        "-r",
+        "functions/preprocess/requirements.txt",
+        "-r",
+        "webapp/requirements.txt",
+    )
     session.install("--no-deps", "-e", ".")
 
 

@@ -80,29 +80,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_eventsource(args: argparse.Namespace) -> int:
     """The bucket event source alone, configured by environment (as in Knative)."""
+    import tempfile
+
     from bloodcell.eventsource import EventSource
-    from bloodcell.pipeline import Pipeline
     from bloodcell.storage import open_storage
 
     settings = _settings(args)
+    mode = args.mode or settings.event_source_mode
     routes = settings.routes
     if not routes:
         raise ConfigurationError("set K_SINK or EVENT_SINKS: the event source has nowhere to send events")
+    if mode == "watch" and settings.storage != "local":
+        raise ConfigurationError("EVENT_SOURCE_MODE=watch needs folder buckets (BLOODCELL_STORAGE=local)")
     storage = open_storage(settings)
-    pipeline = Pipeline(settings, storage)
-    done = {settings.upload_bucket: pipeline.upload_done, settings.tensor_bucket: pipeline.tensor_done}
-    source = EventSource(
-        storage,
-        routes,
-        poll_seconds=settings.event_source_poll_seconds,
-        concurrency=settings.event_source_concurrency,
-        is_done={b: f for b, f in done.items() if b in routes},
-        settle=settings.storage == "local",
-    )
+    verify: bool | str = True
+    if settings.ca_certs:  # the SinkBinding hands PEM text; requests wants a file
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as pem:
+            pem.write(settings.ca_certs)
+        verify = pem.name
+    source = EventSource.for_settings(settings, storage, routes, verify)
+    if mode == "receive":
+        from bloodcell.receiver import webhook_receiver
+
+        announcer = webhook_receiver(settings.host, settings.port, settings.event_webhook_token)
+    else:
+        from bloodcell.watch import folder_watcher
+
+        announcer = folder_watcher(storage, {b: settings.data_dir / b for b in routes})
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    source.run(stop)
+    source.run(stop, announcer=announcer)
     return 0
 
 
@@ -273,7 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "eventsource",
         "run the bucket event source alone (K_SINK / EVENT_SINKS)",
-        "Turn new objects into CloudEvents POSTed to K_SINK (Knative) or the EVENT_SINKS routes.",
+        "Turn new objects into CloudEvents POSTed to K_SINK (Knative) or the EVENT_SINKS routes:\n"
+        "watching folder buckets (inotify), or receiving S3-format bucket notifications on PORT.",
+    )
+    source.add_argument(
+        "--mode",
+        choices=("watch", "receive"),
+        help="watch folder buckets (inotify) or receive bucket notifications on HOST:PORT "
+        "(EVENT_SOURCE_MODE; default watch for local storage, receive otherwise)",
     )
     source.set_defaults(func=cmd_eventsource)
     function = _command(
