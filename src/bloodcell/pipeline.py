@@ -26,7 +26,14 @@ from bloodcell.imaging import ImageLimits, decode_image
 from bloodcell.model import Classifier, default_model_dir, load_classifier
 from bloodcell.results import ArchiveStatus, Result, Source
 from bloodcell.settings import Settings
-from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_archive, open_storage
+from bloodcell.storage import (
+    ObjectInfo,
+    ObjectTooLarge,
+    Storage,
+    check_object_name,
+    open_archive,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -138,15 +145,17 @@ class Pipeline:
             return self._reject_name(ref, problem)
         if ref.generation and self._upload_done_at(ref.name, ref.generation):
             return Outcome("duplicate")
+        started = time.perf_counter()
         try:
-            data, info = self.storage.read(ref.bucket, ref.name)
+            data, info = self.storage.read(ref.bucket, ref.name, max_bytes=self.limits.max_bytes)
         except ObjectNotFound:
             return Outcome("gone", "object was deleted before it was processed")
+        except ObjectTooLarge as exc:
+            return self._refuse_unread(ref, exc, started)
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if not ref.generation and self.upload_done(info):
             return Outcome("duplicate")
-        started = time.perf_counter()
         source = Source(
             bucket=info.bucket,
             name=info.name,
@@ -154,6 +163,7 @@ class Pipeline:
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             uploaded=results.iso(info.updated),
+            uploader=info.metadata.get(results.META_UPLOADER),
         )
         try:
             tensor = make_tensor(data, self.limits)
@@ -187,6 +197,33 @@ class Pipeline:
             metadata=meta,
         )
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
+
+    def _refuse_unread(self, ref: ObjectRef, exc: ObjectTooLarge, started: float) -> Outcome:
+        """An upload over MAX_UPLOAD_BYTES: answered from its metadata, its bytes never held."""
+        info = exc.info
+        if ref.generation and info.generation != ref.generation:
+            return Outcome("stale", f"superseded by generation {info.generation}")
+        if not ref.generation and self.upload_done(info):
+            return Outcome("duplicate")
+        source = Source(
+            bucket=info.bucket,
+            name=info.name,
+            generation=info.generation,
+            size=info.size,
+            uploaded=results.iso(info.updated),
+            uploader=info.metadata.get(results.META_UPLOADER),
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        self._write_result(
+            Result.rejected(
+                source,
+                exc.reason,
+                "preprocess",
+                {"preprocess": elapsed},
+                {"uploaded": source.uploaded or "", "rejected": results.now_iso()},
+            )
+        )
+        return Outcome("rejected", exc.reason)
 
     def _reject_name(self, ref: ObjectRef, problem: str) -> Outcome:
         """An upload whose name cannot carry derived names still gets its one answer, a
