@@ -14,7 +14,6 @@ from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
-from bloodcell.results import META_UPLOADER
 from bloodcell.review import actions, slides
 from bloodcell.review.records import ReviewRecord
 from bloodcell.review.slides import Cell
@@ -283,7 +282,7 @@ class SlideView:
                 name,
                 data,
                 content_type(file.name),
-                {META_UPLOADER: self.user.name},
+                self.user.name,
             )
         except BloodcellError as exc:
             self.not_stored += 1
