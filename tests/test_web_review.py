@@ -220,3 +220,25 @@ async def test_slides_are_listed_newest_first_a_page_at_a_time(
     await user.open("/slides?page=2")
     await user.should_see("OLD-1", retries=100)
     await user.should_not_see("NEW-3")
+
+
+async def test_without_the_reviewer_role_a_slide_is_read_only(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    monkeypatch: pytest.MonkeyPatch, errors: Callable[[], list[str]],
+) -> None:
+    from bloodcell.web import auth, slide_page
+
+    visitor = auth.User("visitor", frozenset({auth.USER}))
+    monkeypatch.setattr(slide_page, "current_user", lambda: visitor)
+    worker.storage.write(settings.upload_bucket, "RO-1/neutrophil.jpeg", images["neutrophil.jpeg"])
+    await eventually(
+        lambda: [c.status for c in slide_cells(worker.storage, settings, "RO-1")] == ["classified"],
+        what="the result",
+    )
+    await user.open("/slides/RO-1")
+    await user.should_see(content="visitor does not have the reviewer role", retries=100)
+    await user.should_see(content="Only a reviewer can review and sign off", retries=100)
+    key(user, "a")
+    await user.should_not_see("Sign off slide")
+    assert state.read_trail(worker.storage, settings, "RO-1") == ()
+    assert errors() == []

@@ -73,6 +73,7 @@ class ReviewGallery:
         self._keys = asyncio.Lock()
         self._deciding = False  # during a verdict the bar is drawn once, for the next cell
         self._drawn = 0.0  # when the visible page was last drawn
+        self.lock_text = "Read-only."  # why, when read_only: set by the page
         with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
             self.bar = ui.row().classes("w-full items-center gap-3")
         self._build_bar()
@@ -278,6 +279,7 @@ class ReviewGallery:
             self.bar_review,
             f"Reviewed: {verdict_words(review.label)} by {review.reviewer}" if review else None,
         )
+        self.bar_locked.set_text(self.lock_text)
         self.bar_locked.set_visibility(self.read_only)
         can_decide = not self.read_only and cell.status != WAITING
         self.bar_buttons.set_visibility(can_decide)

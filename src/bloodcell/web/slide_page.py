@@ -147,7 +147,13 @@ class SlideView:
         self.status.props(f"color={'positive' if status.signed_off else 'primary'}")
         who = review.created_by or "dropped into the bucket"
         self.meta.set_text(f"{len(cells)} images · created by {who}")
-        self.gallery.set_data(cells, review.cells, status.signed_off)
+        reviewer = self.user.has(REVIEWER)
+        self.gallery.lock_text = (
+            "Signed off: read-only. Reopen the slide to change labels."
+            if status.signed_off
+            else f"Read-only: {self.user.name} does not have the reviewer role."
+        )
+        self.gallery.set_data(cells, review.cells, status.signed_off or not reviewer)
         self.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
         self.report.update(cells, review.cells)
         self._render_signoff()
