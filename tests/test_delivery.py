@@ -27,13 +27,13 @@ from bloodcell import names
 from bloodcell.deadletters import DeadLetters
 from bloodcell.eventsource import EventSource
 from bloodcell.storage import LocalStorage, ObjectInfo
-from tests.stack import (
+from tests.support.common import free_port
+from tests.support.stack import (
     Stack,
     archive_objects,
     check_end_state,
     clean_env,
     drop,
-    free_port,
     image_pool,
     read_results,
     stop_process_group,
@@ -161,7 +161,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
 ) -> None:
     """Real function servers answer each poison event with 2xx: exactly one attempt each. A sink
     that keeps failing gets EVENT_SOURCE_MAX_ATTEMPTS attempts, then one dead-letter record."""
-    from tests.stack import function_server
+    from tests.support.stack import function_server
 
     data = tmp_path / "data"
     env = clean_env(

@@ -14,7 +14,7 @@ from bloodcell.deadletters import DeadLetter, DeadLetters
 from bloodcell.errors import BloodcellError
 from bloodcell.results import Result
 from bloodcell.settings import Settings
-from bloodcell.web import batch, results_feed
+from bloodcell.web import batch, pages, results_feed
 
 log = logging.getLogger(__name__)
 PER_PAGE = 20
@@ -73,7 +73,8 @@ def _dead_letter_section(letters: list[DeadLetter]) -> None:
         )
 
 
-async def history_page(settings: Settings, page: int) -> None:
+@pages.page("/history", "history", nav="History")
+async def history_page(settings: Settings, page: int = 1) -> None:
     ui.label("History").classes("text-h5")
     letters = await run.io_bound(dead_letters, settings)
     if letters:
