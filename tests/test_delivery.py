@@ -114,11 +114,9 @@ def test_name_zoo_each_name_gets_exactly_one_result(make_stack: Any, tmp_path: P
         assert (data / "results" / names.result_name(name)).is_file()
         assert names.result_name(name).startswith("_rejected/")
     log = stack.log_path.read_text()
-    for name in everything:
-        assert len(_lines(log, "preprocess", "uploads", name)) == 1, (
-            name,
-            _lines(log, "preprocess", "uploads", name),
-        )
+    for name in everything:  # one answer each (an at-least-once duplicate is acknowledged as such)
+        lines = [x for x in _lines(log, "preprocess", "uploads", name) if "outcome=duplicate" not in x]
+        assert len(lines) == 1, (name, lines)
     for name in REJECTED_NAMES:  # no tensor, so predict never heard of it
         assert not _lines(log, "predict", "tensors", name + ".npy")
     assert "Traceback" not in log and "dead-lettered" not in log
