@@ -205,6 +205,9 @@ def _classify_one(path: Path, settings: Settings) -> Result:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from bloodcell.imaging import return_freed_memory
+
+    return_freed_memory()
     settings = _settings(args)
     failures = classified = 0
     for path in _images(args.paths):

@@ -92,6 +92,9 @@ def add_health_route(token: str) -> None:
 
 def main(settings: Settings | None = None, health_token: str = "") -> None:
     """Run the app on ``HOST``:``PORT``, configured like the functions."""
+    from bloodcell.imaging import return_freed_memory
+
+    return_freed_memory()
     settings = settings or get_settings()
     build(settings)
     add_health_route(health_token or "ok")
