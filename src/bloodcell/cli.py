@@ -27,6 +27,7 @@ from typing import Any
 from bloodcell.errors import ConfigurationError
 from bloodcell.formats import KINDS, format_size, is_image_name
 from bloodcell.logs import configure_logging
+from bloodcell.reports.kinds import FORMATS
 from bloodcell.results import Result, Source, iso
 from bloodcell.settings import Settings
 
@@ -205,9 +206,6 @@ def _classify_one(path: Path, settings: Settings) -> Result:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from bloodcell.imaging import return_freed_memory
-
-    return_freed_memory()
     settings = _settings(args)
     failures = classified = 0
     for path in _images(args.paths):
@@ -227,6 +225,26 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """One slide's report from the same buckets the running system uses, through the storage layer."""
+    from bloodcell.errors import RejectedInput
+    from bloodcell.reports.render import report_bytes
+    from bloodcell.storage import open_storage
+
+    settings = _settings(args)
+    try:
+        data = report_bytes(open_storage(settings), settings, args.slide, args.format, args.wbc)
+    except RejectedInput as exc:
+        print(f"bloodcell report: {exc.reason}", file=sys.stderr)
+        return 1
+    if args.out and str(args.out) != "-":
+        args.out.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
 EXAMPLES = {
     "serve": "example: bloodcell serve --data-dir /srv/cells --port 9000",
     "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
@@ -234,6 +252,8 @@ EXAMPLES = {
     "function": "example: bloodcell function --target=preprocess --source=functions/preprocess/main.py",
     "user": "example: bloodcell user add alice --role reviewer >> accounts.txt",
     "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
+    "report": "examples:\n  bloodcell report lame-042 --out lame-042.pdf\n"
+    "  bloodcell report lame-042 --format fhir --wbc 6.8 > lame-042.fhir.json",
 }
 
 
@@ -331,6 +351,24 @@ def build_parser() -> argparse.ArgumentParser:
     # answered on /healthz, so `serve` knows the app on its port is the one it started
     web.add_argument("--health-token", default="", help=argparse.SUPPRESS)
     web.set_defaults(func=cmd_webapp)
+    report = _command(
+        sub,
+        "report",
+        "one slide's report: PDF, FHIR R4 bundle, or CSV",
+        "Read one slide (a folder of the upload bucket) and its results from the buckets the\n"
+        "environment names, and write its report: pdf, fhir (R4 Bundle), csv (one row per cell)\n"
+        "or summary (one row per class). See docs/reports.md.",
+    )
+    report.add_argument("slide", help="the slide: a folder of the upload bucket")
+    report.add_argument("--format", choices=tuple(FORMATS), default="pdf")
+    report.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    report.add_argument(
+        "--data-dir",
+        type=Path,
+        help="local backend's folder buckets (BLOODCELL_DATA_DIR, default ./bloodcell-data)",
+    )
+    report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -343,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as exc:
         extra = "web" if exc.name in ("nicegui", "fastapi", "starlette", "uvicorn") else "all"
+        extra = "reports" if (exc.name or "").split(".")[0] in ("scipy", "reportlab") else extra
         print(
             f"bloodcell: {args.command} needs {exc.name!r}, which is not installed: "
             f"pip install 'bloodcell[{extra}]'",

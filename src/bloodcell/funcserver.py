@@ -132,9 +132,6 @@ def run(target: str, source: str, host: str, port: int, settings: Settings | Non
     import functions_framework
     from functions_framework._http.gunicorn import GunicornApplication
 
-    from bloodcell.imaging import return_freed_memory
-
-    return_freed_memory()  # before gunicorn forks: its workers inherit the setting
     settings = settings or get_settings()
     app = functions_framework.create_app(target, source, "cloudevent")  # type: ignore[no-untyped-call]
     limit_body(app, settings.function_max_request_bytes)

@@ -17,8 +17,10 @@ is lost.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,29 +227,22 @@ def check_size(size: int, limits: ImageLimits) -> None:
         )
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+# The budget holds per decode, so decodes take turns, and in one thread: a function
+# server's threads or the web app's thumbnail requests never add their budgets up,
+# and every decode allocates from the same malloc arena. (glibc gives each thread an
+# arena of its own; with decodes taking turns across 20 request threads, the pages one
+# freed were not reused by the next and the web app's peak grew to two budgets.)
+_decoder: tuple[int, ThreadPoolExecutor] | None = None
+_decoder_lock = threading.Lock()
 
 
-def return_freed_memory(threshold: int = 1024 * 1024) -> bool:
-    """Have glibc give large freed buffers back to the system at once (decoders' canvases).
-
-    By default glibc raises its mmap threshold after freeing a large block and keeps
-    later ones in per-thread arenas: measured, 20 concurrent thumbnails then held
-    564 MB instead of 284 MB. Called once at start-up by every process that decodes.
-    """
-    try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        return False
-
-
-# The budget holds per decode, so decodes take turns: a function server's threads,
-# or the web app's thumbnail requests, never add their budgets up.
-_DECODING = threading.BoundedSemaphore(1)
+def _decoding_thread() -> ThreadPoolExecutor:
+    """The process's one decoding thread (made anew in a forked child, which inherits no threads)."""
+    global _decoder
+    with _decoder_lock:
+        if _decoder is None or _decoder[0] != os.getpid():
+            _decoder = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode"))
+        return _decoder[1]
 
 
 def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
@@ -255,8 +250,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
     limits = limits or ImageLimits()
     check_size(len(data), limits)
     _check_webp(data, limits)
-    with _DECODING:
-        return _decode(data, limits)
+    return _decoding_thread().submit(_decode, data, limits).result()
 
 
 def _decode(data: bytes, limits: ImageLimits) -> Image.Image:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -77,6 +77,19 @@ def classify_bytes(data: bytes, source: Source, classifier: Classifier, limits: 
     timings["inference"] = (time.perf_counter() - started) * 1000
     stamps["classified"] = results.now_iso()
     return Result.classified(source, prediction, classifier.info, timings, stamps)
+
+
+def _source(info: ObjectInfo, data: bytes | None = None) -> Source:
+    """The upload a result will speak of; its digest only once its bytes were read."""
+    return Source(
+        bucket=info.bucket,
+        name=info.name,
+        generation=info.generation,
+        sha256=None if data is None else hashlib.sha256(data).hexdigest(),
+        size=info.size if data is None else len(data),
+        uploaded=results.iso(info.updated),
+        uploader=info.metadata.get(results.META_UPLOADER),
+    )
 
 
 class Pipeline:
@@ -156,31 +169,13 @@ class Pipeline:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if not ref.generation and self.upload_done(info):
             return Outcome("duplicate")
-        source = Source(
-            bucket=info.bucket,
-            name=info.name,
-            generation=info.generation,
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            uploaded=results.iso(info.updated),
-            uploader=info.metadata.get(results.META_UPLOADER),
-        )
+        source = _source(info, data)
         try:
             tensor = make_tensor(data, self.limits)
         except RejectedInput as exc:
-            elapsed = (time.perf_counter() - started) * 1000
             if superseded := self._superseded(source):
                 return Outcome("stale", superseded)
-            self._write_result(
-                Result.rejected(
-                    source,
-                    exc.reason,
-                    "preprocess",
-                    {"preprocess": elapsed},
-                    {"uploaded": source.uploaded or "", "rejected": results.now_iso()},
-                )
-            )
-            return Outcome("rejected", exc.reason)
+            return self._reject_upload(source, exc.reason, started)
         elapsed = (time.perf_counter() - started) * 1000
         if superseded := self._superseded(source):
             return Outcome("stale", superseded)
@@ -205,25 +200,7 @@ class Pipeline:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if not ref.generation and self.upload_done(info):
             return Outcome("duplicate")
-        source = Source(
-            bucket=info.bucket,
-            name=info.name,
-            generation=info.generation,
-            size=info.size,
-            uploaded=results.iso(info.updated),
-            uploader=info.metadata.get(results.META_UPLOADER),
-        )
-        elapsed = (time.perf_counter() - started) * 1000
-        self._write_result(
-            Result.rejected(
-                source,
-                exc.reason,
-                "preprocess",
-                {"preprocess": elapsed},
-                {"uploaded": source.uploaded or "", "rejected": results.now_iso()},
-            )
-        )
-        return Outcome("rejected", exc.reason)
+        return self._reject_upload(_source(info), exc.reason, started)
 
     def _reject_name(self, ref: ObjectRef, problem: str) -> Outcome:
         """An upload whose name cannot carry derived names still gets its one answer, a
@@ -235,18 +212,17 @@ class Pipeline:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if self._result_for(ref.name, info.generation):
             return Outcome("duplicate")
-        source = Source(
-            bucket=info.bucket,
-            name=names.displayable(info.name),
-            generation=info.generation,
-            size=info.size,
-            uploaded=results.iso(info.updated),
-        )
+        source = replace(_source(info), name=names.displayable(info.name))
+        return self._reject_upload(source, problem, None, results.result_name(ref.name))
+
+    def _reject_upload(
+        self, source: Source, reason: str, started: float | None, result_name: str | None = None
+    ) -> Outcome:
+        """Preprocess's one answer for an unusable upload: a ``rejected`` result, then acknowledge."""
+        timings = {} if started is None else {"preprocess": (time.perf_counter() - started) * 1000}
         stamps = {"uploaded": source.uploaded or "", "rejected": results.now_iso()}
-        self._write_result(
-            Result.rejected(source, problem, "preprocess", {}, stamps), results.result_name(ref.name)
-        )
-        return Outcome("rejected", problem)
+        self._write_result(Result.rejected(source, reason, "preprocess", timings, stamps), result_name)
+        return Outcome("rejected", reason)
 
     def _superseded(self, source: Source) -> str | None:
         """A newer version of the upload arrived while this one was being processed.

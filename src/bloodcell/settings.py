@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell.errors import ConfigurationError
+from bloodcell.reports.references import parse_references
 
 BACKENDS = ("local", "gcs", "s3")
 LOG_FORMATS = ("text", "json")
@@ -351,6 +352,14 @@ class Settings:
     )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
+    )
+    report_reference_ranges: tuple[tuple[str, float, float], ...] = setting(
+        "REPORT_REFERENCE_RANGES",
+        parse_references(""),
+        lambda _name, raw: parse_references(raw),
+        "reports' reference ranges in percent: `LABEL=low-high` items separated by commas, "
+        "e.g. `NEUTROPHIL=40-70,EOSINOPHIL=1-5`",
+        shown="adult ranges (N 40-60, L 20-40, M 2-8, E 1-4)",
     )
 
     def __post_init__(self) -> None:

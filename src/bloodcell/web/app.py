@@ -52,8 +52,10 @@ def build(settings: Settings) -> None:
     """Register every page and route of the app, behind sign-in unless it listens on loopback."""
     signin.install(settings)
     from bloodcell.web import batch_page, history_page, model_page  # noqa: F401  (importing declares their pages)
+    from bloodcell.web.report_routes import register as register_reports
 
     pages.install(settings, frame)
+    register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
     async def thumb(name: str, request: Request) -> Response:
@@ -92,9 +94,6 @@ def add_health_route(token: str) -> None:
 
 def main(settings: Settings | None = None, health_token: str = "") -> None:
     """Run the app on ``HOST``:``PORT``, configured like the functions."""
-    from bloodcell.imaging import return_freed_memory
-
-    return_freed_memory()
     settings = settings or get_settings()
     build(settings)
     add_health_route(health_token or "ok")
