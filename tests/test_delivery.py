@@ -165,8 +165,6 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         source = EventSource(
             local, urls, concurrency=2, backoff=(0.01, 0.05), max_attempts=4, is_done=nothing_to_reconcile
         )
-        stop = threading.Event()
-        threading.Thread(target=source.run, args=(stop,), daemon=True).start()
         now = local.write("uploads", "probe.jpg", b"x").updated
         # a symlink inside tensors/ pointing out of the bucket: preprocess must not write through it
         outside = tmp_path / "outside.npy"
@@ -174,6 +172,11 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         os.symlink(outside, data / "tensors" / "sym.jpg.npy")
         cell = image_pool(datasets, 1, "kaggle")[0].read_bytes()
         symlinked = local.write("uploads", "sym.jpg", cell)
+        # started once the buckets hold everything and reconciled (to nothing) before the first
+        # announcement: a reconcile racing the writes could otherwise announce probe.jpg itself
+        stop, ready = threading.Event(), threading.Event()
+        threading.Thread(target=source.run, args=(stop, ready), daemon=True).start()
+        assert ready.wait(30)
         poison = [
             symlinked,
             ObjectInfo("tensors", "../escape.npy", "1", 1, now),  # RejectedInput in storage
