@@ -37,7 +37,7 @@ _LOCKS = ".locks"  # inside .meta; bucket names never start with a dot
 _LOCK_STRIPES = 64
 _MAX_NAME_BYTES = 4096  # PATH_MAX: what a folder can hold; bloodcell.names says what is processable
 _HASH_CHUNK = 1 << 20
-_CACHE_SIZE = 16384
+_CACHE_SIZE = 2048  # recent versions only: memory must not follow the bucket
 _StatKey = tuple[str, int, int, int, int, int]
 
 

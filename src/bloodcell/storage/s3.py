@@ -154,14 +154,13 @@ class S3Storage:
         )
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        def pages() -> list[dict[str, Any]]:
-            paginator = self.client.get_paginator("list_objects_v2")
-            return [
-                item
-                for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-                for item in page.get("Contents", [])
-            ]
-
-        for item in self._call(f"s3://{bucket}", pages):
-            if not item["Key"].endswith("/"):
-                yield self._info(bucket, item["Key"], item)
+        """Page by page (1,000 keys each): memory follows a page, not the bucket."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=bucket, Prefix=prefix))
+        while True:
+            page = self._call(f"s3://{bucket}", lambda: next(pages, None))
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):
+                    yield self._info(bucket, item["Key"], item)
