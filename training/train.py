@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--export-only", action="store_true", help="export the best weights saved in --runs; no training"
     )
-    p.add_argument("--epochs", type=int, default=24)
+    p.add_argument("--epochs", type=int, default=18)
     p.add_argument("--steps", type=int, default=120, help="batches per epoch")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -178,7 +178,9 @@ def main() -> int:
             if sc["score"] > float(best["score"]):  # type: ignore[arg-type]
                 best.update(score=sc["score"], epoch=epoch + 1, weights=self.model.get_weights())
                 self.model.save_weights(best_weights)  # a stopped run can still be exported
-            progress.write_text(json.dumps({"best": {k: best[k] for k in ("score", "epoch")}, "history": history}))
+            progress.write_text(
+                json.dumps({"best": {k: best[k] for k in ("score", "epoch")}, "history": history})
+            )
             done = epoch + 1
             eta = (time.monotonic() - fit_start) / done * (args.epochs - done)
             print(

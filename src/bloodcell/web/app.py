@@ -68,7 +68,7 @@ def build(settings: Settings) -> None:
     """Register every page and route of the app."""
     from bloodcell.web.batch_page import BatchView
     from bloodcell.web.history_page import history_page
-    from bloodcell.web.model_page import model_page
+    from bloodcell.web.model_page import MODEL_FIGURES, model_page
 
     @ui.page("/", title="bloodcell: batch")
     async def index() -> None:
@@ -94,10 +94,10 @@ def build(settings: Settings) -> None:
             return Response(results_feed.PLACEHOLDER_SVG, media_type="image/svg+xml")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
-    @app.get("/model-files/confusion_matrix.png", include_in_schema=False)
-    def confusion_matrix() -> Response:
+    @app.get("/model-files/{name}", include_in_schema=False)
+    def model_figure(name: str) -> Response:
         folder = model_folder(settings)
-        path = folder / "confusion_matrix.png" if folder else None
+        path = folder / name if folder and name in MODEL_FIGURES else None  # a fixed list: no path escapes
         if path is None or not path.is_file():
             return Response(status_code=404)
         return FileResponse(path, media_type="image/png")
