@@ -11,6 +11,8 @@ optics and JPEG/camera noise as much as in stain.
 
 from __future__ import annotations
 
+from typing import Any
+
 import data as cache
 import numpy as np
 from splits import OTHER_INDEX
@@ -52,7 +54,10 @@ def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
         cx = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
         boxes = tf.stack([cy - side / 2, cx - side / 2, cy + side / 2, cx + side / 2], axis=1)
         x = tf.image.crop_and_resize(x, boxes, tf.range(n), [CONTRACT.height, CONTRACT.width])
-        pick = lambda: gen.uniform([n, 1, 1, 1]) < 0.5  # noqa: E731
+
+        def pick() -> Any:
+            return gen.uniform([n, 1, 1, 1]) < 0.5
+
         x = tf.where(pick(), tf.transpose(x, [0, 2, 1, 3]), x)
         x = tf.where(pick(), tf.reverse(x, [1]), x)
         x = tf.where(pick(), tf.reverse(x, [2]), x)
@@ -61,7 +66,10 @@ def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
         c, s = tf.cos(angle), tf.sin(angle)
         k = 1.0 / 3.0
         q = np.sqrt(1.0 / 3.0)
-        row = lambda a, b, d: tf.stack([a, b, d], axis=-1)  # noqa: E731
+
+        def row(a: Any, b: Any, d: Any) -> Any:
+            return tf.stack([a, b, d], axis=-1)
+
         rot = tf.stack(
             [
                 row(c + (1 - c) * k, k * (1 - c) - q * s, k * (1 - c) + q * s),

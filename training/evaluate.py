@@ -100,7 +100,8 @@ def raw_outputs(clf: Classifier, s: EvalSet, model_dir: Path, cache_dir: Path) -
     key.update(f"{clf.info.views}|{s.name}|{len(s.items)}".encode())
     path = cache_dir / f"eval-{key.hexdigest()[:16]}.npy"
     if path.is_file():
-        return np.load(path)
+        cached: np.ndarray = np.load(path)
+        return cached
     out = np.empty((len(s.items), len(clf.info.outputs)))
     start = time.monotonic()
     for i, it in enumerate(s.items):
@@ -133,7 +134,7 @@ def calibrate(model_dir: Path, raw: dict[str, np.ndarray], sets: list[EvalSet], 
     print(f"calibrated on validation: T={temperature}, rule {rule}", flush=True)
 
 
-def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, object]:
+def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
     y = np.array([it.label for it in s.items])
     p = np.array([WBC.index(q.label) for q in preds])
     flagged = np.array([q.uncertain for q in preds])
@@ -173,7 +174,7 @@ def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, object]:
     }
 
 
-def other_metrics(s: EvalSet, preds: list[Any]) -> dict[str, object]:
+def other_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
     flagged = np.array([q.uncertain for q in preds])
     groups = [it.group for it in s.items]
     by_type = {g: round(float(flagged[[x == g for x in groups]].mean()), 4) for g in sorted(set(groups))}
@@ -210,7 +211,7 @@ def timing(model_dir: Path, n: int = 300) -> dict[str, float]:
     }
 
 
-def leakage_report(data: Path) -> dict[str, object]:
+def leakage_report(data: Path) -> dict[str, dict[str, Any]]:
     train = [it.path for it in kaggle_items(data, "TRAIN")]
     ptr, pva = split_pbc(data)
     return {
@@ -266,7 +267,7 @@ def main() -> int:
     if not args.keep_rule and not args.no_write:
         calibrate(args.model, raw, sets, args.views.split(","))
         clf = Classifier(args.model, threads=1)
-    metrics: dict[str, dict[str, object]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
     for s in sets:
         preds = [clf.interpret(r) for r in raw[s.name]]
         subsets = [(s, preds)]
@@ -283,8 +284,8 @@ def main() -> int:
     )
     for name, m in metrics.items():
         if "accuracy" in m:
-            ci = "{:.3f}-{:.3f}".format(*m["accuracy_ci95"])  # type: ignore[misc]
-            rec = " ".join(f"{v:.3f}" for v in m["recall"].values())  # type: ignore[attr-defined]
+            ci = "{:.3f}-{:.3f}".format(*m["accuracy_ci95"])
+            rec = " ".join(f"{v:.3f}" for v in m["recall"].values())
             print(
                 f"{name:40s} {m['n']:5d} {m['accuracy']:6.3f} {ci:>13s} {m['flag_rate']:6.3f} "
                 f"{m['accuracy_unflagged']:6.3f} {m['ece']:6.3f}  {rec}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -58,7 +59,7 @@ def nearest(test: np.ndarray, train: np.ndarray) -> np.ndarray:
     return best
 
 
-def check(test_paths: list[Path], train_paths: list[Path]) -> dict[str, object]:
+def check(test_paths: list[Path], train_paths: list[Path]) -> dict[str, Any]:
     """How many test images have a training image within ``NEAR_DUPLICATE_BITS``; distance summary."""
     d = nearest(hashes(test_paths, flips=True), hashes(train_paths))
     near = [str(p.name) for p, x in zip(test_paths, d, strict=True) if x <= NEAR_DUPLICATE_BITS]

@@ -14,7 +14,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def build_model(keras):  # type: ignore[no-untyped-def]
+def build_model(keras: Any) -> Any:
     """A depthwise-separable CNN: ~0.2 M parameters, ~30 M multiply-adds at 96x96.
 
     Model 2 standardises each input image per colour channel (zero mean, unit spread over
@@ -70,8 +72,8 @@ def build_model(keras):  # type: ignore[no-untyped-def]
     layers = keras.layers
     ops = keras.ops
 
-    class StainStandardise(layers.Layer):  # type: ignore[misc]
-        def call(self, x):  # type: ignore[no-untyped-def]
+    class StainStandardise(layers.Layer):  # type: ignore[misc,name-defined]
+        def call(self, x: Any) -> Any:
             mean = ops.mean(x, axis=(1, 2), keepdims=True)
             var = ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True)
             return (x - mean) * ops.rsqrt(var + 1e-3)
@@ -133,7 +135,7 @@ def main() -> int:
 
     sampler = Sampler(y_train, [it.source for it in train_items], args.seed)
 
-    def batches():  # type: ignore[no-untyped-def]
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         while True:
             idx = sampler.batch(args.batch)
             yield x_train[idx], keras.utils.to_categorical(y_train[idx], len(OUTPUTS)).astype(np.float32)
@@ -162,13 +164,13 @@ def main() -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     best_weights, progress = args.runs / "best.weights.h5", args.runs / "progress.json"
 
-    class Progress(keras.callbacks.Callback):
+    class Progress(keras.callbacks.Callback):  # type: ignore[misc]
         """Validation score, best-epoch weights and an ETA after every epoch."""
 
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.e0 = time.monotonic()
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             loss = float((logs or {}).get("loss", float("nan")))
             probs = self.model.predict(x_val, batch_size=256, verbose=0)
             sc = per_source_scores(probs, y_val, val_sources)
@@ -197,7 +199,7 @@ def main() -> int:
         model.load_weights(best_weights)
     else:
         model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, verbose=0, callbacks=[Progress()])
-        model.set_weights(best["weights"])  # type: ignore[arg-type]
+        model.set_weights(best["weights"])
     print(f"best epoch {best['epoch']} (val score {best['score']:.4f})", flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +279,7 @@ def main() -> int:
     return 0
 
 
-def _layer_macs(layer) -> int:  # type: ignore[no-untyped-def]
+def _layer_macs(layer: Any) -> int:
     """Multiply-adds of the convolution and dense layers (the rest is negligible)."""
     name = type(layer).__name__
     if name not in ("Conv2D", "DepthwiseConv2D", "Dense"):
