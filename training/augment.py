@@ -19,6 +19,11 @@ from splits import OTHER_INDEX
 
 from bloodcell.contract import CONTRACT
 
+AUGMENTATION = (
+    "scale 0.75-1.33x, shift, the 8 rotations/flips, hue/stain/saturation/contrast/brightness jitter, "
+    "3x3 blur on a third of the cells, Gaussian sensor noise"
+)
+
 
 class Sampler:
     """Balanced batches: every (source, class) group equally likely; OTHER a fixed share."""

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "training"))
 
 import data as cache  # noqa: E402
 from archive import archive_items  # noqa: E402
-from augment import Sampler, augment_fn  # noqa: E402
+from augment import AUGMENTATION, Sampler, augment_fn  # noqa: E402
 from calibrate import choose_thresholds  # noqa: E402
 from splits import OTHER_INDEX, OUTPUTS, SPLIT_SEED, kaggle_items, split_kaggle_train, split_pbc  # noqa: E402
 
@@ -260,6 +260,7 @@ def main() -> int:
             "steps_per_epoch": args.steps,
             "batch": args.batch,
             "best_epoch": best["epoch"],
+            "augmentation": AUGMENTATION,
             "history": history,
             "minutes": round((time.monotonic() - t0) / 60, 1),
         },
