@@ -190,7 +190,7 @@ def legacy_subset(s: EvalSet, data: Path, preds: list[Any]) -> tuple[EvalSet, li
     return sub, [preds[i] for i in keep]
 
 
-def timing(model_dir: Path, n: int = 300) -> dict[str, float]:
+def timing(model_dir: Path, n: int = 300) -> dict[str, float | str]:
     """CPU time per call, not wall time: the build machine is shared, and waiting for a core is not cost.
 
     The interpreter runs on one thread (the caller's), so process CPU time is its compute time.
