@@ -88,6 +88,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "src", "functions", "webapp")
     session.run("mypy")
+    # training/ is a folder of scripts importing each other by module name, checked as such
+    session.run("mypy", "training", env={"MYPYPATH": "training:src"})
 
 
 @nox.session(python=PYTHON)

@@ -398,6 +398,34 @@ async def test_model_page_renders_whatever_metrics_training_wrote(
     assert errors() == []
 
 
+async def test_model_page_shows_the_new_figures_beside_the_previous_versions(
+    evaluated_model: Path, user: User, errors: Callable[[], list[str]]
+) -> None:
+    from PIL import Image
+
+    meta = json.loads((evaluated_model / "metadata.json").read_text())
+    meta["uncertainty"].update(temperature=1.4, views=["identity", "flip_horizontal"])
+    meta["baseline"] = {
+        "version": "1.0.0",
+        "metrics": {"Kaggle TEST": {"accuracy": 0.8842, "flag_rate": 0.0113, "accuracy_unflagged": 0.889}},
+    }
+    (evaluated_model / "metadata.json").write_text(json.dumps(meta))
+    Image.new("RGB", (40, 30), "white").save(evaluated_model / "calibration.png")
+
+    await user.open("/model")
+
+    await user.should_see(content="Version 2.1.0 beside 1.0.0")
+    await user.should_see(content="temperature 1.400")
+    table = next(t for t in user.find(ui.table).elements if "bc-comparison" in t.classes)
+    row = table.rows[0]
+    assert row["set"] == "Kaggle TEST"
+    assert row["accuracy-1.0.0"] == "0.884" and row["accuracy-2.1.0"] == "0.881"
+    assert (await user.http_client.get("/model-files/calibration.png")).status_code == 200
+    assert (await user.http_client.get("/model-files/errors.png")).status_code == 404  # not drawn here
+    assert (await user.http_client.get("/model-files/metadata.json")).status_code == 404  # not a figure
+    assert errors() == []
+
+
 async def test_history_lists_dead_letters(
     settings: Settings, user: User, errors: Callable[[], list[str]]
 ) -> None:
