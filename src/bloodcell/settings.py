@@ -32,6 +32,8 @@ ENV_VARS: dict[str, str] = {
     "ARCHIVE_S3_ENDPOINT_URL": "S3-compatible endpoint for the archive; empty for AWS",
     "ARCHIVE_AWS_ACCESS_KEY_ID": "archive's own S3 key id, when it differs from the pipeline's (MinIO + AWS)",
     "ARCHIVE_AWS_SECRET_ACCESS_KEY": "archive's own S3 secret key, paired with ARCHIVE_AWS_ACCESS_KEY_ID",
+    "ARCHIVE_AWS_ROLE_ARN": "AWS role the archive writer assumes with its Google ID token (no static key)",
+    "ARCHIVE_AWS_ID_TOKEN_AUDIENCE": "audience of that Google ID token, as the role's trust policy expects",
     "MODEL_DIR": "folder holding model.tflite, labels.txt, contract.json and metadata.json",
     "MODEL_THREADS": "LiteRT interpreter threads",
     "MAX_UPLOAD_BYTES": "largest accepted upload, in bytes",
@@ -42,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "EVENT_SOURCE_BUCKETS": "buckets the event source watches (default: upload and tensor buckets)",
     "EVENT_SOURCE_POLL_SECONDS": "how often the event source lists its buckets",
     "EVENT_SOURCE_CONCURRENCY": "most event deliveries in flight at once",
+    "EVENT_WEBHOOK_TOKEN": "bearer token the event source requires on bucket notifications (receive mode)",
     "HOST": "interface the web app listens on",
     "PORT": "port the web app (and each function server) listens on",
     "STORAGE_SECRET": "secret that signs the web app's browser storage",
@@ -112,6 +115,8 @@ class Settings:
     archive_s3_endpoint_url: str | None = None
     archive_aws_access_key_id: str | None = field(default=None, repr=False)
     archive_aws_secret_access_key: str | None = field(default=None, repr=False)
+    archive_aws_role_arn: str | None = None
+    archive_aws_id_token_audience: str = "sts.amazonaws.com"
     model_dir: Path | None = None
     model_threads: int = 1
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -164,6 +169,8 @@ class Settings:
             archive_s3_endpoint_url=_get(env, "ARCHIVE_S3_ENDPOINT_URL", "") or None,
             archive_aws_access_key_id=_get(env, "ARCHIVE_AWS_ACCESS_KEY_ID", "") or None,
             archive_aws_secret_access_key=_get(env, "ARCHIVE_AWS_SECRET_ACCESS_KEY", "") or None,
+            archive_aws_role_arn=_get(env, "ARCHIVE_AWS_ROLE_ARN", "") or None,
+            archive_aws_id_token_audience=_get(env, "ARCHIVE_AWS_ID_TOKEN_AUDIENCE", "sts.amazonaws.com"),
             model_dir=Path(model_dir).resolve() if model_dir else None,
             model_threads=_int(env, "MODEL_THREADS", 1),
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
