@@ -39,8 +39,16 @@ def free_port() -> int:
 
 
 def clean_env(model_dir: Path, **overrides: str) -> dict[str, str]:
-    """The test process's environment minus every bloodcell setting, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if k not in settings_module.ENV_VARS}
+    """The test process's environment minus every bloodcell setting, plus the given ones.
+
+    pytest's and NiceGUI's own variables are dropped too: a child web app that sees
+    PYTEST_CURRENT_TEST takes itself for NiceGUI's in-process test harness.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in settings_module.ENV_VARS and not k.startswith(("PYTEST_", "NICEGUI_"))
+    }
     env.update(MODEL_DIR=str(model_dir), LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
     env.update(overrides)
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -29,12 +30,13 @@ def test_classify_prints_one_json_line_per_image(tmp_path: Path, datasets: Path,
     )
 
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    by_file = {Path(line["path"]).name: line for line in lines}
+    by_file = {Path(line["source"]["name"]).name: line for line in lines}
     assert set(by_file) == {c.name for c in cells} | {"fake.jpg"}
     assert by_file["fake.jpg"]["status"] == "rejected" and "not an image" in by_file["fake.jpg"]["reason"]
     for cell in cells:
         line = by_file[cell.name]
-        assert line["status"] == "classified"
+        assert line["status"] == "classified" and line["schema_version"] == "1"
+        assert line["source"]["sha256"] == hashlib.sha256(cell.read_bytes()).hexdigest()
         assert abs(sum(line["probabilities"].values()) - 1) < 1e-5
         assert line["label"] == max(line["probabilities"], key=line["probabilities"].get)
 

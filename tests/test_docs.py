@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bloodcell.results import SCHEMA_VERSION
-from bloodcell.settings import ENV_VARS, Settings
+from bloodcell.settings import ENV_VARS, Settings, markdown_table
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -15,6 +15,10 @@ def test_configuration_table_lists_exactly_the_variables_the_code_reads() -> Non
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
 
     assert documented == set(ENV_VARS)
+
+
+def test_configuration_table_is_the_one_generated_from_the_declarations() -> None:
+    assert markdown_table() in README
 
 
 def test_documented_defaults_match_the_settings_defaults() -> None:

@@ -32,7 +32,11 @@ def stack(tmp_path: Path, model_dir: Path) -> Iterator[Path]:
     data = tmp_path / "D"
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLOODCELL_", "ARCHIVE_", "UPLOAD_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BLOODCELL_", "ARCHIVE_", "UPLOAD_", "PYTEST_"))
+    }
     env |= {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO / "src")}
     process = subprocess.Popen(
         [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(data), "--no-web"],

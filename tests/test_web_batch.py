@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
+from bloodcell.results import Result, Source, Status
 from bloodcell.storage import check_object_name
 from bloodcell.web import batch, charts
 from bloodcell.web.batch import Entry
@@ -18,35 +19,30 @@ LABELS = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
 
 def classified(
     label: str, confidence: float = 0.9, uncertain: bool = False, generation: str = "g1"
-) -> dict[str, Any]:
+) -> Result:
     rest = (1 - confidence) / 3
-    return {
-        "status": "classified",
-        "source": {"bucket": "uploads", "name": "x", "generation": generation},
-        "label": label,
-        "confidence": confidence,
-        "uncertain": uncertain,
-        "probabilities": {name: confidence if name == label else rest for name in LABELS},
-        "reason": None,
-        "timings_ms": {"preprocess": 12.5, "inference": 3.5},
-        "timestamps": {"uploaded": "2025-01-01T10:00:00.000Z", "classified": "2025-01-01T10:00:01.500Z"},
-    }
+    return Result(
+        status=Status.CLASSIFIED,
+        source=Source("uploads", "x", generation),
+        label=label,
+        confidence=confidence,
+        uncertain=uncertain,
+        probabilities={name: confidence if name == label else rest for name in LABELS},
+        timings_ms={"preprocess": 12.5, "inference": 3.5},
+        timestamps={"uploaded": "2025-01-01T10:00:00.000Z", "classified": "2025-01-01T10:00:01.500Z"},
+    )
 
 
-def rejected(reason: str = "the file is not an image", generation: str = "g1") -> dict[str, Any]:
-    return {
-        "status": "rejected",
-        "source": {"bucket": "uploads", "name": "x", "generation": generation},
-        "reason": reason,
-        "rejected_by": "preprocess",
-        "label": None,
-        "confidence": None,
-        "uncertain": None,
-        "probabilities": None,
-    }
+def rejected(reason: str = "the file is not an image", generation: str = "g1") -> Result:
+    return Result(
+        status=Status.REJECTED,
+        source=Source("uploads", "x", generation),
+        reason=reason,
+        rejected_by="preprocess",
+    )
 
 
-def done(original: str, result: dict[str, Any]) -> Entry:
+def done(original: str, result: Result) -> Entry:
     entry = Entry(original=original, name=f"web/20250101/0123456789-{original}", generation="g1",
                   stage=batch.UPLOADED)
     assert batch.advance(entry, False, result, now=1.0, timeout=60)
@@ -104,7 +100,8 @@ def test_advance_through_the_stages() -> None:
     # a result for another version of the same name is not ours
     assert not batch.advance(entry, True, classified("MONOCYTE", generation="other"), now=2.0, timeout=60)
     assert batch.advance(entry, False, classified("MONOCYTE"), now=2.0, timeout=60)
-    assert entry.stage == batch.CLASSIFIED and entry.final and entry.result["label"] == "MONOCYTE"
+    assert entry.stage == batch.CLASSIFIED and entry.final
+    assert entry.result is not None and entry.result.label == "MONOCYTE"
     assert not batch.advance(entry, False, rejected(), now=3.0, timeout=60)
 
 
@@ -169,11 +166,12 @@ def test_timings() -> None:
     result = classified("MONOCYTE")
     assert batch.processing_ms(result) == pytest.approx(16.0)
     assert batch.turnaround_s(result) == pytest.approx(1.5)
-    assert batch.processing_ms({}) is None and batch.turnaround_s({"timestamps": {}}) is None
+    bare = replace(result, timings_ms={}, timestamps={})
+    assert batch.processing_ms(bare) is None and batch.turnaround_s(bare) is None
 
 
 def test_charts_are_plain_options() -> None:
-    option = charts.probability_chart(classified("MONOCYTE", 0.7)["probabilities"])
+    option = charts.probability_chart(dict(classified("MONOCYTE", 0.7).probabilities or {}))
     values = [point["value"] for point in option["series"][0]["data"]]
     assert values == [10.0, 10.0, 70.0, 10.0]
     diff = batch.differential([done("n.jpg", classified("NEUTROPHIL"))])

@@ -27,6 +27,7 @@ from nicegui.testing import User
 from bloodcell import results
 from bloodcell import settings as settings_module
 from bloodcell.events import ObjectRef
+from bloodcell.formats import content_type
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
@@ -137,7 +138,7 @@ NOT_AN_IMAGE = b"Patient notes, definitely not a picture.\n"
 async def upload(user: User, files: dict[str, bytes]) -> None:
     uploader = user.find(ui.upload).elements.pop()
     await uploader.handle_uploads(
-        [ui.upload.SmallFileUpload(name, batch.content_type(name), data) for name, data in files.items()]
+        [ui.upload.SmallFileUpload(name, content_type(name), data) for name, data in files.items()]
     )
 
 

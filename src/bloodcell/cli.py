@@ -1,24 +1,42 @@
-"""The ``bloodcell`` command: serve the local stack, classify files, run one component."""
+"""bloodcell: classify white blood cells in microscope images, locally or as a serverless pipeline.
+
+Research tool, not a diagnostic device. Examples:
+
+  bloodcell serve                       the whole system on this machine: http://127.0.0.1:8080
+  bloodcell classify cells/ --json      classify files or folders in-process, one JSON result a line
+
+Every subcommand reads the same UPPER_SNAKE environment variables as the deployed
+functions (see the README's configuration table); a flag beats its variable.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bloodcell.errors import ConfigurationError, RejectedInput
+from bloodcell.errors import ConfigurationError
+from bloodcell.formats import KINDS, is_image_name
+from bloodcell.logs import configure_logging
+from bloodcell.results import Result, Source, iso
+from bloodcell.settings import Settings
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+log = logging.getLogger("bloodcell.cli")
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _settings(args: argparse.Namespace, **defaults: Any) -> Settings:
+    """Flags beat environment beats defaults; a flag left out is None and does not count."""
+    overrides = {name: getattr(args, name, None) for name in ("data_dir", "port", "host")}
+    settings = Settings.from_env(overrides=overrides, defaults=defaults)
+    configure_logging(settings)
+    return settings
 
 
 def _wait_for_signal() -> None:
@@ -31,7 +49,8 @@ def _wait_for_signal() -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bloodcell.serve import LocalStack
 
-    stack = LocalStack(Path(args.data_dir), port=args.port, web=not args.no_web, host=args.host)
+    settings = _settings(args, host="127.0.0.1")
+    stack = LocalStack(settings.data_dir, port=settings.port, web=not args.no_web, host=settings.host)
     try:
         stack.start()
         web = stack.web_url or "no web app"
@@ -45,15 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eventsource(_args: argparse.Namespace) -> int:
+def cmd_eventsource(args: argparse.Namespace) -> int:
     """The bucket event source alone, configured by environment (as in Knative)."""
     from bloodcell.eventsource import EventSource
     from bloodcell.pipeline import Pipeline
-    from bloodcell.settings import get_settings
     from bloodcell.storage import open_storage
 
-    settings = get_settings()
-    routes = {b: url for b, url in settings.event_sinks if b in settings.event_source_buckets}
+    settings = _settings(args)
+    routes = settings.routes
     if not routes:
         raise ConfigurationError("set K_SINK or EVENT_SINKS: the event source has nowhere to send events")
     storage = open_storage(settings)
@@ -77,97 +95,146 @@ def cmd_eventsource(_args: argparse.Namespace) -> int:
 def cmd_webapp(args: argparse.Namespace) -> int:
     from bloodcell.web.app import main as web_main
 
-    web_main(host=os.environ.get("HOST", args.host))
+    web_main(_settings(args))
     return 0
 
 
 def _images(paths: Sequence[str]) -> Iterator[Path]:
+    """Files as given; folders walked for image files, and a folder holding none is said so."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
+            if not found:
+                log.warning("%r holds no image files (accepted: %s)", str(path), KINDS)
+            yield from found
         else:
             yield path
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def _classify_one(path: Path, settings: Settings) -> Result:
     from bloodcell.imaging import ImageLimits
     from bloodcell.model import default_model_dir, load_classifier
-    from bloodcell.pipeline import make_tensor
-    from bloodcell.settings import get_settings
+    from bloodcell.pipeline import classify_bytes
 
-    settings = get_settings()
     classifier = load_classifier(settings.model_dir or default_model_dir(), settings.model_threads)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
-    failures = 0
+    try:
+        data = path.read_bytes()
+        uploaded = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError as exc:
+        source = Source(bucket="file", name=str(path), generation="")
+        return Result.rejected(source, f"cannot read file: {exc.strerror or exc}", "preprocess", {}, {})
+    digest = hashlib.sha256(data).hexdigest()
+    # a local file's generation is its content: the same bytes are the same version
+    source = Source("file", str(path), digest[:16], digest, len(data), iso(uploaded))
+    return classify_bytes(data, source, classifier, limits)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    failures = classified = 0
     for path in _images(args.paths):
-        record: dict[str, object] = {
-            "path": str(path),
-            "status": "rejected",
-            "label": None,
-            "confidence": None,
-            "uncertain": None,
-            "probabilities": None,
-            "reason": None,
-        }
-        try:
-            prediction = classifier.predict(make_tensor(path.read_bytes(), limits))
-            record.update(
-                status="classified",
-                label=prediction.label,
-                confidence=prediction.confidence,
-                uncertain=prediction.uncertain,
-                probabilities=prediction.probabilities,
-            )
-        except RejectedInput as exc:
-            record["reason"] = exc.reason
-        except OSError as exc:
-            record["reason"] = f"cannot read file: {exc.strerror or exc}"
-            failures += 1
+        result = _classify_one(path, settings)
+        failures += result.source.generation == ""  # unreadable, as opposed to not an image
+        classified += 1
         if args.json:
-            print(json.dumps(record), flush=True)
-        elif record["status"] == "classified":
-            flag = "  (uncertain)" if record["uncertain"] else ""
-            print(f"{path}\t{record['label']}\t{record['confidence']:.3f}{flag}", flush=True)
+            print(result.to_json(indent=None).decode(), flush=True)
+        elif result.is_classified:
+            flag = "  (uncertain)" if result.uncertain else ""
+            print(f"{path}\t{result.label}\t{result.confidence:.3f}{flag}", flush=True)
         else:
-            print(f"{path}\trejected\t{record['reason']}", flush=True)
+            print(f"{path}\trejected\t{result.reason}", flush=True)
+    if not classified:
+        print(f"bloodcell classify: no image files found (accepted: {KINDS})", file=sys.stderr)
+        return 1
     return 1 if failures else 0
 
 
+EXAMPLES = {
+    "serve": "example: bloodcell serve --data-dir /srv/cells --port 9000",
+    "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
+    "eventsource": "example: K_SINK=http://preprocess.default.svc bloodcell eventsource",
+    "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
+}
+
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bloodcell", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the whole pipeline locally on folder buckets")
+    parser = argparse.ArgumentParser(
+        prog="bloodcell", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = _command(
+        sub,
+        "serve",
+        "run the whole system locally on folder buckets",
+        "Start both functions as real servers, the event source and the web app on folder buckets;\n"
+        "drop images into <data-dir>/uploads/ or upload them on the page. Ctrl-C stops it.",
+    )
     serve.add_argument(
         "--data-dir",
-        default=os.environ.get("BLOODCELL_DATA_DIR", "bloodcell-data"),
-        help="folder holding the uploads/, tensors/, results/ and archive/ buckets",
+        type=Path,
+        help="folder of the uploads/, tensors/, results/, archive/ buckets "
+        "(BLOODCELL_DATA_DIR, default ./bloodcell-data)",
     )
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="web app port")
-    serve.add_argument("--host", default="127.0.0.1", help="web app interface")
+    serve.add_argument("--port", type=int, help="web app port (PORT, default 8080)")
+    serve.add_argument("--host", help="web app interface (HOST, default 127.0.0.1 for serve)")
     serve.add_argument("--no-web", action="store_true", help="run the pipeline without the web app")
     serve.set_defaults(func=cmd_serve)
-    classify = sub.add_parser("classify", help="classify image files or folders in-process")
-    classify.add_argument("paths", nargs="+")
-    classify.add_argument("--json", action="store_true", help="one JSON object per line")
+    classify = _command(
+        sub,
+        "classify",
+        "classify image files or folders in-process",
+        "Classify files, or every image in folders, through the same code as the functions, without\n"
+        "any server. Prints one line per image; --json prints each result document (README schema).",
+    )
+    classify.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
+    classify.add_argument("--json", action="store_true", help="one result document per line (JSON Lines)")
     classify.set_defaults(func=cmd_classify)
-    source = sub.add_parser("eventsource", help="run the bucket event source (K_SINK / EVENT_SINKS)")
+    source = _command(
+        sub,
+        "eventsource",
+        "run the bucket event source alone (K_SINK / EVENT_SINKS)",
+        "Turn new objects into CloudEvents POSTed to K_SINK (Knative) or the EVENT_SINKS routes.",
+    )
     source.set_defaults(func=cmd_eventsource)
-    web = sub.add_parser("webapp", help="run the web app alone (PORT, bucket settings from env)")
-    web.add_argument("--host", default="0.0.0.0")
+    web = _command(
+        sub,
+        "webapp",
+        "run the web app alone, configured from the environment",
+        "The NiceGUI web app on HOST:PORT against the buckets the environment names.",
+    )
+    web.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
+    web.add_argument("--port", type=int, help="port (PORT, default 8080)")
     web.set_defaults(func=cmd_webapp)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
     try:
         return int(args.func(args))
     except ConfigurationError as exc:
         print(f"bloodcell: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = "web" if exc.name in ("nicegui", "fastapi", "starlette", "uvicorn") else "all"
+        print(
+            f"bloodcell: {args.command} needs {exc.name!r}, which is not installed: "
+            f"pip install 'bloodcell[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -36,3 +36,10 @@ class ObjectNotFound(BloodcellError):
 
 class PreconditionFailed(BloodcellError):
     """A conditional write lost a race: the object already exists."""
+
+
+class MalformedDocument(BloodcellError, ValueError):
+    """A stored document (result, record) is not of the shape its schema version promises.
+
+    Readers skip or report it; it is never retried, since the bytes will not change.
+    """

@@ -14,24 +14,18 @@ from functools import cache
 from typing import Any
 
 from bloodcell.events import MalformedEvent, ObjectRef, object_refs
+from bloodcell.logs import configure_logging
 from bloodcell.pipeline import Outcome, Pipeline
 from bloodcell.settings import get_settings
 
 log = logging.getLogger("bloodcell.event")
 
 
-def configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    root.setLevel(level)
-
-
 @cache
 def pipeline() -> Pipeline:
     """One pipeline (clients, model) per process, reused across events."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     return Pipeline(settings)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bloodcell.errors import RejectedInput
+from bloodcell.formats import format_size
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP", "MPO")
 # Smallest side decoded for large photos: JPEG draft mode scales by 1/2..1/8 while
@@ -81,7 +82,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
         raise RejectedInput("the file is empty")
     if len(data) > limits.max_bytes:
         raise RejectedInput(
-            f"the file is {len(data) / 1e6:.1f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB"
+            f"the file is {format_size(len(data))}, over the limit of {format_size(limits.max_bytes)}"
         )
     try:
         with warnings.catch_warnings():

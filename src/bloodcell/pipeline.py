@@ -8,12 +8,12 @@ at-least-once delivery yields exactly one result and one archive copy.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from bloodcell.errors import ObjectNotFound, RejectedInput, TransientError
 from bloodcell.events import ObjectRef
 from bloodcell.imaging import ImageLimits, decode_image
 from bloodcell.model import Classifier, default_model_dir, load_classifier
-from bloodcell.results import Source
+from bloodcell.results import ArchiveStatus, Result, Source
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_archive, open_storage
 
@@ -32,17 +32,44 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
+OutcomeStatus = Literal["preprocessed", "classified", "rejected", "duplicate", "stale", "gone", "ignored"]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one event did: logged as one line, and asserted on in tests."""
 
-    status: str  # preprocessed | classified | rejected | duplicate | stale | gone | ignored
+    status: OutcomeStatus
     detail: str = ""
 
 
 def make_tensor(data: bytes, limits: ImageLimits) -> np.ndarray:
     """Upload bytes to the model's input: the one path used by preprocess, classify and training."""
     return cell_tensor(decode_image(data, limits))
+
+
+def classify_bytes(data: bytes, source: Source, classifier: Classifier, limits: ImageLimits) -> Result:
+    """Both steps in one process, with the functions' own rules: ``bloodcell classify`` and tools."""
+    stamps = {"uploaded": source.uploaded or ""}
+    started = time.perf_counter()
+    try:
+        tensor = make_tensor(data, limits)
+    except RejectedInput as exc:
+        timings = {"preprocess": (time.perf_counter() - started) * 1000}
+        return Result.rejected(
+            source, exc.reason, "preprocess", timings, stamps | {"rejected": results.now_iso()}
+        )
+    timings = {"preprocess": (time.perf_counter() - started) * 1000}
+    stamps["preprocessed"] = results.now_iso()
+    started = time.perf_counter()
+    try:
+        prediction = classifier.predict(tensor)
+    except RejectedInput as exc:
+        stamps["rejected"] = results.now_iso()
+        return Result.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
+    timings["inference"] = (time.perf_counter() - started) * 1000
+    stamps["classified"] = results.now_iso()
+    return Result.classified(source, prediction, classifier.info, timings, stamps)
 
 
 class Pipeline:
@@ -94,7 +121,7 @@ class Pipeline:
         if source is None:
             return bool(self.storage.stat(self.settings.result_bucket, results.result_name(tensor.name[:-4])))
         found = self._result_for(source.name, source.generation)
-        return bool(found and found.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING)
+        return bool(found and found.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING)
 
     # ---- preprocess ----
 
@@ -131,7 +158,7 @@ class Pipeline:
             if superseded := self._superseded(source):
                 return Outcome("stale", superseded)
             self._write_result(
-                results.rejected(
+                Result.rejected(
                     source,
                     exc.reason,
                     "preprocess",
@@ -184,11 +211,13 @@ class Pipeline:
             return Outcome("gone", "tensor was deleted before it was classified")
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")
-        source = Source.from_metadata(info.metadata) or Source(
-            self.settings.upload_bucket, ref.name[: -len(".npy")], "unknown"
-        )
+        source = Source.from_metadata(info.metadata)
+        if source is None or source.bucket != self.settings.upload_bucket:
+            # Not written by preprocess: it must neither replace an upload's result nor
+            # invent one for an upload that never existed.
+            return Outcome("ignored", "tensor carries no source metadata (was it written by preprocess?)")
         existing = self._result_for(source.name, source.generation)
-        if existing and existing.metadata.get(results.META_ARCHIVE) != results.ARCHIVE_PENDING:
+        if existing and existing.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING:
             return Outcome("duplicate")
         if existing:
             return self._retry_archive(existing)
@@ -200,10 +229,6 @@ class Pipeline:
         classifier = self.classifier
         started = time.perf_counter()
         try:
-            if source.generation == "unknown":
-                raise RejectedInput(
-                    "tensor object carries no source metadata (was it written by preprocess?)"
-                )
             version = info.metadata.get(results.META_CONTRACT)
             if version != CONTRACT.version:
                 raise RejectedInput(
@@ -212,45 +237,44 @@ class Pipeline:
             prediction = classifier.predict(tensorio.load(data))
         except RejectedInput as exc:
             timings["predict"] = (time.perf_counter() - started) * 1000
-            if source.generation != "unknown" and (superseded := self._superseded(source)):
+            if superseded := self._superseded(source):
                 return Outcome("stale", superseded)
             stamps["rejected"] = results.now_iso()
             self._write_result(
-                results.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
+                Result.rejected(source, exc.reason, "predict", timings, stamps, classifier.info)
             )
             return Outcome("rejected", exc.reason)
         timings["inference"] = (time.perf_counter() - started) * 1000
         if superseded := self._superseded(source):
             return Outcome("stale", superseded)
         stamps["classified"] = results.now_iso()
-        result = results.classified(source, prediction, classifier.info, timings, stamps)
+        result = Result.classified(source, prediction, classifier.info, timings, stamps)
         self._archive_and_write(result)
         return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)
-        self._archive_and_write(json.loads(data))
+        self._archive_and_write(Result.from_json(data))
         return Outcome("classified", "archive copy completed on retry")
 
-    def _archive_and_write(self, result: dict[str, object]) -> None:
+    def _archive_and_write(self, result: Result) -> None:
         """Archive first; if the archive is down, publish the result as pending and retry later."""
         try:
-            result["archive"] = {"status": results.ARCHIVE_STORED, "location": self._archive_copy(result)}
+            stored = result.with_archive(ArchiveStatus.STORED, self._archive_copy(result))
         except TransientError:
-            result["archive"] = {"status": results.ARCHIVE_PENDING, "location": None}
-            self._write_result(result)
+            self._write_result(result.with_archive(ArchiveStatus.PENDING))
             raise
-        self._write_result(result)
+        self._write_result(stored)
 
-    def archive_key(self, result: dict[str, object]) -> str:
-        source = Source(**result["source"])  # type: ignore[arg-type]
+    def archive_key(self, result: Result) -> str:
+        source = result.source
         day = (source.uploaded or results.now_iso())[:10]
         generation = source.generation.replace("/", "_")
-        return f"{self.settings.archive_prefix}{day}/{result['label']}/{generation}/{source.name}"
+        return f"{self.settings.archive_prefix}{day}/{result.label}/{generation}/{source.name}"
 
-    def _archive_copy(self, result: dict[str, object]) -> str:
+    def _archive_copy(self, result: Result) -> str:
         """Image and result side by side, by date and label: ready to be a training folder."""
-        source = Source(**result["source"])  # type: ignore[arg-type]
+        source = result.source
         key = self.archive_key(result)
         try:
             image, info = self.storage.read(source.bucket, source.name)
@@ -263,22 +287,19 @@ class Pipeline:
         else:
             content_type = info.content_type or "application/octet-stream"
             self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
-        stored = dict(result)
-        stored["archive"] = {"status": results.ARCHIVE_STORED, "location": key}
         self.archive.write(
             self.settings.archive_bucket,
             key + ".json",
-            results.encode(stored),
+            result.with_archive(ArchiveStatus.STORED, key).to_json(),
             content_type="application/json",
         )
         return key
 
-    def _write_result(self, result: dict[str, object]) -> None:
-        source = Source(**result["source"])  # type: ignore[arg-type]
+    def _write_result(self, result: Result) -> None:
         self.storage.write(
             self.settings.result_bucket,
-            results.result_name(source.name),
-            results.encode(result),
+            results.result_name(result.source.name),
+            result.to_json(),
             content_type="application/json",
-            metadata=results.result_metadata(result),
+            metadata=result.metadata(),
         )

@@ -1,5 +1,7 @@
-"""The result JSON: the one document every consumer reads (web app, CSV, archive).
+"""The result: the one document every consumer reads (web app, CSV, archive, ``classify --json``).
 
+It is a typed value inside the program and JSON only at its two edges:
+``Result.to_json()`` where it is written, ``Result.from_json()`` where it is read.
 Its shape is versioned by ``SCHEMA_VERSION`` and documented in the README. Object
 metadata on results and tensors repeats the few fields the pipeline needs for
 idempotency, so "is this upload already done?" is one ``stat`` and not a read.
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
+from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
 
 SCHEMA_VERSION = "1"
@@ -24,19 +28,29 @@ META_SOURCE_GENERATION = "source-generation"
 META_SOURCE_SHA256 = "source-sha256"
 META_SOURCE_SIZE = "source-size"
 META_UPLOADED = "uploaded"
+META_UPLOADER = "uploader"
 META_CONTRACT = "contract-version"
 META_PREPROCESS_MS = "preprocess-ms"
 META_PREPROCESSED = "preprocessed"
 META_STATUS = "status"
 META_ARCHIVE = "archive"
 
-ARCHIVE_STORED = "stored"
-ARCHIVE_PENDING = "pending"
-ARCHIVE_NONE = "none"
+Stage = Literal["preprocess", "predict"]
+
+
+class Status(StrEnum):
+    CLASSIFIED = "classified"
+    REJECTED = "rejected"
+
+
+class ArchiveStatus(StrEnum):
+    STORED = "stored"
+    PENDING = "pending"
+    NONE = "none"
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def iso(moment: datetime) -> str:
@@ -51,6 +65,12 @@ def tensor_name(upload_name: str) -> str:
     return f"{upload_name}.npy"
 
 
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MalformedDocument(f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
 @dataclass(frozen=True)
 class Source:
     """The upload a result speaks of: the key of all idempotency."""
@@ -61,6 +81,7 @@ class Source:
     sha256: str | None = None
     size: int | None = None
     uploaded: str | None = None
+    uploader: str | None = None
 
     def metadata(self) -> dict[str, str]:
         meta = {
@@ -74,10 +95,13 @@ class Source:
             meta[META_SOURCE_SIZE] = str(self.size)
         if self.uploaded:
             meta[META_UPLOADED] = self.uploaded
+        if self.uploader:
+            meta[META_UPLOADER] = self.uploader
         return meta
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str]) -> Source | None:
+        """None when the object does not say which upload it came from."""
         try:
             size = meta.get(META_SOURCE_SIZE)
             return cls(
@@ -87,75 +111,202 @@ class Source:
                 sha256=meta.get(META_SOURCE_SHA256),
                 size=int(size) if size else None,
                 uploaded=meta.get(META_UPLOADED),
+                uploader=meta.get(META_UPLOADER),
             )
         except (KeyError, ValueError):
             return None
 
+    @classmethod
+    def from_dict(cls, raw: object) -> Source:
+        data = _mapping(raw, "source")
+        try:
+            size = data.get("size")
+            return cls(
+                bucket=str(data["bucket"]),
+                name=str(data["name"]),
+                generation=str(data["generation"]),
+                sha256=data.get("sha256"),
+                size=None if size is None else int(size),
+                uploaded=data.get("uploaded"),
+                uploader=data.get("uploader"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedDocument(f"source is incomplete: {exc}") from exc
 
-def _base(
-    source: Source, status: str, timings: Mapping[str, float], timestamps: Mapping[str, str]
-) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "source": asdict(source),
-        "label": None,
-        "confidence": None,
-        "uncertain": None,
-        "probabilities": None,
-        "other_probability": None,
-        "reason": None,
-        "model": None,
-        "timings_ms": {k: round(v, 2) for k, v in timings.items()},
-        "timestamps": dict(timestamps),
-        "archive": {"status": ARCHIVE_NONE, "location": None},
-    }
-
-
-def rejected(
-    source: Source,
-    reason: str,
-    stage: str,
-    timings: Mapping[str, float],
-    timestamps: Mapping[str, str],
-    model: ModelInfo | None = None,
-) -> dict[str, Any]:
-    result = _base(source, "rejected", timings, timestamps)
-    result["reason"] = reason
-    result["rejected_by"] = stage
-    if model is not None:
-        result["model"] = {"name": model.name, "version": model.version}
-    return result
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.uploader is None:
+            del data["uploader"]  # schema 1 documents written before sign-in have no uploader
+        return data
 
 
-def classified(
-    source: Source,
-    prediction: Prediction,
-    model: ModelInfo,
-    timings: Mapping[str, float],
-    timestamps: Mapping[str, str],
-) -> dict[str, Any]:
-    result = _base(source, "classified", timings, timestamps)
-    result.update(
-        label=prediction.label,
-        confidence=round(prediction.confidence, 6),
-        uncertain=prediction.uncertain,
-        probabilities={k: round(v, 6) for k, v in prediction.probabilities.items()},
-        other_probability=None
-        if prediction.other_probability is None
-        else round(prediction.other_probability, 6),
-        model={"name": model.name, "version": model.version},
-    )
-    return result
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+    @classmethod
+    def of(cls, info: ModelInfo) -> ModelRef:
+        return cls(info.name, info.version)
 
 
-def encode(result: Mapping[str, Any]) -> bytes:
-    return json.dumps(result, indent=2, ensure_ascii=False).encode("utf-8")
+@dataclass(frozen=True)
+class Archive:
+    status: ArchiveStatus = ArchiveStatus.NONE
+    location: str | None = None
 
 
-def result_metadata(result: Mapping[str, Any]) -> dict[str, str]:
-    source = Source(**result["source"])
-    meta = source.metadata()
-    meta[META_STATUS] = str(result["status"])
-    meta[META_ARCHIVE] = str(result["archive"]["status"])
-    return meta
+@dataclass(frozen=True)
+class Result:
+    """One upload's answer; ``replace(result, archive=...)`` makes a changed copy."""
+
+    status: Status
+    source: Source
+    label: str | None = None
+    confidence: float | None = None
+    uncertain: bool | None = None
+    probabilities: Mapping[str, float] | None = None
+    other_probability: float | None = None
+    reason: str | None = None
+    rejected_by: Stage | None = None
+    model: ModelRef | None = None
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    timestamps: Mapping[str, str] = field(default_factory=dict)
+    archive: Archive = Archive()
+    schema_version: str = SCHEMA_VERSION
+
+    @classmethod
+    def classified(
+        cls,
+        source: Source,
+        prediction: Prediction,
+        model: ModelInfo,
+        timings: Mapping[str, float],
+        timestamps: Mapping[str, str],
+    ) -> Result:
+        other = prediction.other_probability
+        return cls(
+            status=Status.CLASSIFIED,
+            source=source,
+            label=prediction.label,
+            confidence=round(prediction.confidence, 6),
+            uncertain=prediction.uncertain,
+            probabilities={k: round(v, 6) for k, v in prediction.probabilities.items()},
+            other_probability=None if other is None else round(other, 6),
+            model=ModelRef.of(model),
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            timestamps=dict(timestamps),
+        )
+
+    @classmethod
+    def rejected(
+        cls,
+        source: Source,
+        reason: str,
+        stage: Stage,
+        timings: Mapping[str, float],
+        timestamps: Mapping[str, str],
+        model: ModelInfo | None = None,
+    ) -> Result:
+        return cls(
+            status=Status.REJECTED,
+            source=source,
+            reason=reason,
+            rejected_by=stage,
+            model=None if model is None else ModelRef.of(model),
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            timestamps=dict(timestamps),
+        )
+
+    @property
+    def is_classified(self) -> bool:
+        return self.status is Status.CLASSIFIED
+
+    @property
+    def finished_at(self) -> str | None:
+        return self.timestamps.get("classified") or self.timestamps.get("rejected")
+
+    def with_archive(self, status: ArchiveStatus, location: str | None = None) -> Result:
+        return replace(self, archive=Archive(status, location))
+
+    # ---- the JSON edge ----
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "status": str(self.status),
+            "source": self.source.to_dict(),
+            "label": self.label,
+            "confidence": self.confidence,
+            "uncertain": self.uncertain,
+            "probabilities": None if self.probabilities is None else dict(self.probabilities),
+            "other_probability": self.other_probability,
+            "reason": self.reason,
+            "model": None if self.model is None else asdict(self.model),
+            "timings_ms": dict(self.timings_ms),
+            "timestamps": dict(self.timestamps),
+            "archive": {"status": str(self.archive.status), "location": self.archive.location},
+        }
+        if self.rejected_by is not None:
+            data["rejected_by"] = self.rejected_by
+        return data
+
+    def to_json(self, indent: int | None = 2) -> bytes:
+        """UTF-8 JSON; ``indent=None`` gives the one-line form of JSON Lines output."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Result:
+        data = _mapping(raw, "result")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise MalformedDocument(f"result schema version {version!r} is not {SCHEMA_VERSION!r}")
+        try:
+            model = data.get("model")
+            archive = _mapping(data.get("archive") or {}, "archive")
+            probabilities = data.get("probabilities")
+            other = data.get("other_probability")
+            confidence = data.get("confidence")
+            stage = data.get("rejected_by")
+            if stage not in (None, "preprocess", "predict"):
+                raise ValueError(f"rejected_by {stage!r}")
+            return cls(
+                status=Status(data["status"]),
+                source=Source.from_dict(data.get("source")),
+                label=data.get("label"),
+                confidence=None if confidence is None else float(confidence),
+                uncertain=None if data.get("uncertain") is None else bool(data["uncertain"]),
+                probabilities=None
+                if probabilities is None
+                else {str(k): float(v) for k, v in _mapping(probabilities, "probabilities").items()},
+                other_probability=None if other is None else float(other),
+                reason=data.get("reason"),
+                rejected_by=stage,
+                model=None
+                if model is None
+                else ModelRef(str(_mapping(model, "model")["name"]), str(model["version"])),
+                timings_ms={
+                    str(k): float(v) for k, v in _mapping(data.get("timings_ms") or {}, "timings_ms").items()
+                },
+                timestamps={
+                    str(k): str(v) for k, v in _mapping(data.get("timestamps") or {}, "timestamps").items()
+                },
+                archive=Archive(ArchiveStatus(archive.get("status", "none")), archive.get("location")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedDocument(f"result is malformed: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Result:
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedDocument(f"result is not JSON: {exc}") from exc
+        return cls.from_dict(raw)
+
+    def metadata(self) -> dict[str, str]:
+        """What a result object carries as metadata: enough to answer 'is it done?' by one stat."""
+        return self.source.metadata() | {
+            META_STATUS: str(self.status),
+            META_ARCHIVE: str(self.archive.status),
+        }

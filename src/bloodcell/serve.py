@@ -113,8 +113,7 @@ def _function_child(name: str, port: int, env: dict[str, str]) -> Child:
 class LocalStack:
     def __init__(self, data_dir: Path, port: int = 8080, web: bool = True, host: str = "127.0.0.1") -> None:
         self.data_dir = data_dir.resolve()
-        # a test's PYTEST_CURRENT_TEST would make NiceGUI think it runs under its test harness
-        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+        env = dict(os.environ)
         env.update(BLOODCELL_STORAGE="local", BLOODCELL_DATA_DIR=str(self.data_dir))
         env.setdefault("ARCHIVE_STORAGE", "local")
         self.settings = Settings.from_env(env)

@@ -1,75 +1,75 @@
 """Configuration, read once from UPPER_SNAKE environment variables.
 
-The same names work locally, on Knative and on Cloud Run. A bad value stops the
-process at start-up with a message naming the variable, rather than failing on
-the first event.
+Each setting is declared once, as a field of ``Settings`` made by ``setting()``:
+its variable, default, parser and one-line meaning live together, and the
+parser, the defaults, ``ENV_VARS``, the README table (``python -m
+bloodcell.settings``) and the deployment checks are all derived from that one
+declaration. Precedence is flags (``overrides``) over environment over
+defaults. A bad value stops the process at start-up with a message naming the
+variable, rather than failing on the first event.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from bloodcell.errors import ConfigurationError
 
 BACKENDS = ("local", "gcs", "s3")
+LOG_FORMATS = ("text", "json")
 
-# Every variable the code reads, with its meaning: the README table and the
-# deployment checks are tested against this list.
-ENV_VARS: dict[str, str] = {
-    "BLOODCELL_STORAGE": "storage backend for the upload, tensor and result buckets: local, gcs or s3",
-    "BLOODCELL_DATA_DIR": "root folder of the local backend's folder buckets",
-    "UPLOAD_BUCKET": "bucket people upload images into (triggers preprocess)",
-    "TENSOR_BUCKET": "bucket preprocess writes tensors into (triggers predict)",
-    "RESULT_BUCKET": "bucket predict and preprocess write result JSON into",
-    "S3_ENDPOINT_URL": "S3-compatible endpoint (MinIO) for BLOODCELL_STORAGE=s3; empty for AWS",
-    "ARCHIVE_STORAGE": "where archive copies go: local or s3",
-    "ARCHIVE_BUCKET": "bucket (or local folder) for archive copies kept for retraining",
-    "ARCHIVE_PREFIX": "key prefix of archive copies inside ARCHIVE_BUCKET",
-    "ARCHIVE_S3_ENDPOINT_URL": "S3-compatible endpoint for the archive; empty for AWS",
-    "ARCHIVE_AWS_ACCESS_KEY_ID": "archive's own S3 key id, when it differs from the pipeline's (MinIO + AWS)",
-    "ARCHIVE_AWS_SECRET_ACCESS_KEY": "archive's own S3 secret key, paired with ARCHIVE_AWS_ACCESS_KEY_ID",
-    "ARCHIVE_AWS_ROLE_ARN": "AWS role the archive writer assumes with its Google ID token (no static key)",
-    "ARCHIVE_AWS_ID_TOKEN_AUDIENCE": "audience of that Google ID token, as the role's trust policy expects",
-    "MODEL_DIR": "folder holding model.tflite, labels.txt, contract.json and metadata.json",
-    "MODEL_THREADS": "LiteRT interpreter threads",
-    "MAX_UPLOAD_BYTES": "largest accepted upload, in bytes",
-    "MAX_IMAGE_PIXELS": "largest accepted image, in pixels (decompression-bomb guard)",
-    "LOG_LEVEL": "logging level",
-    "EVENT_SINKS": "event source routes, bucket=url pairs separated by commas",
-    "K_SINK": "single URL every event goes to (set by Knative SinkBinding/ContainerSource)",
-    "EVENT_SOURCE_BUCKETS": "buckets the event source watches (default: upload and tensor buckets)",
-    "EVENT_SOURCE_POLL_SECONDS": "how often the event source lists its buckets",
-    "EVENT_SOURCE_CONCURRENCY": "most event deliveries in flight at once",
-    "EVENT_WEBHOOK_TOKEN": "bearer token the event source requires on bucket notifications (receive mode)",
-    "HOST": "interface the web app listens on",
-    "PORT": "port the web app (and each function server) listens on",
-    "STORAGE_SECRET": "secret that signs the web app's browser storage",
-    "RESULT_TIMEOUT_SECONDS": "how long the web app waits for a result before saying so",
-}
+Parser = Callable[[str, str], Any]  # (variable name, raw text) -> value
 
 
-def _get(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip()
-    return value or default
+def text(_name: str, raw: str) -> str:
+    return raw
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = _get(env, name, str(default))
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def optional(_name: str, raw: str) -> str | None:
+    return raw or None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(env, name, str(default))
+def path(_name: str, raw: str) -> Path:
+    return Path(raw).resolve()
+
+
+def optional_path(_name: str, raw: str) -> Path | None:
+    return Path(raw).resolve() if raw else None
+
+
+def upper(_name: str, raw: str) -> str:
+    return raw.upper()
+
+
+def prefix(_name: str, raw: str) -> str:
+    return raw if not raw or raw.endswith("/") else raw + "/"
+
+
+def names(_name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def whole(minimum: int = 1) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from exc
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def positive(name: str, raw: str) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
@@ -79,120 +79,244 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _sinks(env: Mapping[str, str], buckets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """EVENT_SINKS as (bucket, url) pairs; K_SINK alone sends every bucket to one URL."""
-    raw = _get(env, "EVENT_SINKS", "")
-    if not raw:
-        k_sink = _get(env, "K_SINK", "")
-        return tuple((bucket, k_sink) for bucket in buckets) if k_sink else ()
+def choice(*choices: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in choices:
+            raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def sinks(name: str, raw: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in raw.split(","):
         bucket, sep, url = item.partition("=")
         if not sep or not bucket.strip() or not url.strip().startswith(("http://", "https://")):
-            raise ConfigurationError(f"EVENT_SINKS items must look like bucket=http://host, got {item!r}")
+            raise ConfigurationError(f"{name} items must look like bucket=http://host, got {item!r}")
         pairs.append((bucket.strip(), url.strip()))
     return tuple(pairs)
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _get(env, name, default).lower()
-    if value not in choices:
-        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+def setting(env: str, default: Any, parse: Parser, meaning: str, shown: str | None = None, **kw: Any) -> Any:
+    """One declared setting: a dataclass field carrying its variable, parser and meaning.
+
+    ``shown`` is the default as the README prints it, where the real default is
+    derived (``None`` meaning "computed from other settings").
+    """
+    meta = {"env": env, "parse": parse, "meaning": meaning, "shown": shown}
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 @dataclass(frozen=True)
 class Settings:
-    storage: str = "local"
-    data_dir: Path = Path("bloodcell-data")
-    upload_bucket: str = "uploads"
-    tensor_bucket: str = "tensors"
-    result_bucket: str = "results"
-    s3_endpoint_url: str | None = None
-    archive_storage: str = "local"
-    archive_bucket: str = "archive"
-    archive_prefix: str = ""
-    archive_s3_endpoint_url: str | None = None
-    archive_aws_access_key_id: str | None = field(default=None, repr=False)
-    archive_aws_secret_access_key: str | None = field(default=None, repr=False)
-    archive_aws_role_arn: str | None = None
-    archive_aws_id_token_audience: str = "sts.amazonaws.com"
-    model_dir: Path | None = None
-    model_threads: int = 1
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    log_level: str = "INFO"
-    event_sinks: tuple[tuple[str, str], ...] = ()
-    event_source_buckets: tuple[str, ...] = ()
-    event_source_poll_seconds: float = 0.2
-    event_source_concurrency: int = 4
-    port: int = 8080
-    storage_secret: str = ""
-    result_timeout_seconds: float = 120.0
+    storage: str = setting(
+        "BLOODCELL_STORAGE",
+        "local",
+        choice(*BACKENDS),
+        "storage backend for the upload, tensor and result buckets: `local`, `gcs` or `s3`",
+    )
+    data_dir: Path = setting(
+        "BLOODCELL_DATA_DIR",
+        Path("bloodcell-data"),
+        path,
+        "root folder of the local backend's folder buckets",
+    )
+    upload_bucket: str = setting(
+        "UPLOAD_BUCKET", "uploads", text, "bucket people upload images into (triggers preprocess)"
+    )
+    tensor_bucket: str = setting(
+        "TENSOR_BUCKET", "tensors", text, "bucket preprocess writes tensors into (triggers predict)"
+    )
+    result_bucket: str = setting(
+        "RESULT_BUCKET", "results", text, "bucket the functions write result JSON into"
+    )
+    s3_endpoint_url: str | None = setting(
+        "S3_ENDPOINT_URL", None, optional, "S3-compatible endpoint when `BLOODCELL_STORAGE=s3`; unset for AWS"
+    )
+    archive_storage: str = setting(
+        "ARCHIVE_STORAGE",
+        "local",
+        choice("local", "s3"),
+        "where archive copies go: `local` (a folder bucket) or `s3`",
+    )
+    archive_bucket: str = setting(
+        "ARCHIVE_BUCKET", "archive", text, "bucket (or folder) for archive copies kept for retraining"
+    )
+    archive_prefix: str = setting(
+        "ARCHIVE_PREFIX", "", prefix, "key prefix of archive copies inside `ARCHIVE_BUCKET`"
+    )
+    archive_s3_endpoint_url: str | None = setting(
+        "ARCHIVE_S3_ENDPOINT_URL", None, optional, "S3-compatible endpoint for the archive; unset for AWS"
+    )
+    archive_aws_access_key_id: str | None = setting(
+        "ARCHIVE_AWS_ACCESS_KEY_ID",
+        None,
+        optional,
+        "the archive's own key id, when it differs from the pipeline's; unset: boto3's usual `AWS_*` chain",
+        repr=False,
+    )
+    archive_aws_secret_access_key: str | None = setting(
+        "ARCHIVE_AWS_SECRET_ACCESS_KEY",
+        None,
+        optional,
+        "the archive's own secret key, set together with `ARCHIVE_AWS_ACCESS_KEY_ID`",
+        repr=False,
+    )
+    archive_aws_role_arn: str | None = setting(
+        "ARCHIVE_AWS_ROLE_ARN",
+        None,
+        optional,
+        "AWS role the archive writer assumes with its Google ID token (web identity federation, no key)",
+    )
+    archive_aws_id_token_audience: str = setting(
+        "ARCHIVE_AWS_ID_TOKEN_AUDIENCE",
+        "sts.amazonaws.com",
+        text,
+        "audience of that Google ID token, as the role's trust policy expects",
+    )
+    model_dir: Path | None = setting(
+        "MODEL_DIR",
+        None,
+        optional_path,
+        "folder holding `model.tflite`, `labels.txt`, `contract.json`, `metadata.json`",
+        shown="the shipped model",
+    )
+    model_threads: int = setting("MODEL_THREADS", 1, whole(), "LiteRT interpreter threads")
+    max_upload_bytes: int = setting(
+        "MAX_UPLOAD_BYTES", 20 * 1024 * 1024, whole(), "largest accepted upload, in bytes"
+    )
+    max_image_pixels: int = setting(
+        "MAX_IMAGE_PIXELS", 50_000_000, whole(), "largest accepted image in pixels (decompression-bomb guard)"
+    )
+    log_level: str = setting("LOG_LEVEL", "INFO", upper, "logging level")
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "text",
+        choice(*LOG_FORMATS),
+        "`text`, or `json`: one JSON object per line with Cloud Logging's `severity` and `message`",
+    )
+    event_sinks: tuple[tuple[str, str], ...] = setting(
+        "EVENT_SINKS", (), sinks, "event source routes: `bucket=url` pairs separated by commas", shown="–"
+    )
+    k_sink: str | None = setting(
+        "K_SINK", None, optional, "one URL for every event (set by Knative's SinkBinding/ContainerSource)"
+    )
+    event_source_buckets: tuple[str, ...] = setting(
+        "EVENT_SOURCE_BUCKETS",
+        (),
+        names,
+        "buckets the event source watches",
+        shown="upload and tensor buckets",
+    )
+    event_source_poll_seconds: float = setting(
+        "EVENT_SOURCE_POLL_SECONDS", 0.2, positive, "how often the event source lists its buckets"
+    )
+    event_source_concurrency: int = setting(
+        "EVENT_SOURCE_CONCURRENCY", 4, whole(), "most event deliveries in flight at once"
+    )
+    event_webhook_token: str = setting(
+        "EVENT_WEBHOOK_TOKEN",
+        "",
+        text,
+        "bearer token the event source's receive mode requires on bucket notifications",
+        repr=False,
+    )
+    host: str = setting(
+        "HOST",
+        "0.0.0.0",
+        text,
+        "interface the web app listens on",
+        shown="`0.0.0.0` (`bloodcell serve`: `127.0.0.1`)",
+    )
+    port: int = setting("PORT", 8080, whole(), "port the web app (and each function container) listens on")
+    storage_secret: str = setting(
+        "STORAGE_SECRET",
+        "",
+        text,
+        "secret signing the web app's browser storage; set it when deployed",
+        shown="random per start",
+        repr=False,
+    )
+    result_timeout_seconds: float = setting(
+        "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
+    )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        buckets = {
-            name: _get(env, name, default)
-            for name, default in (
-                ("UPLOAD_BUCKET", "uploads"),
-                ("TENSOR_BUCKET", "tensors"),
-                ("RESULT_BUCKET", "results"),
-            )
-        }
+    def __post_init__(self) -> None:
+        buckets = {"UPLOAD_BUCKET": self.upload_bucket, "TENSOR_BUCKET": self.tensor_bucket}
+        buckets["RESULT_BUCKET"] = self.result_bucket
         if len(set(buckets.values())) != len(buckets):
             raise ConfigurationError(
                 "UPLOAD_BUCKET, TENSOR_BUCKET and RESULT_BUCKET must differ, or outputs "
                 f"would re-trigger the functions: {buckets}"
             )
-        if bool(_get(env, "ARCHIVE_AWS_ACCESS_KEY_ID", "")) != bool(
-            _get(env, "ARCHIVE_AWS_SECRET_ACCESS_KEY", "")
-        ):
+        if bool(self.archive_aws_access_key_id) != bool(self.archive_aws_secret_access_key):
             raise ConfigurationError(
                 "set both ARCHIVE_AWS_ACCESS_KEY_ID and ARCHIVE_AWS_SECRET_ACCESS_KEY, or neither"
             )
-        prefix = _get(env, "ARCHIVE_PREFIX", "")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        model_dir = _get(env, "MODEL_DIR", "")
-        return cls(
-            storage=_choice(env, "BLOODCELL_STORAGE", "local", BACKENDS),
-            data_dir=Path(_get(env, "BLOODCELL_DATA_DIR", "bloodcell-data")).resolve(),
-            upload_bucket=buckets["UPLOAD_BUCKET"],
-            tensor_bucket=buckets["TENSOR_BUCKET"],
-            result_bucket=buckets["RESULT_BUCKET"],
-            s3_endpoint_url=_get(env, "S3_ENDPOINT_URL", "") or None,
-            archive_storage=_choice(env, "ARCHIVE_STORAGE", "local", ("local", "s3")),
-            archive_bucket=_get(env, "ARCHIVE_BUCKET", "archive"),
-            archive_prefix=prefix,
-            archive_s3_endpoint_url=_get(env, "ARCHIVE_S3_ENDPOINT_URL", "") or None,
-            archive_aws_access_key_id=_get(env, "ARCHIVE_AWS_ACCESS_KEY_ID", "") or None,
-            archive_aws_secret_access_key=_get(env, "ARCHIVE_AWS_SECRET_ACCESS_KEY", "") or None,
-            archive_aws_role_arn=_get(env, "ARCHIVE_AWS_ROLE_ARN", "") or None,
-            archive_aws_id_token_audience=_get(env, "ARCHIVE_AWS_ID_TOKEN_AUDIENCE", "sts.amazonaws.com"),
-            model_dir=Path(model_dir).resolve() if model_dir else None,
-            model_threads=_int(env, "MODEL_THREADS", 1),
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000),
-            log_level=_get(env, "LOG_LEVEL", "INFO").upper(),
-            event_sinks=_sinks(env, (buckets["UPLOAD_BUCKET"], buckets["TENSOR_BUCKET"])),
-            event_source_buckets=tuple(
-                b.strip()
-                for b in _get(
-                    env, "EVENT_SOURCE_BUCKETS", f"{buckets['UPLOAD_BUCKET']},{buckets['TENSOR_BUCKET']}"
-                ).split(",")
-                if b.strip()
-            ),
-            event_source_poll_seconds=_float(env, "EVENT_SOURCE_POLL_SECONDS", 0.2),
-            event_source_concurrency=_int(env, "EVENT_SOURCE_CONCURRENCY", 4),
-            port=_int(env, "PORT", 8080),
-            storage_secret=_get(env, "STORAGE_SECRET", ""),
-            result_timeout_seconds=_float(env, "RESULT_TIMEOUT_SECONDS", 120.0),
-        )
+        object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
+        if not self.event_source_buckets:  # derived default: the buckets that trigger a function
+            object.__setattr__(self, "event_source_buckets", (self.upload_bucket, self.tensor_bucket))
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Bucket -> sink URL for the event source: EVENT_SINKS, else K_SINK for every watched bucket."""
+        if self.event_sinks:
+            pairs = self.event_sinks
+        elif self.k_sink:
+            pairs = tuple((bucket, self.k_sink) for bucket in (self.upload_bucket, self.tensor_bucket))
+        else:
+            pairs = ()
+        return {bucket: url for bucket, url in pairs if bucket in self.event_source_buckets}
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Flags (``overrides``, by field name; None means "not given") beat ``env`` beats defaults.
+
+        ``defaults`` replaces a field's default for one command (``serve`` binds loopback).
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = dict(defaults or {})
+        for spec in dataclasses.fields(cls):
+            raw = env.get(spec.metadata["env"], "").strip()
+            if raw:
+                values[spec.name] = spec.metadata["parse"](spec.metadata["env"], raw)
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**values)
+
+
+def _declared() -> tuple[dataclasses.Field[Any], ...]:
+    return tuple(dataclasses.fields(Settings))
+
+
+# Every variable the code reads, with its meaning: the README table and the deployment checks test against it.
+ENV_VARS: dict[str, str] = {spec.metadata["env"]: spec.metadata["meaning"] for spec in _declared()}
+
+
+def markdown_table() -> str:
+    """The README's configuration table, made from the declarations."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in _declared():
+        shown = spec.metadata["shown"]
+        if shown is None:
+            default = spec.default
+            shown = "–" if default in (None, "", ()) else f"`{default}`"
+        rows.append(f"| `{spec.metadata['env']}` | {shown} | {spec.metadata['meaning']} |")
+    return "\n".join(rows)
 
 
 @cache
 def get_settings() -> Settings:
     """Read once per process; tests call ``get_settings.cache_clear()`` after changing env."""
     return Settings.from_env()
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

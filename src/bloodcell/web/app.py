@@ -8,7 +8,6 @@ webapp`` both get a fresh, fully configured app from the same code.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +36,6 @@ def model_folder(settings: Settings) -> Path | None:
         return default_model_dir()
     except ConfigurationError:
         return None
-
-
-def thumb_url(name: str) -> str:
-    return "/thumb/" + name
 
 
 @contextmanager
@@ -110,19 +105,12 @@ def storage_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
-def main(host: str | None = None) -> None:
-    """Run the app on ``PORT`` (and ``HOST``, default all interfaces), configured like the functions."""
-    host = host or os.environ.get("HOST", "").strip() or "0.0.0.0"
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if "NICEGUI_USER_SIMULATION" not in os.environ and "NICEGUI_SCREEN_TEST_PORT" not in os.environ:
-        # inherited from a test that started this process (e.g. `bloodcell serve` in a test):
-        # NiceGUI would take it for its in-process screen fixture and refuse to bind PORT
-        os.environ.pop("PYTEST_CURRENT_TEST", None)
-    settings = get_settings()
+def main(settings: Settings | None = None) -> None:
+    """Run the app on ``HOST``:``PORT``, configured like the functions."""
+    settings = settings or get_settings()
     build(settings)
     ui.run(
-        host=host,
+        host=settings.host,
         port=settings.port,
         title="bloodcell",
         favicon="🔬",

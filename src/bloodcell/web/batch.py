@@ -12,26 +12,16 @@ import io
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bloodcell.contract import LABELS
+from bloodcell.formats import KINDS, format_size, is_image_name
+from bloodcell.results import Result
 
-ACCEPTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".bmp": "image/bmp",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-}
 UPLOAD_PREFIX = "web/"
-MB = 1024 * 1024
 
 # Typical adult reference ranges of the white-cell differential, in percent.
 REFERENCE_RANGES: dict[str, tuple[float, float]] = {
@@ -95,19 +85,13 @@ def display_name(name: str) -> str:
 
 def refusal(filename: str, size: int, max_bytes: int) -> str | None:
     """Why the app won't even store this file, or None: checked on the server, never trusting the browser."""
-    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if suffix not in ACCEPTED_SUFFIXES:
-        kinds = ", ".join(s[1:].upper() for s in ACCEPTED_SUFFIXES)
-        return f"not an accepted image type ({kinds})"
+    if not is_image_name(filename):
+        return f"not an accepted image type ({KINDS})"
     if size > max_bytes:
-        return f"file is {size / MB:.1f} MB, over the limit of {max_bytes / MB:.1f} MB"
+        return f"file is {format_size(size)}, over the limit of {format_size(max_bytes)}"
     if size == 0:
         return "file is empty"
     return None
-
-
-def content_type(filename: str) -> str:
-    return CONTENT_TYPES.get("." + filename.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
 @dataclass
@@ -119,9 +103,8 @@ class Entry:
     generation: str | None = None
     stage: str = UPLOADING
     reason: str | None = None
-    result: dict[str, Any] | None = None
+    result: Result | None = None
     started: float = 0.0  # monotonic seconds, for the timeout
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
@@ -129,12 +112,10 @@ class Entry:
 
     @property
     def uncertain(self) -> bool:
-        return self.stage == CLASSIFIED and bool(self.result and self.result.get("uncertain"))
+        return self.stage == CLASSIFIED and bool(self.result and self.result.uncertain)
 
 
-def advance(
-    entry: Entry, tensor_exists: bool, result: Mapping[str, Any] | None, now: float, timeout: float
-) -> bool:
+def advance(entry: Entry, tensor_exists: bool, result: Result | None, now: float, timeout: float) -> bool:
     """Move an entry to the stage its bucket objects show; True when it changed.
 
     A result is only taken when it speaks of the very upload version we wrote,
@@ -143,11 +124,10 @@ def advance(
     before = (entry.stage, entry.reason)
     if entry.final or entry.stage == UPLOADING:
         return False
-    source = (result or {}).get("source") or {}
-    if result and (entry.generation is None or source.get("generation") == entry.generation):
-        entry.result = dict(result)
-        entry.stage = CLASSIFIED if result.get("status") == "classified" else REJECTED
-        entry.reason = result.get("reason") if entry.stage == REJECTED else None
+    if result and (entry.generation is None or result.source.generation == entry.generation):
+        entry.result = result
+        entry.stage = CLASSIFIED if result.is_classified else REJECTED
+        entry.reason = result.reason if entry.stage == REJECTED else None
     elif now - entry.started > timeout:
         entry.stage = TIMED_OUT
         entry.reason = (
@@ -202,7 +182,7 @@ def differential(entries: Iterable[Entry]) -> Differential:
     confident = [e for e in entries if e.stage == CLASSIFIED and not e.uncertain]
     counts = dict.fromkeys(LABELS, 0)
     for entry in confident:
-        label = str((entry.result or {}).get("label"))
+        label = str(entry.result.label if entry.result else None)
         counts[label] = counts.get(label, 0) + 1
     counted = len(confident)
     rows = tuple(
@@ -239,17 +219,18 @@ def to_csv(entries: Iterable[Entry]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
-        result = entry.result or {}
-        probs = result.get("probabilities") or {}
-        confidence = result.get("confidence")
+        result = entry.result
+        probs = (result.probabilities if result else None) or {}
+        confidence = result.confidence if result else None
+        uncertain = result.uncertain if result else None
         writer.writerow(
             _cell(v)
             for v in (
                 entry.original,
                 entry.stage,
-                result.get("label") or "",
+                (result.label if result else None) or "",
                 "" if confidence is None else f"{confidence:.4f}",
-                "" if result.get("uncertain") is None else str(bool(result.get("uncertain"))).lower(),
+                "" if uncertain is None else str(uncertain).lower(),
                 *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
                 entry.reason or "",
                 entry.name or "",
@@ -258,17 +239,15 @@ def to_csv(entries: Iterable[Entry]) -> str:
     return buffer.getvalue()
 
 
-def processing_ms(result: Mapping[str, Any]) -> float | None:
+def processing_ms(result: Result) -> float | None:
     """Compute time the pipeline spent on the file (preprocess + inference), in ms."""
-    timings = result.get("timings_ms") or {}
-    values = [float(v) for v in timings.values() if isinstance(v, (int, float))]
+    values = list(result.timings_ms.values())
     return sum(values) if values else None
 
 
-def turnaround_s(result: Mapping[str, Any]) -> float | None:
+def turnaround_s(result: Result) -> float | None:
     """Seconds from upload to result, from the pipeline's own timestamps."""
-    stamps = result.get("timestamps") or {}
-    start, end = stamps.get("uploaded"), stamps.get("classified") or stamps.get("rejected")
+    start, end = result.timestamps.get("uploaded"), result.finished_at
     if not start or not end:
         return None
     try:

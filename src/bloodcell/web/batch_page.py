@@ -17,6 +17,7 @@ from typing import Any
 from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
+from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
 from bloodcell.web import batch, results_feed
 from bloodcell.web.batch import Entry
@@ -36,8 +37,7 @@ class BatchView:
         self.cards: dict[int, FileCard] = {}
         self.store: MutableMapping[str, Any] | None = None
         self._polling = False
-        limit_mb = settings.max_upload_bytes / batch.MB
-        kinds = ", ".join(s[1:].upper() for s in batch.ACCEPTED_SUFFIXES if s not in (".jpeg", ".tif"))
+        limit = format_size(settings.max_upload_bytes)
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("1 · Add images of one slide").classes("text-subtitle1 font-medium")
@@ -50,16 +50,14 @@ class BatchView:
                         on_rejected=self.on_rejected,
                         label="Cell images",
                     )
-                    .props(f'accept="{",".join(batch.ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                    .props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
                     .classes("w-full bc-upload")
                 )
                 with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-4"):
                     ui.icon("cloud_upload", size="40px").classes("text-indigo-3")
                     ui.label("Drop a batch of cell images here").classes("text-grey-8")
                     ui.label("or click + to choose files").classes("text-xs text-grey-6")
-                ui.label(f"{kinds} · up to {limit_mb:.0f} MB each · many files at once").classes(
-                    "text-xs text-grey-7"
-                )
+                ui.label(f"{KINDS} · up to {limit} each · many files at once").classes("text-xs text-grey-7")
                 ui.button("Start a new batch", icon="restart_alt", on_click=self.clear).props("flat dense")
             with ui.card().classes("grow basis-80 gap-2"):
                 ui.label("2 · Progress").classes("text-subtitle1 font-medium")
@@ -87,7 +85,7 @@ class BatchView:
         entry.name = batch.object_name(file.name, datetime.now(UTC))
         try:
             info = await run.io_bound(
-                results_feed.store_upload, self.settings, entry.name, data, batch.content_type(entry.original)
+                results_feed.store_upload, self.settings, entry.name, data, content_type(entry.original)
             )
         except BloodcellError as exc:
             log.warning("web: could not store %s: %s", entry.name, exc)
@@ -100,9 +98,9 @@ class BatchView:
         return self._changed(entry)
 
     def on_rejected(self) -> None:
-        limit = self.settings.max_upload_bytes / batch.MB
+        limit = format_size(self.settings.max_upload_bytes)
         ui.notify(
-            f"Some files were not added: only image files up to {limit:.0f} MB are accepted.",
+            f"Some files were not added: only image files up to {limit} are accepted.",
             type="warning",
         )
 

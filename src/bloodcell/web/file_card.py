@@ -6,10 +6,9 @@ costs one small rebuild per transition, not a page refresh.
 
 from __future__ import annotations
 
-from typing import Any
-
 from nicegui import ui
 
+from bloodcell.results import Result
 from bloodcell.web import batch, charts
 from bloodcell.web.batch import Entry
 
@@ -48,7 +47,7 @@ class FileCard:
         reached = {batch.UPLOADED: 1, batch.PREPROCESSED: 2, batch.TIMED_OUT: 1}.get(entry.stage, 3)
         failed = None
         if entry.stage == batch.REJECTED:
-            failed = 2 if (entry.result or {}).get("rejected_by") == "preprocess" else 3
+            failed = 2 if entry.result and entry.result.rejected_by == "preprocess" else 3
             reached = failed - 1
         with ui.row().classes("gap-1 items-center text-xs text-grey-7 bc-steps"):
             for index, step in enumerate(STEPS, start=1):
@@ -67,7 +66,7 @@ class FileCard:
 
     def _outcome(self) -> None:
         entry = self.entry
-        result = entry.result or {}
+        result = entry.result
         if entry.stage == batch.UPLOADING:
             with ui.row().classes("items-center gap-2"):
                 ui.spinner(size="sm")
@@ -79,20 +78,20 @@ class FileCard:
         elif entry.stage == batch.TIMED_OUT:
             ui.label(f"Still waiting: {entry.reason}").classes("text-orange-9 text-sm bc-reason")
         elif entry.stage == batch.REJECTED:
-            by = result.get("rejected_by")
+            by = result.rejected_by if result else None
             with ui.row().classes("items-start gap-1 no-wrap"):
                 ui.icon("block", size="18px").classes("text-negative")
                 ui.label(f"Rejected{f' by {by}' if by else ''}: {entry.reason}").classes(
                     "text-negative text-sm bc-reason"
                 )
-        else:
+        elif result is not None:
             self._classified(result)
 
-    def _classified(self, result: dict[str, Any]) -> None:
+    def _classified(self, result: Result) -> None:
         """A firm answer reads as one; a low-confidence one leads with "Uncertain", not the type."""
-        uncertain = bool(result.get("uncertain"))
-        confidence = float(result.get("confidence") or 0.0)
-        words = batch.label_words(str(result.get("label")))
+        uncertain = bool(result.uncertain)
+        confidence = result.confidence or 0.0
+        words = batch.label_words(str(result.label))
         with ui.row().classes("items-baseline gap-x-2 gap-y-0"):
             if uncertain:
                 ui.label("Uncertain").classes("text-h6 text-amber-10")
@@ -104,10 +103,11 @@ class FileCard:
         if uncertain:
             note = "Low confidence: check this cell by eye. It is not counted in the differential."
             ui.label(note).classes("text-xs text-amber-10")
-        probs = result.get("probabilities") or {}
-        ui.echart(charts.probability_chart(probs, uncertain)).classes("w-full h-24")
-        model = result.get("model") or {}
-        parts = [f"model {model.get('name')} {model.get('version')}"] if model else []
+        ui.echart(charts.probability_chart(dict(result.probabilities or {}), uncertain)).classes(
+            "w-full h-24"
+        )
+        model = result.model
+        parts = [f"model {model.name} {model.version}"] if model else []
         if (ms := batch.processing_ms(result)) is not None:
             parts.append(f"{ms:.0f} ms processing")
         if (seconds := batch.turnaround_s(result)) is not None:

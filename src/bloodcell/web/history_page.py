@@ -7,11 +7,11 @@ dropped straight into the upload bucket and results from before a restart.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from nicegui import run, ui
 
 from bloodcell.errors import BloodcellError
+from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.web import batch, results_feed
 
@@ -19,18 +19,16 @@ log = logging.getLogger(__name__)
 PER_PAGE = 20
 
 
-def _when(result: dict[str, Any]) -> str:
-    stamps = result.get("timestamps") or {}
-    uploaded = (result.get("source") or {}).get("uploaded")
-    moment = stamps.get("classified") or stamps.get("rejected") or uploaded
+def _when(result: Result) -> str:
+    moment = result.finished_at or result.source.uploaded
     return str(moment).replace("T", " ")[:16] + " UTC" if moment else ""
 
 
-def _row(settings: Settings, result: dict[str, Any]) -> None:
-    source = result.get("source") or {}
-    name = str(source.get("name", ""))
+def _row(settings: Settings, result: Result) -> None:
+    source = result.source
+    name = source.name
     with ui.row().classes("w-full items-center no-wrap gap-4 py-2 bc-history-row"):
-        if source.get("bucket") == settings.upload_bucket:
+        if source.bucket == settings.upload_bucket:
             ui.image(f"/thumb/{name}").classes("w-16 h-16 rounded shrink-0").props("fit=cover")
         else:
             ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
@@ -40,18 +38,17 @@ def _row(settings: Settings, result: dict[str, Any]) -> None:
             shown.tooltip(name)
             ui.label(_when(result)).classes("text-xs text-grey-7")
         with ui.column().classes("gap-0 items-end shrink-0 max-w-md"):
-            if result.get("status") == "classified":
+            if result.is_classified:
                 with ui.row().classes("items-center gap-2"):
-                    if result.get("uncertain"):
+                    if result.uncertain:
                         ui.badge("uncertain", color="warning").classes("text-black")
-                    ui.label(batch.label_words(result.get("label"))).classes("font-medium bc-label")
-                    ui.label(f"{100 * float(result.get('confidence') or 0):.0f} %").classes("text-grey-8")
+                    ui.label(batch.label_words(result.label)).classes("font-medium bc-label")
+                    ui.label(f"{100 * (result.confidence or 0):.0f} %").classes("text-grey-8")
             else:
-                reason = ui.label(f"Rejected: {result.get('reason')}")
+                reason = ui.label(f"Rejected: {result.reason}")
                 reason.classes("text-negative text-sm text-right bc-reason")
-            model = result.get("model") or {}
-            if model:
-                ui.label(f"model {model.get('name')} {model.get('version')}").classes("text-xs text-grey-6")
+            if result.model is not None:
+                ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
 
 
 async def history_page(settings: Settings, page: int) -> None:

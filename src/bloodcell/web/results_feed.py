@@ -8,15 +8,14 @@ the same contract any other consumer has, so polling here needs no side channel.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from bloodcell import results
-from bloodcell.errors import BloodcellError, RejectedInput
+from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.imaging import ImageLimits, decode_image
+from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_storage
 
@@ -35,22 +34,22 @@ def store_upload(settings: Settings, name: str, data: bytes, content_type: str) 
     )
 
 
-def _read_json(storage: Storage, bucket: str, name: str) -> dict[str, Any] | None:
+def read_result(storage: Storage, bucket: str, name: str) -> Result | None:
+    """The result stored under ``name``; None when it is gone or unreadable (logged, never raised)."""
     try:
         data, _ = storage.read(bucket, name)
-        value = json.loads(data)
+        return Result.from_json(data)
+    except MalformedDocument as exc:
+        log.warning("result %s/%r is unreadable, skipping it: %s", bucket, name, exc)
+        return None
     except BloodcellError:
         return None
-    except ValueError:
-        log.warning("result %s/%s is not valid JSON; skipping it", bucket, name)
-        return None
-    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
 class Progress:
     tensor_exists: bool
-    result: dict[str, Any] | None
+    result: Result | None
 
 
 def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dict[str, Progress]:
@@ -72,14 +71,14 @@ def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dic
     for name in names:
         result = None
         if results.result_name(name) in done:
-            result = _read_json(storage, settings.result_bucket, results.result_name(name))
+            result = read_result(storage, settings.result_bucket, results.result_name(name))
         found[name] = Progress(tensor_exists=results.tensor_name(name) in tensors, result=result)
     return found
 
 
 @dataclass(frozen=True)
 class HistoryPage:
-    items: list[dict[str, Any]]
+    items: list[Result]
     total: int
     page: int
     pages: int
@@ -94,9 +93,8 @@ def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
     page = min(max(1, page), pages)
     items = []
     for info in listed[(page - 1) * per_page : page * per_page]:
-        result = _read_json(storage, settings.result_bucket, info.name)
+        result = read_result(storage, settings.result_bucket, info.name)
         if result is not None:
-            result.setdefault("source", {}).setdefault("name", info.name[: -len(".json")])
             items.append(result)
     return HistoryPage(items=items, total=len(listed), page=page, pages=pages)
 

@@ -1,0 +1,67 @@
+"""One logging set-up for every process: the functions, the event source, the web app, the CLI.
+
+``LOG_FORMAT=json`` writes one JSON object per line with the fields Cloud Logging
+reads (``severity``, ``message``, ``time``, ``logging.googleapis.com/sourceLocation``)
+plus whatever structured fields a record carries in ``extra={"fields": {...}}``;
+``text`` is for people at a terminal. Object names inside messages are always
+written through ``%r`` or ``escape()`` so that a newline in a name cannot forge a
+log record in either format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bloodcell.settings import Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_installed: list[logging.Handler] = []  # this process's one handler, once configured
+
+
+def escape(value: object) -> str:
+    """A name as one printable token: control characters and backslashes escaped, quotes kept out."""
+    text = str(value)
+    if text.isprintable() and "\\" not in text and " " not in text:
+        return text
+    return text.encode("unicode_escape").decode("ascii").replace(" ", "\\x20")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "logger": record.name,
+            "logging.googleapis.com/sourceLocation": {
+                "file": record.pathname,
+                "line": record.lineno,
+                "function": record.funcName,
+            },
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["message"] += "\n" + self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Idempotent: the first call in a process sets the handler, later ones only the level."""
+    root = logging.getLogger()
+    if not _installed:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        )
+        for old in list(root.handlers):
+            if not type(old).__module__.startswith("_pytest"):  # keep pytest's capture
+                root.removeHandler(old)
+        root.addHandler(handler)
+        _installed.append(handler)
+    root.setLevel(settings.log_level)
