@@ -58,6 +58,32 @@ def infra(session: nox.Session) -> None:
     session.run("bash", "tools/check_infra.sh", external=True)
 
 
+# Each deployable's direct pins (requirements.txt) -> its lock file with every
+# transitive dependency and its hashes, which the Dockerfiles install with
+# --require-hashes. Resolved against PyPI itself (the files images download),
+# for the images' platform: CPython 3.11 on linux x86_64.
+LOCKS = {
+    "functions/preprocess/requirements.txt": "functions/preprocess/requirements.lock",
+    "functions/predict/requirements.txt": "functions/predict/requirements.lock",
+    "webapp/requirements.txt": "webapp/requirements.lock",
+    "tools/build-requirements.in": "tools/build-requirements.lock",
+}
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Regenerate the images' hashed lock files from the requirements files (needs PyPI)."""
+    session.install("pip-tools==7.6.2")
+    # Only PyPI: a local mirror or wheel cache could hash files PyPI does not serve.
+    env = {"PIP_CONFIG_FILE": os.devnull, "PIP_CONSTRAINT": "", "PIP_FIND_LINKS": ""}
+    for source, target in LOCKS.items():
+        session.run(
+            "pip-compile", "--quiet", "--no-config", "--generate-hashes", "--allow-unsafe", "--strip-extras",
+            "--index-url=https://pypi.org/simple", "--no-emit-index-url", "--no-emit-find-links",
+            "--output-file", target, source, env=env,
+        )  # fmt: skip
+
+
 @nox.session(python=PYTHON)
 def classify(session: nox.Session) -> None:
     """`bloodcell classify` on files or folders given after `--`."""

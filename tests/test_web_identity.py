@@ -131,7 +131,7 @@ def test_archive_writes_with_short_lived_role_credentials_not_the_environment_ke
     s3_bucket: tuple[str, str], metadata: FakeMetadata, archive_role: str, monkeypatch: pytest.MonkeyPatch
 ):
     # Arrange: a static key in the environment must not be what signs the write.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIASTATICKEYNOTUSED")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "static-key-id-not-used")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "static-secret-not-used")
     storage = _federated(s3_bucket, metadata, archive_role)
     _, bucket = s3_bucket
@@ -142,7 +142,7 @@ def test_archive_writes_with_short_lived_role_credentials_not_the_environment_ke
 
     # Assert
     assert info.size == len(b"jpeg bytes")
-    assert used.access_key != "AKIASTATICKEYNOTUSED" and used.access_key.startswith("ASIA")
+    assert used.access_key != "static-key-id-not-used" and used.access_key.startswith("ASIA")
     assert used.token, "role credentials carry a session token"
     assert len(metadata.requests) == 1
 

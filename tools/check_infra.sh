@@ -70,6 +70,7 @@ step "checkov Dockerfiles"
 step "checkov secrets (tracked files)"
 mkdir "$work/tracked"
 git ls-files -z | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$work/tracked"
-"$CHECKOV" --directory "$work/tracked" --framework secrets --quiet --compact --skip-download
+"$CHECKOV" --directory "$work/tracked" --framework secrets --enable-secret-scan-all-files \
+  --quiet --compact --skip-download
 
 step "all deployment checks passed"
