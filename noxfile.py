@@ -49,12 +49,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def infra(session: nox.Session) -> None:
-    """terraform fmt, yamllint and checkov on terraform/ and knative/.
+    """terraform fmt, yamllint, schemas (Kubernetes and Knative CRDs), image pins, checkov, secrets scan.
 
     A venv of its own: checkov pins boto3 and ships its own `hcl2` module, which
     would clash with the runtime's.
     """
-    session.install("checkov==3.3.30", "yamllint==1.38.0")
+    session.install("checkov==3.3.30", "yamllint==1.38.0", "kubernetes-validate==1.37.0")
     session.run("bash", "tools/check_infra.sh", external=True)
 
 

@@ -6,6 +6,8 @@
 #   checkov kubernetes   knative/ as `kubectl kustomize` renders it, i.e. what
 #                        `kubectl apply -k knative/` would create (rendered from
 #                        a copy, with throwaway credentials from secrets/generate.sh)
+#   schemas              rendered knative/ and its GKE overlay against Kubernetes 1.32 (strict)
+#                        and the pinned Knative CRDs in $DEPLOY_SCHEMAS (tools/validate_manifests.py)
 #   images               every image pinned and from an allowed registry (tools/check_images.py)
 #   checkov dockerfile   the four Dockerfiles
 #   checkov secrets      no credentials committed anywhere in the tracked files
@@ -22,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CHECKOV=${CHECKOV:-checkov}
+# The Knative CRDs the manifests must satisfy (never committed: ../shared).
+DEPLOY_SCHEMAS=${DEPLOY_SCHEMAS:-$(cd .. && pwd)/shared/deploy-schemas/knative-v1.18.0}
 YAMLLINT=${YAMLLINT:-yamllint}
 KUBECTL=${KUBECTL:-kubectl}
 
@@ -49,16 +53,28 @@ sh "$work/knative/secrets/generate.sh" >/dev/null
 "$KUBECTL" kustomize "$work/knative" > "$work/knative-rendered.yaml"
 echo "rendered $(grep -c '^kind:' "$work/knative-rendered.yaml") objects"
 
+step "kubectl kustomize terraform/gke/knative/overlay (GKE)"
+mkdir -p "$work/terraform/gke/knative"
+cp -R terraform/gke/knative/overlay "$work/terraform/gke/knative/overlay"
+"$KUBECTL" kustomize "$work/terraform/gke/knative/overlay" > "$work/gke-rendered.yaml"
+echo "rendered $(grep -c '^kind:' "$work/gke-rendered.yaml") objects"
+
+step "schemas: Kubernetes 1.32 (strict) and the Knative CRDs in $DEPLOY_SCHEMAS"
+python3 tools/validate_manifests.py --kubernetes 1.32 --crds "$DEPLOY_SCHEMAS" \
+  "$work/knative-rendered.yaml" "$work/gke-rendered.yaml"
+
 step "images: pinned, from allowed registries"
-python3 tools/check_images.py "$work/knative-rendered.yaml" \
+python3 tools/check_images.py "$work/knative-rendered.yaml" "$work/gke-rendered.yaml" \
   functions/preprocess/Dockerfile functions/predict/Dockerfile webapp/Dockerfile knative/eventsource/Dockerfile
 
 # --skip-download: no calls to the checkov platform (this runs offline too).
-step "checkov terraform/"
+# Recursive: the Cloud Run module and both GKE modules (terraform/gke/).
+step "checkov terraform/ (Cloud Run, GKE cluster, Knative on GKE)"
 "$CHECKOV" --directory terraform --framework terraform --quiet --compact --skip-download
 
-step "checkov knative/ (rendered)"
-"$CHECKOV" --file "$work/knative-rendered.yaml" --framework kubernetes --quiet --compact --skip-download
+step "checkov knative/ and the GKE overlay (rendered)"
+"$CHECKOV" --file "$work/knative-rendered.yaml" --file "$work/gke-rendered.yaml" \
+  --framework kubernetes --quiet --compact --skip-download
 
 step "checkov Dockerfiles"
 "$CHECKOV" --framework dockerfile --quiet --compact --skip-download \
