@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -14,12 +15,48 @@ nox.options.sessions = ["lint", "infra", "tests"]
 
 REPO = Path(__file__).resolve().parent
 DATASETS = os.environ.get("BLOODCELL_DATASETS", str(REPO.parent / "shared" / "datasets"))
-PYTHON = "3.11"
+# Every session runs on the interpreter that runs nox (`pip install nox` with the Python you
+# want): bloodcell supports 3.11 to 3.13, the versions every runtime dependency has wheels for.
+# Anything else is an error, never a silently skipped session.
+SUPPORTED = ((3, 11), (3, 13))
+if not SUPPORTED[0] <= sys.version_info[:2] <= SUPPORTED[1]:
+    sys.exit(
+        f"bloodcell needs Python 3.11 to 3.13; nox runs on {sys.version.split()[0]} "
+        f"({sys.executable}). Install nox with a supported Python, e.g. `python3.12 -m pip install nox`."
+    )
+PYTHON = None
 
 
 def _install_runtime(session: nox.Session) -> None:
     session.install("-r", "functions/predict/requirements.txt", "-r", "webapp/requirements.txt")
     session.install("--no-deps", "-e", ".")
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Build the wheel and run it as users install it: a fresh venv, outside the checkout.
+
+    Once with the core install (the pipeline and `classify`; `serve` must name the
+    missing extra), once with the `web` extra. Versions follow the pinned requirements.
+    """
+    dist = Path(session.create_tmp()).resolve() / "dist"
+    session.install("build==1.6.1")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), silent=True)
+    (wheel,) = dist.glob("bloodcell-*.whl")
+    pins = (
+        "-c",
+        str(REPO / "functions/predict/requirements.txt"),
+        "-c",
+        str(REPO / "webapp/requirements.txt"),
+    )
+    image = str(Path(DATASETS) / "bccd" / "JPEGImages" / "BloodImage_00001.jpg")
+    smoke = str(REPO / "tools" / "smoke_installed.py")
+    session.run("python", "-m", "pip", "uninstall", "-y", "-q", "bloodcell", silent=True)
+    session.install(*pins, str(wheel))
+    with session.chdir(session.create_tmp()):
+        session.run("python", smoke, image, "--expect-no-web")
+        session.install(*pins, f"{wheel}[web]")
+        session.run("python", smoke, image)
 
 
 @nox.session(python=PYTHON)

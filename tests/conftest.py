@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cloudevents.http import CloudEvent
-from PIL import Image
 
 from bloodcell import settings as settings_module
 from bloodcell import storage as storage_module
-from bloodcell.events import GCS_FINALIZED
 from bloodcell.settings import Settings
-from bloodcell.storage import LocalStorage, ObjectInfo
-
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = REPO / "functions" / "predict" / "model"
+from bloodcell.storage import LocalStorage
+from tests.support.common import REPO, SHIPPED_MODEL, free_port
 
 # ---- pipeline fixtures ----
 
@@ -75,41 +67,6 @@ def settings(env: dict[str, str]) -> Settings:
 @pytest.fixture
 def local(settings: Settings) -> LocalStorage:
     return LocalStorage(settings.data_dir)
-
-
-def gcs_cloudevent(info: ObjectInfo | dict[str, Any], **overrides: Any) -> CloudEvent:
-    """A CloudEvent shaped like Eventarc's, built with the cloudevents SDK."""
-    if isinstance(info, ObjectInfo):
-        data: dict[str, Any] = {
-            "bucket": info.bucket,
-            "name": info.name,
-            "generation": info.generation,
-            "size": str(info.size),
-        }
-    else:
-        data = dict(info)
-    attributes = {
-        "type": GCS_FINALIZED,
-        "source": f"//storage.googleapis.com/projects/_/buckets/{data['bucket']}",
-        "subject": f"objects/{data['name']}",
-    }
-    attributes.update(overrides)
-    return CloudEvent(attributes, data)
-
-
-def image_bytes(
-    size: tuple[int, int] = (320, 240), fmt: str = "PNG", mode: str = "RGB", **save: Any
-) -> bytes:
-    color: Any = (200, 120, 180) if mode in ("RGB", "RGBA") else 128
-    buffer = io.BytesIO()
-    Image.new(mode, size, color).save(buffer, fmt, **save)
-    return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- S3 and GCS over real HTTP ----

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 
 def test_classify_prints_one_json_line_per_image(tmp_path: Path, datasets: Path, model_dir: Path) -> None:

@@ -6,7 +6,7 @@ import re
 
 from bloodcell.results import SCHEMA_VERSION
 from bloodcell.settings import ENV_VARS, Settings, markdown_table
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 README = (REPO / "README.md").read_text()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 # A liveness bound, not a speed claim: speed is measured by `nox -s bench`.
 WAIT_SECONDS = 120

@@ -1,7 +1,7 @@
 """Nothing lost: break the pipeline on purpose and check that every upload still gets one result.
 
 Real processes, real signals and moto's S3 over HTTP: `bloodcell serve` in a subprocess
-(tests/stack.py), its functions-framework servers SIGKILLed mid-batch, the whole stack killed
+(tests/support/stack.py), its functions-framework servers SIGKILLed mid-batch, the whole stack killed
 and started again, the archive endpoint stopped, poison files and overwrites dropped among good
 ones, and the same CloudEvent POSTed several times to real function servers. Every test ends
 on ``check_end_state``: the set of result names is exactly the set of uploads, one archive
@@ -40,15 +40,14 @@ from bloodcell.eventsource import EventSource
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, ObjectInfo
-from tests.stack import (
-    REPO,
+from tests.support.common import REPO, free_port
+from tests.support.stack import (
     Stack,
     alive,
     check_end_state,
     clean_env,
     descendants,
     drop,
-    free_port,
     function_server,
     image_pool,
     kill_all,

@@ -13,7 +13,7 @@ from functions_framework import create_app
 from bloodcell import handlers
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
-from tests.conftest import REPO, gcs_cloudevent
+from tests.support.common import REPO, gcs_cloudevent
 
 MODES = {"binary": to_binary, "structured": to_structured}
 

@@ -14,7 +14,7 @@ from bloodcell.cellcrop import cell_tensor
 from bloodcell.contract import CONTRACT
 from bloodcell.errors import RejectedInput
 from bloodcell.imaging import ImageLimits, decode_image
-from tests.conftest import image_bytes
+from tests.support.common import image_bytes
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -27,12 +27,12 @@ from typing import Any
 
 import pytest
 
-from tests.stack import (
+from tests.support.common import free_port
+from tests.support.stack import (
     check_end_state,
     clean_env,
     descendants,
     drop,
-    free_port,
     function_server,
     image_pool,
     rss_mb,

@@ -17,7 +17,7 @@ from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from bloodcell.storage.s3 import S3Storage
-from tests.conftest import image_bytes
+from tests.support.common import image_bytes
 
 
 def _ref(info: Any) -> ObjectRef:

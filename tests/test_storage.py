@@ -13,7 +13,7 @@ from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, 
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
-from tests.conftest import free_port
+from tests.support.common import free_port
 
 ODD_NAMES = ["my cell (1).jpg", "dossier/été 2026/cellule №5.png", "a+b%20c.jpg"]
 # gcp-storage-emulator echoes the name in a latin-1 HTTP header and crashes on

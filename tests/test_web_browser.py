@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,8 @@ import pytest
 import requests
 
 from bloodcell import settings as settings_module
+from tests.support.common import REPO, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WORDS = ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
@@ -36,12 +35,6 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver packages",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _model_dir() -> Path:
@@ -57,7 +50,7 @@ def _model_dir() -> Path:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`bloodcell serve` in its own process group; yields the web URL and the log file."""
-    port = _free_port()
+    port = free_port()
     env = {
         k: v for k, v in os.environ.items()
         if k not in settings_module.ENV_VARS and not k.startswith(("PYTEST_", "NICEGUI_"))

@@ -1,16 +1,13 @@
 """predict: a tensor became an object; classify it, publish the result, archive a copy."""
 
-import os
-from pathlib import Path
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from bloodcell.handlers import handle_predict, pipeline
 
-# The model ships beside this file; MODEL_DIR overrides it.
-os.environ.setdefault("MODEL_DIR", str(Path(__file__).resolve().parent / "model"))
-_ = pipeline().classifier  # load the model at start-up, not on the first event
+# Load the model at start-up, not on the first event. Where it lives is decided in
+# one place, bloodcell.model.default_model_dir() (MODEL_DIR overrides it).
+_ = pipeline().classifier
 
 
 @functions_framework.cloud_event

@@ -9,8 +9,10 @@ Change any field here and the version must change too.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bloodcell.errors import ConfigurationError
 
@@ -38,16 +40,19 @@ class TensorContract:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> TensorContract:
+    def from_json(cls, data: Mapping[str, Any]) -> TensorContract:
         try:
+            labels = data["labels"]
+            if not isinstance(labels, list):
+                raise TypeError("labels must be a list")
             return cls(
                 version=str(data["version"]),
-                height=int(data["height"]),  # type: ignore[call-overload]
-                width=int(data["width"]),  # type: ignore[call-overload]
-                channels=int(data["channels"]),  # type: ignore[call-overload]
+                height=int(data["height"]),
+                width=int(data["width"]),
+                channels=int(data["channels"]),
                 dtype=str(data["dtype"]),
-                scale=float(data["scale"]),  # type: ignore[arg-type]
-                labels=tuple(str(x) for x in data["labels"]),  # type: ignore[attr-defined]
+                scale=float(data["scale"]),
+                labels=tuple(str(x) for x in labels),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"malformed tensor contract: {exc}") from exc

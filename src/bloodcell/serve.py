@@ -8,6 +8,7 @@ stops everything cleanly.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import requests
 
+from bloodcell.errors import ConfigurationError
 from bloodcell.eventsource import EventSource
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
@@ -123,6 +125,11 @@ class LocalStack:
             _function_child("predict", free_port(), env),
         ]
         if web:
+            if importlib.util.find_spec("nicegui") is None:
+                raise ConfigurationError(
+                    "the web app needs the 'web' extra: pip install 'bloodcell[web]', "
+                    "or run the pipeline alone with --no-web"
+                )
             web_env = env | {"PORT": str(port), "HOST": host}
             argv = [sys.executable, "-m", "bloodcell.cli", "webapp"]
             self.children.append(Child("webapp", argv, web_env, f"http://{host}:{port}/"))

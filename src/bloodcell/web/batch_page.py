@@ -14,12 +14,12 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from nicegui import events, run, ui
+from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
-from bloodcell.web import batch, results_feed
+from bloodcell.web import batch, pages, results_feed
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
 from bloodcell.web.report import Report
@@ -190,3 +190,10 @@ class BatchView:
             counts[entry.stage] = counts.get(entry.stage, 0) + 1
         self.stage_counts.set_text(" · ".join(f"{n} {stage}" for stage, n in counts.items()))
         self.report.update()
+
+
+@pages.page("/", "batch", nav="Batch")
+async def batch_page(settings: Settings) -> None:
+    view = BatchView(settings)
+    await ui.context.client.connected()  # tab storage exists once the browser is connected
+    view.restore(app.storage.tab)

@@ -8,7 +8,7 @@ from typing import Any
 from bloodcell.contract import LABELS
 from bloodcell.web.batch import Differential, label_words
 
-BLUE, AMBER, RED, GREY = "#1e88e5", "#f9a825", "#e53935", "#455a64"
+BLUE, AMBER, RED = "#1e88e5", "#f9a825", "#e53935"
 
 
 def probability_chart(probabilities: Mapping[str, float], uncertain: bool = False) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from nicegui import run, ui
 from bloodcell.errors import BloodcellError
 from bloodcell.results import Result
 from bloodcell.settings import Settings
-from bloodcell.web import batch, results_feed
+from bloodcell.web import batch, pages, results_feed
 
 log = logging.getLogger(__name__)
 PER_PAGE = 20
@@ -51,7 +51,8 @@ def _row(settings: Settings, result: Result) -> None:
                 ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
 
 
-async def history_page(settings: Settings, page: int) -> None:
+@pages.page("/history", "history", nav="History")
+async def history_page(settings: Settings, page: int = 1) -> None:
     ui.label("History").classes("text-h5")
     try:
         found = await run.io_bound(results_feed.history, settings, page, PER_PAGE)

@@ -14,8 +14,9 @@ from typing import Any
 from nicegui import ui
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.model import OTHER, read_model_info
+from bloodcell.model import OTHER, default_model_dir, read_model_info
 from bloodcell.settings import Settings
+from bloodcell.web import pages
 from bloodcell.web.batch import label_words
 
 SCALARS = (str, int, float, bool, type(None))
@@ -74,8 +75,20 @@ def render_metrics(metrics: Mapping[str, Any], row_heading: str = "Evaluated on"
         ).classes("w-full bc-metrics")
 
 
-def model_page(settings: Settings, folder: Path | None) -> None:
+def model_folder(settings: Settings) -> Path | None:
+    """MODEL_DIR, else the model shipped with the package; None when neither exists."""
+    if settings.model_dir is not None:
+        return settings.model_dir
+    try:
+        return default_model_dir()
+    except ConfigurationError:
+        return None
+
+
+@pages.page("/model", "the model", nav="About the model")
+def model_page(settings: Settings) -> None:
     ui.label("About the model").classes("text-h5")
+    folder = model_folder(settings)
     if folder is None:
         ui.label("No model folder found: set MODEL_DIR to the folder holding metadata.json.").classes(
             "text-negative"

@@ -27,15 +27,9 @@ from typing import Any
 
 from bloodcell import settings as settings_module
 from bloodcell.storage import LocalStorage
+from tests.support.common import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BUCKETS = ("uploads", "tensors", "results", "archive")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(model_dir: Path, **overrides: str) -> dict[str, str]:
