@@ -8,6 +8,8 @@
 #                        a copy, with throwaway credentials from secrets/generate.sh)
 #   schemas              rendered knative/ and its GKE overlay against Kubernetes 1.32 (strict)
 #                        and the pinned Knative CRDs in $DEPLOY_SCHEMAS (tools/validate_manifests.py)
+#   provider schemas     every Terraform block and argument exists in the pinned providers
+#                        (tools/provider_schemas.py; CDKTF bindings from npm, cached)
 #   images               every image pinned and from an allowed registry (tools/check_images.py)
 #   checkov dockerfile   the four Dockerfiles
 #   checkov secrets      no credentials committed anywhere in the tracked files
@@ -66,6 +68,14 @@ python3 tools/validate_manifests.py --kubernetes 1.32 --crds "$DEPLOY_SCHEMAS" \
 step "images: pinned, from allowed registries"
 python3 tools/check_images.py "$work/knative-rendered.yaml" "$work/gke-rendered.yaml" \
   functions/preprocess/Dockerfile functions/predict/Dockerfile webapp/Dockerfile knative/eventsource/Dockerfile
+
+step "Terraform blocks and arguments against the pinned provider schemas"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is needed to fetch the providers' CDKTF bindings (apt-get install npm)" >&2
+  exit 1
+fi
+python3 tools/provider_schemas.py --cache "${PROVIDER_SCHEMA_CACHE:-$HOME/.cache/bloodcell/provider-schemas}" \
+  terraform terraform/gke/cluster terraform/gke/knative
 
 # --skip-download: no calls to the checkov platform (this runs offline too).
 # Recursive: the Cloud Run module and both GKE modules (terraform/gke/).
