@@ -122,6 +122,13 @@ def lock(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the four images with buildah on a debootstrap-made bookworm base, run and classify (root)."""
+    _install_runtime(session)
+    session.run("bash", "tools/build_images.sh", external=True, env={"BLOODCELL_DATASETS": DATASETS})
+
+
+@nox.session(python=PYTHON)
 def classify(session: nox.Session) -> None:
     """`bloodcell classify` on files or folders given after `--`."""
     _install_runtime(session)

@@ -95,3 +95,23 @@ def test_runtime_stage_points_xdg_runtime_dir_at_tmp(dockerfile: str):
     # Assert: gunicorn's control socket goes to the writable /tmp, not the root-owned home.
     assert re.search(r"\bXDG_RUNTIME_DIR=/tmp\b", runtime_stage)
     assert "USER 10001:10001" in runtime_stage
+
+
+@pytest.mark.parametrize("dockerfile", sorted(IMAGES))
+def test_everything_the_dockerfile_copies_is_in_the_build_context(dockerfile: str):
+    # Arrange: .dockerignore is an allow-list ("*", then "!path" lines).
+    allowed = [
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    text = (REPO / dockerfile).read_text()
+
+    # Act
+    sources = [
+        src for args in re.findall(r"^COPY (?!--from)(.+)$", text, re.MULTILINE) for src in args.split()[:-1]
+    ]
+    missing = [src for src in sources if not any(src == a or src.startswith(a + "/") for a in allowed)]
+
+    # Assert
+    assert sources and not missing, f"{dockerfile} copies what .dockerignore leaves out: {missing}"
