@@ -20,7 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORK=${WORK:-$(mktemp -d /tmp/bloodcell-images.XXXXXX)}
-[ -n "${KEEP:-}" ] || trap 'podman rm -f bc-preprocess bc-predict >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+RUN_ID=$$
+[ -n "${KEEP:-}" ] || trap 'podman rm -f "bc-preprocess-$RUN_ID" "bc-predict-$RUN_ID" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------
@@ -115,13 +116,14 @@ DATA="$WORK/data"
 mkdir -p "$DATA/uploads" "$DATA/tensors" "$DATA/results"
 chown -R 10001:10001 "$DATA"
 run() {  # name port target
-  podman run -d --name "bc-$1" --read-only --tmpfs /tmp:rw,size=64m --user 10001:10001 \
+  podman run -d --name "bc-$1-$RUN_ID" --read-only --tmpfs /tmp:rw,size=64m --user 10001:10001 \
     --cap-drop ALL --security-opt no-new-privileges \
     -e PORT="$2" -e BLOODCELL_STORAGE=local -e BLOODCELL_DATA_DIR=/data \
     -v "$DATA:/data:rw" "localhost/bloodcell-$1:ci" >/dev/null
 }
-PRE_PORT=18081
-PRED_PORT=18082
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PRE_PORT=$(free_port)
+PRED_PORT=$(free_port)
 run preprocess $PRE_PORT
 run predict $PRED_PORT
 for port in $PRE_PORT $PRED_PORT; do
@@ -137,7 +139,7 @@ python3 tools/post_cloudevents.py --data "$DATA" --preprocess "http://127.0.0.1:
 
 step "no ERROR at start-up"
 for name in preprocess predict; do
-  podman logs "bc-$name" > "$WORK/$name.log" 2>&1
+  podman logs "bc-$name-$RUN_ID" > "$WORK/$name.log" 2>&1
   if grep -n "ERROR" "$WORK/$name.log"; then
     echo "bloodcell-$name logged an ERROR (above)" >&2
     exit 1
