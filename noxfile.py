@@ -28,11 +28,18 @@ PYTHON = None
 
 
 def _install_runtime(session: nox.Session) -> None:
-    session.install("-r", "functions/predict/requirements.txt", "-r", "webapp/requirements.txt")
+    session.install(
+        "-r",
+        "functions/predict/requirements.txt",
+        "-r",
+        "functions/preprocess/requirements.txt",
+        "-r",
+        "webapp/requirements.txt",
+    )
     session.install("--no-deps", "-e", ".")
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, reuse_venv=False)  # a fresh venv every time, as a user's would be
 def package(session: nox.Session) -> None:
     """Build the wheel and run it as users install it: a fresh venv, outside the checkout.
 
@@ -51,7 +58,6 @@ def package(session: nox.Session) -> None:
     )
     image = str(Path(DATASETS) / "bccd" / "JPEGImages" / "BloodImage_00001.jpg")
     smoke = str(REPO / "tools" / "smoke_installed.py")
-    session.run("python", "-m", "pip", "uninstall", "-y", "-q", "bloodcell", silent=True)
     session.install(*pins, str(wheel))
     with session.chdir(session.create_tmp()):
         session.run("python", smoke, image, "--expect-no-web")

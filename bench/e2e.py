@@ -228,6 +228,10 @@ def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, wor
     throughputs = [r["throughput_images_per_s"] or 0.0 for r in burst_runs]
     throughput = statistics.median(throughputs)
     fractions = [t / r["images_per_s"] for t, r in zip(throughputs, limits, strict=True)]
+    cpu_ratios = [
+        sum(run["cpu_ms_per_image"].values()) / (1000 / r["images_per_s"])
+        for run, r in zip(burst_runs, limits, strict=True)
+    ]
     return {
         "stack_ready_s": round(stack.ready_s, 2),
         "idle": {
@@ -254,6 +258,8 @@ def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, wor
         # median over bursts of (burst throughput / the in-process run just before it)
         "pipeline_fraction_of_in_process": round(statistics.median(fractions), 2),
         "pipeline_fraction_per_burst": [round(f, 2) for f in fractions],
+        # CPU of every process of the stack per image, over the in-process ms per image (median)
+        "cpu_per_image_over_in_process": round(statistics.median(cpu_ratios), 2),
         "memory": memory,
         "idle_cpu_percent_after_run": {"uploads_in_bucket": objects, **idle_cpu},
     }

@@ -24,6 +24,14 @@ TARGETS = [
     ("Burst: images lost", "e2e.burst.lost", "<=", 0, ""),
     ("Predict peak RSS", "e2e.memory.predict.peak_rss_mb", "<=", 200.0, "MB"),
     ("Predict runtime dependencies", "sizes.predict.runtime_deps_mb", "<=", 250.0, "MB"),
+    # issue 10: events, not listings
+    ("Idle stack, upload to result p50 (events)", "e2e.idle.latency_ms.median", "<=", 30.0, "ms"),
+    ("Burst: fraction of in-process (events)", "e2e.pipeline_fraction_of_in_process", ">=", 0.5, ""),
+    ("Burst: stack CPU per image / in-process", "e2e.cpu_per_image_over_in_process", "<=", 3.0, "x"),
+    ("Idle CPU, large/small bucket, watch", "scale.watch.idle_cpu_ratio", "<=", 1.5, "x"),
+    ("Idle CPU, large/small bucket, receive (S3)", "scale.receive.idle_cpu_ratio", "<=", 1.5, "x"),
+    ("Event source memory, large/small, watch", "scale.watch.rss_ratio", "<=", 1.2, "x"),
+    ("Event source memory, large/small, receive", "scale.receive.rss_ratio", "<=", 1.2, "x"),
 ]
 
 
@@ -129,9 +137,21 @@ def table(results: dict[str, Any]) -> str:
             (
                 f"  idle stack CPU, {idle_cpu.get('uploads_in_bucket')} uploads in the bucket",
                 f"{idle_cpu.get('serve (event source)')} % of a core",
-                "the event source lists both buckets every 50 ms",
+                "inotify announces files: nothing is listed while idle",
             )
         )
+    for mode in ("watch", "receive"):
+        scale = _get(f, f"scale.{mode}") or {}
+        if scale:
+            small, large = scale["small"], scale["large"]
+            rows.append(
+                (
+                    f"Event source ({mode}), {scale['objects'][0]} vs {scale['objects'][1]} objects",
+                    f"idle CPU x{scale['idle_cpu_ratio']}, RSS x{scale['rss_ratio']}",
+                    f"{small['idle_cpu_percent']} -> {large['idle_cpu_percent']} % of a core; "
+                    f"{small['rss_mb']} -> {large['rss_mb']} MB; reconcile {large['reconcile_s']} s",
+                )
+            )
     for function in ("preprocess", "predict"):
         mem = _get(e2e, f"memory.{function}") or {}
         rows.append(
@@ -191,6 +211,11 @@ FIGURES = [
     ("sizes.predict.runtime_deps_mb", False),
     ("sizes.preprocess.with_tensorflow_mb", True),
     ("sizes.predict.with_tensorflow_mb", True),
+    ("e2e.cpu_per_image_over_in_process", False),
+    ("scale.watch.idle_cpu_ratio", False),
+    ("scale.watch.rss_ratio", False),
+    ("scale.receive.idle_cpu_ratio", False),
+    ("scale.receive.rss_ratio", False),
 ]
 
 

@@ -27,6 +27,7 @@ import inference
 import numpy as np
 import preprocess
 import report
+import scale
 import sizes
 from common import OUT, REPO, machine, model_dir, model_info, real_images, size_images
 from venvs import baseline_requirements, cached_venv, ensure_venv, venv_python
@@ -38,6 +39,7 @@ FULL = {
     "e2e_images": 500,
     "idle_repeats": 20,
     "bursts": 3,
+    "scale": (100, 100_000, 20_000),  # small bucket, large folder bucket, large S3 bucket
 }
 QUICK = {
     "cold_repeats": 2,
@@ -46,6 +48,7 @@ QUICK = {
     "e2e_images": 12,
     "idle_repeats": 3,
     "bursts": 1,
+    "scale": (20, 500, 200),
 }
 
 
@@ -75,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         "training/requirements.txt under bench/out/venvs; env BENCH_TF_PYTHON)",
     )
     parser.add_argument("--images", type=int, help="images in the end-to-end burst (default 500)")
-    parser.add_argument("--only", help="comma list of: coldstart,inference,preprocess,e2e,sizes")
+    parser.add_argument("--only", help="comma list of: coldstart,inference,preprocess,e2e,sizes,scale")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.images:
         cfg["e2e_images"] = args.images
     only = (
-        set(args.only.split(",")) if args.only else {"coldstart", "inference", "preprocess", "e2e", "sizes"}
+        set(args.only.split(","))
+        if args.only
+        else {"coldstart", "inference", "preprocess", "e2e", "sizes", "scale"}
     )
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(mdir, tensor_path, cfg["cold_repeats"], tf_py)),
         ("e2e", lambda: e2e.run(mdir, images, cfg["idle_repeats"], cfg["bursts"], work)),
         ("sizes", lambda: sizes.run(args.quick, tf_py)),
+        ("scale", lambda: scale.run(*cfg["scale"], work)),  # type: ignore[misc]
     ]
     for name, step in steps:
         if name not in only:

@@ -30,7 +30,8 @@ def test_documented_defaults_match_the_settings_defaults() -> None:
     assert rows["RESULT_BUCKET"] == defaults.result_bucket
     assert int(rows["MAX_UPLOAD_BYTES"]) == defaults.max_upload_bytes
     assert int(rows["MAX_IMAGE_PIXELS"]) == defaults.max_image_pixels
-    assert float(rows["EVENT_SOURCE_POLL_SECONDS"]) == defaults.event_source_poll_seconds
+    assert int(rows["EVENT_SOURCE_MAX_ATTEMPTS"]) == defaults.event_source_max_attempts
+    assert rows["DEAD_LETTER_BUCKET"] == defaults.dead_letter_bucket
     assert int(rows["EVENT_SOURCE_CONCURRENCY"]) == defaults.event_source_concurrency
 
 

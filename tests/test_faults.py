@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -35,11 +34,12 @@ from PIL import Image
 from bloodcell import handlers
 from bloodcell import pipeline as pipeline_module
 from bloodcell.errors import TransientError
-from bloodcell.events import gcs_event
+from bloodcell.events import binary_http, gcs_event, structured_http
 from bloodcell.eventsource import EventSource
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, ObjectInfo
+from bloodcell.watch import folder_watcher
 from tests.support.common import REPO, free_port
 from tests.support.stack import (
     Stack,
@@ -121,38 +121,35 @@ def function_servers(tmp_path_factory: pytest.TempPathFactory, stack_model: Path
             stop_process_group(process)
 
 
-def _binary_headers(attributes: dict[str, str]) -> dict[str, str]:
-    headers = {f"ce-{k}": v for k, v in attributes.items() if k != "datacontenttype"}
-    headers["Content-Type"] = "application/json"
-    return headers
-
-
-def _post(url: str, attributes: dict[str, str], data: dict[str, Any], structured: bool = False) -> int:
-    if structured:
-        body = json.dumps(attributes | {"data": data})
-        headers = {"Content-Type": "application/cloudevents+json"}
-    else:
-        body, headers = json.dumps(data), _binary_headers(attributes)
+def _post(url: str, event: Any, structured: bool = False) -> int:
+    """One CloudEvent over real HTTP: binary mode (percent-encoded headers) or structured."""
+    headers, body = structured_http(event) if structured else binary_http(event)
     return requests.post(url, data=body, headers=headers, timeout=60).status_code
+
+
+def _with_data(event: Any, data: dict[str, Any]) -> Any:
+    from cloudevents.http import CloudEvent
+
+    return CloudEvent(event.get_attributes(), data)
 
 
 def _deliver(url: str, info: ObjectInfo, copies: int, mode: str) -> list[int]:
     """The same event `copies` times: one after the other, all at once, or with fresh ids."""
-    attributes, data = gcs_event(info)
+    event = gcs_event(info)
     if mode == "concurrent":
         barrier = threading.Barrier(copies)
 
         def one(i: int) -> int:
             barrier.wait(timeout=10)
-            return _post(url, attributes, data, structured=i % 2 == 1)
+            return _post(url, event, structured=i % 2 == 1)
 
         with ThreadPoolExecutor(copies) as pool:
             return list(pool.map(one, range(copies)))
     codes = []
     for _ in range(copies):
         if mode == "new-ids":  # what a source re-emitting after a crash sends
-            attributes, data = gcs_event(info)
-        codes.append(_post(url, attributes, data))
+            event = gcs_event(info)
+        codes.append(_post(url, event))
     return codes
 
 
@@ -197,11 +194,12 @@ def test_duplicate_delivery_gives_one_result_and_one_archive_copy(
 def test_poison_events_are_acknowledged_not_retried_forever(function_servers: dict[str, Any]) -> None:
     """An event naming no object, or an object that is gone, is answered 2xx: no retry loop."""
     urls = function_servers["urls"]
-    attributes, _ = gcs_event(ObjectInfo("uploads", "x.jpg", "1", 1, datetime.now(UTC)))
+    event = gcs_event(ObjectInfo("uploads", "x.jpg", "1", 1, datetime.now(UTC)))
     for url in urls.values():
-        assert _post(url, attributes, {"kind": "storage#object"}) == 200  # no bucket/name
+        assert _post(url, _with_data(event, {"kind": "storage#object"})) == 200  # no bucket/name
         for bucket, name in (("uploads", "never-was.jpg"), ("tensors", "never-was.jpg.npy")):
-            assert _post(url, attributes, {"bucket": bucket, "name": name, "generation": "7"}) == 200
+            data = {"bucket": bucket, "name": name, "generation": "7"}
+            assert _post(url, _with_data(event, data)) == 200
     assert not (function_servers["data"] / "results" / "never-was.jpg.json").exists()
 
 
@@ -274,13 +272,15 @@ def test_transient_read_errors_end_in_a_result_not_a_rejection(
         source = EventSource(
             local,
             {settings.upload_bucket: urls["preprocess"], settings.tensor_bucket: urls["predict"]},
-            poll_seconds=0.05,
             concurrency=2,
             is_done={settings.upload_bucket: plain.upload_done, settings.tensor_bucket: plain.tensor_done},
             backoff=(0.05, 0.5),
             timeout=30,
         )
-        source_thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
+        roots = {b: settings.data_dir / b for b in (settings.upload_bucket, settings.tensor_bucket)}
+        source_thread = threading.Thread(
+            target=source.run, args=(stop, None, folder_watcher(local, roots)), daemon=True
+        )
         source_thread.start()
         names = {f"flaky-{i}.jpg": p for i, p in enumerate(image_pool(datasets, 4, "kaggle"))}
         for name, path in names.items():
@@ -358,8 +358,10 @@ def test_function_server_killed_mid_batch_loses_nothing(
     restarts = re.findall(rf"{function} exited \(code -9\); restarting it", log)
     assert len(restarts) >= 1, "the supervisor never restarted the server"
     assert set(new).isdisjoint(killed)
-    print(f"\n{function}: killed at {at_kill}/{BATCH} {watched.name}, and {instances} restarted instance(s) "
-          f"within 10 s; all {BATCH} results after {elapsed:.1f}s")
+    print(
+        f"\n{function}: killed at {at_kill}/{BATCH} {watched.name}, and {instances} restarted instance(s) "
+        f"within 10 s; all {BATCH} results after {elapsed:.1f}s"
+    )
 
 
 def test_kill_helper_finds_master_and_worker(make_stack: Any) -> None:
@@ -427,8 +429,11 @@ class S3Endpoint:
 
 @pytest.fixture
 def s3_endpoint() -> Iterator[S3Endpoint]:
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         os.environ.setdefault(key, value)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     endpoint = S3Endpoint(free_port())
@@ -456,8 +461,12 @@ def test_archive_endpoint_down_mid_batch_keeps_results_and_completes_archive(
     bucket = "bloodcell-archive"
     boto3.client("s3", endpoint_url=s3_endpoint.url, region_name="us-east-1").create_bucket(Bucket=bucket)
     stack = make_stack(
-        ARCHIVE_STORAGE="s3", ARCHIVE_BUCKET=bucket, ARCHIVE_S3_ENDPOINT_URL=s3_endpoint.url,
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        ARCHIVE_STORAGE="s3",
+        ARCHIVE_BUCKET=bucket,
+        ARCHIVE_S3_ENDPOINT_URL=s3_endpoint.url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
     )
     data = stack.data_dir
     files = _batch(datasets, 100, prefix="arch")
@@ -472,8 +481,13 @@ def test_archive_endpoint_down_mid_batch_keeps_results_and_completes_archive(
         return [n for n, r in read_results(data).items() if r["archive"]["status"] == "pending"]
 
     # results keep being written while the archive is down, saying the copy is pending
-    wait_for("every upload to have a result while the archive is down",
-             lambda: len(read_results(data)) == len(files), 120, 0.2, log=stack.log_tail)
+    wait_for(
+        "every upload to have a result while the archive is down",
+        lambda: len(read_results(data)) == len(files),
+        120,
+        0.2,
+        log=stack.log_tail,
+    )
     during = read_results(data)
     waiting = pending()
     assert len(waiting) >= len(files) - down_at - 4  # at most the in-flight ones got through
@@ -488,8 +502,10 @@ def test_archive_endpoint_down_mid_batch_keeps_results_and_completes_archive(
     assert len(keys) == 2 * len(files)
     assert {r["archive"]["status"] for r in state.results.values()} == {"stored"}
     assert not list((data / "archive").rglob("*.jpg")), "archive copies went to the local folder"
-    print(f"\narchive down at {down_at}/{len(files)}: {len(waiting)} result(s) published as pending, "
-          "all archived once after it came back")
+    print(
+        f"\narchive down at {down_at}/{len(files)}: {len(waiting)} result(s) published as pending, "
+        "all archived once after it came back"
+    )
 
 
 # ---- poison input among good uploads ----
@@ -497,6 +513,7 @@ def test_archive_endpoint_down_mid_batch_keeps_results_and_completes_archive(
 
 def _png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares a huge image (a decompression bomb)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -536,23 +553,21 @@ def test_poison_input_is_rejected_and_does_not_block_the_queue(
     wait_results(data, good, timeout=60, log=stack.log_tail)
     elapsed = time.monotonic() - started
     found = wait_results(data, set(poison), timeout=30, final=lambda n, r: True)
-    stray_ignored = r"object=tensors/stray\.npy .* outcome=ignored"
-    deadline = time.monotonic() + 30
-    while not re.search(stray_ignored, stack.log_path.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    (data / "tensors" / "stray.npy").unlink()  # ours, not the pipeline's: the end state has no place for it
+    stray_ignored = r'object="tensors/stray\.npy" .* outcome=ignored'
+    wait_for("the stray tensor's answer", lambda: re.search(stray_ignored, stack.log_path.read_text()), 30)
 
-    state = check_end_state(data, {*good, *poison})
+    state = check_end_state(data, {*good, *poison}, extra_tensors={"stray.npy"})
     for name in poison:
         result = found[name]
         assert result["status"] == "rejected", (name, result)
         assert result["reason"] and result["rejected_by"] == "preprocess"
     assert "decompression bomb" in found["bomb.png"]["reason"]
+    assert "stray" not in found  # a tensor that proves no source never makes a result
     assert {state.results[n]["status"] for n in good} == {"classified"}
     # rejected once and acknowledged: no retry loop, no crash, no restart
     log = stack.log_path.read_text()
     for name in poison:
-        assert len(re.findall(rf"object=uploads/{re.escape(name)} .* outcome=rejected", log)) == 1, name
+        assert len(re.findall(rf'object="uploads/{re.escape(name)}" .* outcome=rejected', log)) == 1, name
     # the stray tensor proves no source: ignored once, and it invents no result
     assert len(re.findall(stray_ignored, log)) == 1
     assert "restarting it" not in log
@@ -646,6 +661,7 @@ def test_overwrite_while_the_old_version_is_in_flight_leaves_the_newest_result(
                 entered.set()
                 assert release.wait(20)
             return call(*args)
+
         return gated
 
     real = load_classifier(settings.model_dir, 1)  # type: ignore[arg-type]

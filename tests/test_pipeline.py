@@ -54,10 +54,12 @@ def test_every_rejection_is_a_result_with_a_reason(
 
 
 def _tensor(local: LocalStorage, array: np.ndarray, contract: str = CONTRACT.version) -> ObjectRef:
+    """A tensor that proves its source: the upload t.jpg exists at the generation it names."""
+    upload = local.write("uploads", "t.jpg", image_bytes())
     meta = {
         "source-bucket": "uploads",
         "source-name": "t.jpg",
-        "source-generation": "7",
+        "source-generation": upload.generation,
         "contract-version": contract,
     }
     return _ref(local.write("tensors", "t.jpg.npy", tensorio.dump(array), metadata=meta))
@@ -84,10 +86,11 @@ def test_tensor_mismatch_is_rejected_by_predict(
 
 
 def test_tensor_object_that_is_not_npy_is_rejected(settings: Settings, local: LocalStorage) -> None:
+    upload = local.write("uploads", "t.jpg", image_bytes())
     meta = {
         "source-bucket": "uploads",
         "source-name": "t.jpg",
-        "source-generation": "7",
+        "source-generation": upload.generation,
         "contract-version": "1",
     }
     info = local.write("tensors", "t.jpg.npy", b"\x93NUMPY garbage", metadata=meta)

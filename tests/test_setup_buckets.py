@@ -49,7 +49,7 @@ def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_
 
 def test_gives_up_with_an_error_when_the_store_never_answers():
     # Arrange: nothing listens on this port.
-    from tests.conftest import free_port
+    from tests.support.common import free_port
 
     names = {"UPLOAD_BUCKET": "u", "TENSOR_BUCKET": "t", "RESULT_BUCKET": "r", "ARCHIVE_BUCKET": "a"}
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}

@@ -90,7 +90,7 @@ def test_create_only_write_refuses_to_overwrite(
 
 
 @pytest.mark.parametrize(
-    "name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "a\\..\\b", "x\x00y", "./a", ""]
+    "name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "x\x00y", "./a", ""]
 )
 def test_local_names_never_escape_the_bucket(tmp_path: Path, name: str) -> None:
     storage = LocalStorage(tmp_path / "root")
@@ -100,6 +100,16 @@ def test_local_names_never_escape_the_bucket(tmp_path: Path, name: str) -> None:
 
     assert not (tmp_path / "escape.jpg").exists()
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == [".tmp", "uploads"]
+
+
+def test_local_backslashes_are_literal_characters_inside_the_bucket(tmp_path: Path) -> None:
+    """On POSIX a backslash separates nothing: storage keeps such a name inside its bucket
+    (and the pipeline answers it with a rejected result, see tests/test_names.py)."""
+    storage = LocalStorage(tmp_path / "root")
+
+    storage.write("uploads", "a\\..\\b", b"x")
+
+    assert [p.name for p in (tmp_path / "root" / "uploads").iterdir()] == ["a\\..\\b"]
 
 
 def test_local_symlinks_out_of_the_bucket_are_neither_read_nor_listed(tmp_path: Path) -> None:
@@ -168,3 +178,28 @@ def test_archive_credentials_come_in_pairs() -> None:
 
     with pytest.raises(ConfigurationError):
         Settings.from_env({"ARCHIVE_AWS_ACCESS_KEY_ID": "only-the-id"})
+
+
+def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) -> None:
+    """The web app stores uploads with if_absent (a hard link): inotify must still see them finished."""
+    import threading
+    import time
+
+    from bloodcell.eventsource import EventSource
+    from bloodcell.watch import folder_watcher
+
+    storage = LocalStorage(tmp_path / "root")
+    source = EventSource(storage, {"uploads": "http://127.0.0.1:9/"}, max_attempts=1)
+    announced: list[str] = []
+    source.announce = lambda info: announced.append(info.name) or True  # type: ignore[method-assign]
+    stop = threading.Event()
+    close = folder_watcher(storage, {"uploads": tmp_path / "root" / "uploads"})(source, stop)
+    try:
+        storage.write("uploads", "web.jpg", b"from the browser", if_absent=True)
+        deadline = time.monotonic() + 10
+        while not announced and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        close()
+
+    assert announced == ["web.jpg"]

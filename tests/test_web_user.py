@@ -396,3 +396,24 @@ async def test_model_page_renders_whatever_metrics_training_wrote(
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     await user.should_see(content="Intended use: research only.")
     assert errors() == []
+
+
+async def test_history_lists_dead_letters(
+    settings: Settings, user: User, errors: Callable[[], list[str]]
+) -> None:
+    """An event the local source gave up on is shown with its attempts and last error."""
+    from datetime import UTC, datetime
+
+    from bloodcell.deadletters import DeadLetters
+    from bloodcell.storage import ObjectInfo
+
+    storage = LocalStorage(settings.data_dir)
+    info = ObjectInfo(settings.upload_bucket, "細胞 7.jpg", "g1", 10, datetime.now(UTC))
+    letters = DeadLetters(storage, settings.dead_letter_bucket)
+    letters.record(info, "http://sink/", 20, "HTTP 500", "2026-12-01T22:00:00Z")
+
+    await user.open("/history")
+
+    await user.should_see(content="1 upload(s) the pipeline could not be reached for (dead letters)")
+    assert texts(user, "dead-letter-name") == [f"{settings.upload_bucket}/細胞 7.jpg"]
+    assert errors() == []

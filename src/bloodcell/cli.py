@@ -25,6 +25,7 @@ from typing import Any
 from bloodcell.errors import ConfigurationError
 from bloodcell.formats import KINDS, is_image_name
 from bloodcell.logs import configure_logging
+from bloodcell.reports.kinds import FORMATS
 from bloodcell.results import Result, Source, iso
 from bloodcell.settings import Settings
 
@@ -66,29 +67,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_eventsource(args: argparse.Namespace) -> int:
     """The bucket event source alone, configured by environment (as in Knative)."""
+    import tempfile
+
     from bloodcell.eventsource import EventSource
-    from bloodcell.pipeline import Pipeline
     from bloodcell.storage import open_storage
 
     settings = _settings(args)
+    mode = args.mode or settings.event_source_mode
     routes = settings.routes
     if not routes:
         raise ConfigurationError("set K_SINK or EVENT_SINKS: the event source has nowhere to send events")
+    if mode == "watch" and settings.storage != "local":
+        raise ConfigurationError("EVENT_SOURCE_MODE=watch needs folder buckets (BLOODCELL_STORAGE=local)")
     storage = open_storage(settings)
-    pipeline = Pipeline(settings, storage)
-    done = {settings.upload_bucket: pipeline.upload_done, settings.tensor_bucket: pipeline.tensor_done}
-    source = EventSource(
-        storage,
-        routes,
-        poll_seconds=settings.event_source_poll_seconds,
-        concurrency=settings.event_source_concurrency,
-        is_done={b: f for b, f in done.items() if b in routes},
-        settle=settings.storage == "local",
-    )
+    verify: bool | str = True
+    if settings.ca_certs:  # the SinkBinding hands PEM text; requests wants a file
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as pem:
+            pem.write(settings.ca_certs)
+        verify = pem.name
+    source = EventSource.for_settings(settings, storage, routes, verify)
+    if mode == "receive":
+        from bloodcell.receiver import webhook_receiver
+
+        announcer = webhook_receiver(settings.host, settings.port, settings.event_webhook_token)
+    else:
+        from bloodcell.watch import folder_watcher
+
+        announcer = folder_watcher(storage, {b: settings.data_dir / b for b in routes})
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    source.run(stop)
+    source.run(stop, announcer=announcer)
     return 0
 
 
@@ -151,11 +160,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """One slide's report from the same buckets the running system uses, through the storage layer."""
+    from bloodcell.errors import RejectedInput
+    from bloodcell.reports.render import report_bytes
+    from bloodcell.storage import open_storage
+
+    settings = _settings(args)
+    try:
+        data = report_bytes(open_storage(settings), settings, args.slide, args.format, args.wbc)
+    except RejectedInput as exc:
+        print(f"bloodcell report: {exc.reason}", file=sys.stderr)
+        return 1
+    if args.out and str(args.out) != "-":
+        args.out.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
 EXAMPLES = {
     "serve": "example: bloodcell serve --data-dir /srv/cells --port 9000",
     "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
     "eventsource": "example: K_SINK=http://preprocess.default.svc bloodcell eventsource",
     "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
+    "report": "examples:\n  bloodcell report lame-042 --out lame-042.pdf\n"
+    "  bloodcell report lame-042 --format fhir --wbc 6.8 > lame-042.fhir.json",
 }
 
 
@@ -206,7 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "eventsource",
         "run the bucket event source alone (K_SINK / EVENT_SINKS)",
-        "Turn new objects into CloudEvents POSTed to K_SINK (Knative) or the EVENT_SINKS routes.",
+        "Turn new objects into CloudEvents POSTed to K_SINK (Knative) or the EVENT_SINKS routes:\n"
+        "watching folder buckets (inotify), or receiving S3-format bucket notifications on PORT.",
+    )
+    source.add_argument(
+        "--mode",
+        choices=("watch", "receive"),
+        help="watch folder buckets (inotify) or receive bucket notifications on HOST:PORT "
+        "(EVENT_SOURCE_MODE; default watch for local storage, receive otherwise)",
     )
     source.set_defaults(func=cmd_eventsource)
     web = _command(
@@ -218,6 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
     web.add_argument("--port", type=int, help="port (PORT, default 8080)")
     web.set_defaults(func=cmd_webapp)
+    report = _command(
+        sub,
+        "report",
+        "one slide's report: PDF, FHIR R4 bundle, or CSV",
+        "Read one slide (a folder of the upload bucket) and its results from the buckets the\n"
+        "environment names, and write its report: pdf, fhir (R4 Bundle), csv (one row per cell)\n"
+        "or summary (one row per class). See docs/reports.md.",
+    )
+    report.add_argument("slide", help="the slide: a folder of the upload bucket")
+    report.add_argument("--format", choices=tuple(FORMATS), default="pdf")
+    report.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    report.add_argument(
+        "--data-dir",
+        type=Path,
+        help="local backend's folder buckets (BLOODCELL_DATA_DIR, default ./bloodcell-data)",
+    )
+    report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -230,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as exc:
         extra = "web" if exc.name in ("nicegui", "fastapi", "starlette", "uvicorn") else "all"
+        extra = "reports" if (exc.name or "").split(".")[0] in ("scipy", "reportlab") else extra
         print(
             f"bloodcell: {args.command} needs {exc.name!r}, which is not installed: "
             f"pip install 'bloodcell[{extra}]'",

@@ -11,7 +11,11 @@ class BloodcellError(Exception):
     """Base of every error raised on purpose by this package."""
 
 
-class RejectedInput(BloodcellError):
+class PermanentError(BloodcellError):
+    """Retrying can never help: the event is acknowledged once, with one log line."""
+
+
+class RejectedInput(PermanentError):
     """The upload (or the tensor made from it) can never be classified.
 
     ``reason`` is shown to people as it is, so it must read as a sentence.
@@ -20,6 +24,10 @@ class RejectedInput(BloodcellError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class MalformedEvent(PermanentError, ValueError):
+    """An event that names no object (or not in a shape we know): nothing can be done with it."""
 
 
 class TransientError(BloodcellError):
@@ -38,7 +46,17 @@ class PreconditionFailed(BloodcellError):
     """A conditional write lost a race: the object already exists."""
 
 
-class MalformedDocument(BloodcellError, ValueError):
+def retryable(exc: BaseException) -> bool:
+    """The one ack-or-retry rule: permanent faults are acknowledged, everything else is retried.
+
+    Unknown exceptions count as transient on purpose: a bug or an outage we did not foresee
+    must not lose the event; the bounded retries of the platform (or of the local event
+    source) then dead-letter it, so nothing loops forever either.
+    """
+    return not isinstance(exc, PermanentError)
+
+
+class MalformedDocument(PermanentError, ValueError):
     """A stored document (result, record) is not of the shape its schema version promises.
 
     Readers skip or report it; it is never retried, since the bytes will not change.

@@ -8,21 +8,37 @@ URL-encoded with ``+`` for spaces) wrapped in a CloudEvent.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+from bloodcell.errors import MalformedEvent
 from bloodcell.storage.base import ObjectInfo
+
+__all__ = [
+    "GCS_FINALIZED",
+    "MalformedEvent",
+    "ObjectRef",
+    "binary_http",
+    "decode_header_value",
+    "encode_header_value",
+    "gcs_event",
+    "object_refs",
+    "received_attributes",
+    "structured_http",
+]
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 _S3_CREATED_PREFIXES = ("s3:ObjectCreated:", "ObjectCreated:")
-
-
-class MalformedEvent(ValueError):
-    """An event that names no object: nothing can be done, and retrying won't help."""
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -46,26 +62,39 @@ def _gcs_ref(data: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(bucket, name, str(generation) if generation not in (None, "") else None, size_value)
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MalformedEvent(f"S3 record's {what} is not an object")
+    return value
+
+
 def _s3_refs(records: list[Any]) -> list[ObjectRef]:
     refs = []
     for record in records:
+        record = _mapping(record, "Records item")
         event_name = str(record.get("eventName", "s3:ObjectCreated:Put"))
         if not event_name.startswith(_S3_CREATED_PREFIXES):
             continue  # deletions and the like: not ours to handle
-        s3 = record.get("s3") or {}
-        bucket = (s3.get("bucket") or {}).get("name")
-        obj = s3.get("object") or {}
+        s3 = _mapping(record.get("s3") or {}, "s3")
+        bucket = _mapping(s3.get("bucket") or {}, "bucket").get("name")
+        obj = _mapping(s3.get("object") or {}, "object")
         key = obj.get("key")
-        if not bucket or not key:
+        if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
             raise MalformedEvent("S3 record lacks bucket name or object key")
         etag = obj.get("eTag") or obj.get("etag")
         size = obj.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int | float | str)):
+            raise MalformedEvent(f"S3 object size {size!r} is not a number")
+        try:
+            size_value = int(size) if size is not None else None
+        except ValueError as exc:
+            raise MalformedEvent(f"S3 object size {size!r} is not a number") from exc
         refs.append(
             ObjectRef(
-                bucket=str(bucket),
-                name=unquote_plus(str(key)),
+                bucket=bucket,
+                name=unquote_plus(key),
                 generation=str(etag).strip('"') if etag else None,
-                size=int(size) if size is not None else None,
+                size=size_value,
             )
         )
     return refs
@@ -74,8 +103,6 @@ def _s3_refs(records: list[Any]) -> list[ObjectRef]:
 def object_refs(data: Any) -> list[ObjectRef]:
     """Every created object an event speaks of (S3 notifications may batch records)."""
     if isinstance(data, (bytes, str)):
-        import json
-
         try:
             data = json.loads(data)
         except ValueError as exc:
@@ -88,12 +115,13 @@ def object_refs(data: Any) -> list[ObjectRef]:
     return [_gcs_ref(data)]
 
 
-def gcs_event(info: ObjectInfo) -> tuple[dict[str, str], dict[str, Any]]:
-    """Attributes and data of the CloudEvent Eventarc would send for this object.
+def gcs_event(info: ObjectInfo, overrides: Mapping[str, str] | None = None) -> CloudEvent:
+    """The CloudEvent Eventarc would send for this object, built with the cloudevents SDK.
 
-    The extra ``bucket`` attribute lets Knative Triggers filter on the bucket.
+    The extra ``bucket`` attribute lets Knative Triggers filter on the bucket;
+    ``overrides`` are extension attributes to set (the SinkBinding's ``K_CE_OVERRIDES``).
     """
-    attributes = {
+    attributes: dict[str, str] = {
         "id": uuid.uuid4().hex,
         "specversion": "1.0",
         "type": GCS_FINALIZED,
@@ -103,6 +131,7 @@ def gcs_event(info: ObjectInfo) -> tuple[dict[str, str], dict[str, Any]]:
         "datacontenttype": "application/json",
         "bucket": info.bucket,
     }
+    attributes.update(overrides or {})
     data = {
         "kind": "storage#object",
         "bucket": info.bucket,
@@ -113,4 +142,72 @@ def gcs_event(info: ObjectInfo) -> tuple[dict[str, str], dict[str, Any]]:
         "contentType": info.content_type or "application/octet-stream",
         "metadata": dict(info.metadata),
     }
-    return attributes, data
+    return CloudEvent(attributes, data)
+
+
+def structured_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:
+    """Structured content mode: every attribute inside the JSON body, so any name travels."""
+    headers, body = to_structured(event)
+    return dict(headers), body if isinstance(body, bytes) else str(body).encode("utf-8")
+
+
+def encode_header_value(value: str) -> str:
+    """Percent-encode a ``ce-`` header value (HTTP protocol binding 1.0.2, section 3.1.3.2):
+    space, double quote, percent and everything outside printable ASCII, as UTF-8 bytes."""
+    out = []
+    for char in value:
+        if "!" <= char <= "~" and char not in '"%':
+            out.append(char)
+        else:
+            out.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass")))
+    return "".join(out)
+
+
+def decode_header_value(value: str) -> str:
+    """Undo :func:`encode_header_value` on receipt: quoted-string unescaping first, then one
+    round of percent-decoding; invalid UTF-8 is refused, as the binding requires."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    try:
+        raw = value.encode("latin-1")  # how WSGI servers hand us the header's bytes
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent("a ce- header is not valid percent-encoded UTF-8") from exc
+
+
+def binary_http(event: CloudEvent) -> tuple[dict[str, str], bytes]:
+    """Binary content mode, with the header values percent-encoded as the binding says.
+
+    The SDK writes attribute values into headers as they are; a name outside Latin-1
+    (CJK, emoji, a combining accent) then cannot be sent at all, and a newline would
+    split the header.
+    """
+    headers, body = to_binary(event)
+    encoded = {
+        k: encode_header_value(str(v)) if k.lower().startswith("ce-") else str(v) for k, v in headers.items()
+    }
+    return encoded, body if isinstance(body, bytes) else str(body).encode("utf-8")
+
+
+def received_attributes(event: Any, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The event's attributes as sent: percent-decoded when it came in binary mode.
+
+    ``headers`` are the request's (None outside a request); an event that came in
+    structured mode carries its attributes in the body, where nothing is encoded.
+    """
+    try:
+        attributes = {str(k): str(v) for k, v in event.get_attributes().items()}
+    except AttributeError:
+        return {}
+    if headers is None or "ce-specversion" not in {k.lower() for k in headers}:
+        return attributes
+    decoded = {}
+    for key, value in attributes.items():
+        try:
+            decoded[key] = decode_header_value(value)
+        except MalformedEvent:
+            decoded[key] = value
+    return decoded

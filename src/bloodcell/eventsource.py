@@ -1,29 +1,34 @@
-"""A bucket event source: new objects become GCS-style CloudEvents POSTed to a sink.
+"""A bucket event source: announced objects become GCS-style CloudEvents POSTed to a sink.
 
-The same program serves the local stack (folder buckets, one sink per bucket) and
-Knative (MinIO through the S3 backend, everything to ``K_SINK``). It lists its
-buckets on a short interval rather than relying on notifications, which makes it
-work against any backend and lets it reconcile at start-up: objects that have no
-downstream output yet are emitted again, so nothing dropped while the stack was
-down is lost. Delivery is at-least-once: failures are retried with capped
-exponential backoff, and a bounded pool of workers keeps concurrency in check.
+Objects are *announced*, never found by listing on a timer: folder buckets by inotify
+(``bloodcell.watch``), object stores by their own bucket notifications
+(``bloodcell.receiver``). A paginated reconcile at start-up re-announces every object
+without downstream output, so nothing dropped while the stack was down is lost; memory
+holds only the work still queued, never a record of everything ever seen.
+
+Delivery is at-least-once with a bound: a failed delivery is retried with capped
+exponential backoff up to ``max_attempts`` times, then dead-lettered
+(``bloodcell.deadletters``). Workers catch everything, so one odd object can never
+shrink the pool; the pool is also topped up should a thread die anyway.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import requests
 
-from bloodcell.events import gcs_event
+from bloodcell.deadletters import DeadLetters
+from bloodcell.events import gcs_event, structured_http
+from bloodcell.names import escape
+from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,8 @@ class _Delivery:
     info: ObjectInfo = field(compare=False)
     url: str = field(compare=False)
     attempt: int = field(default=0, compare=False)
+    first_failed: str = field(default="", compare=False)
+    error: str = field(default="", compare=False)
 
 
 class EventSource:
@@ -46,57 +53,72 @@ class EventSource:
         storage: Storage,
         routes: Mapping[str, str],
         *,
-        poll_seconds: float = 0.2,
         concurrency: int = 4,
         is_done: Mapping[str, Done] | None = None,
-        settle: bool | Collection[str] = False,
         backoff: tuple[float, float] = (0.2, 10.0),
         timeout: float = 60.0,
+        max_attempts: int = 20,
+        dead_letters: DeadLetters | None = None,
+        overrides: Mapping[str, str] | None = None,
+        verify: bool | str = True,
     ) -> None:
         self.storage = storage
         self.routes = dict(routes)
-        self.poll_seconds = poll_seconds
         self.concurrency = concurrency
         self.is_done = dict(is_done or {})
-        # Folder buckets can show a file while `cp` is still writing it: wait until
-        # it looks the same on two successive polls before announcing it. True settles
-        # every bucket; a collection of names only those (a bucket filled by atomic
-        # renames, like the tensors preprocess writes, need not pay a poll of delay).
-        self.settle = set(self.routes) if settle is True else set(settle or ())
         self.backoff = backoff
         self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.dead_letters = dead_letters
+        self.overrides = dict(overrides or {})
+        self.verify = verify
         self.delivered = 0
-        self._seen: dict[tuple[str, str], str] = {}
-        self._pending: dict[tuple[str, str], tuple[str, int]] = {}
+        self.attempts = 0
+        self.dead_lettered = 0
+        self._queued: set[tuple[str, str, str]] = set()  # only what waits: bounded by the backlog
         self._heap: list[_Delivery] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self._wake = threading.Event()
         self._local = threading.local()
+        self._workers: list[threading.Thread] = []
 
     # ---- discovery ----
 
+    def announce(self, info: ObjectInfo) -> bool:
+        """Queue one object version for delivery, unless that very version already waits."""
+        if info.bucket not in self.routes:
+            return False
+        key = (info.bucket, info.name, info.generation)
+        with self._cond:
+            if key in self._queued:
+                return False
+            self._queued.add(key)
+        self._enqueue(info)
+        return True
+
     def reconcile(self) -> int:
-        """At start-up: queue every object whose downstream output is missing."""
+        """At start-up: announce every object whose downstream output is missing.
+
+        The listing is consumed page by page (a generator), so memory follows the
+        objects that need work, not the size of the bucket.
+        """
         queued = 0
         for bucket in self.routes:
             done = self.is_done.get(bucket)
             for info in self._list_until_reachable(bucket):
-                key = (bucket, info.name)
-                self._seen[key] = info.generation
                 if done is not None and self._safe_done(done, info):
                     continue
-                self._enqueue(info)
-                queued += 1
+                queued += self.announce(info)
         log.info("event source reconciled: %d object(s) without output re-emitted", queued)
         return queued
 
-    def _list_until_reachable(self, bucket: str) -> list[ObjectInfo]:
-        """The store may still be starting (MinIO beside us in a pod): wait for it, don't crash."""
+    def _list_until_reachable(self, bucket: str) -> Iterator[ObjectInfo]:
+        """The store may still be starting (beside us in a pod): wait for it, don't crash."""
         delay = self.backoff[0]
         while True:
             try:
-                return list(self.storage.list(bucket))
+                yield from self.storage.list(bucket)
+                return
             except Exception as exc:
                 log.warning("cannot list bucket %s yet (%s); retrying in %.1fs", bucket, exc, delay)
                 time.sleep(delay)
@@ -106,37 +128,26 @@ class EventSource:
         try:
             return done(info)
         except Exception as exc:  # a storage hiccup must not stop start-up: emit, functions dedupe
-            log.warning("could not check %s/%s: %s", info.bucket, info.name, exc)
+            log.warning("could not check %s: %s", escape(f"{info.bucket}/{info.name}"), exc)
             return False
-
-    def poll_once(self) -> int:
-        found = 0
-        for bucket in self.routes:
-            try:
-                listing = list(self.storage.list(bucket))
-            except Exception as exc:
-                log.warning("cannot list bucket %s: %s", bucket, exc)
-                continue
-            for info in listing:
-                key = (bucket, info.name)
-                if self._seen.get(key) == info.generation:
-                    continue
-                if bucket in self.settle and self._pending.get(key) != (info.generation, info.size):
-                    self._pending[key] = (info.generation, info.size)
-                    continue
-                self._pending.pop(key, None)
-                self._seen[key] = info.generation
-                self._enqueue(info)
-                found += 1
-        return found
 
     # ---- delivery ----
 
-    def _enqueue(self, info: ObjectInfo, attempt: int = 0, delay: float = 0.0) -> None:
+    def _enqueue(
+        self, info: ObjectInfo, attempt: int = 0, delay: float = 0.0, item: _Delivery | None = None
+    ) -> None:
         with self._cond:
             heapq.heappush(
                 self._heap,
-                _Delivery(time.monotonic() + delay, next(self._seq), info, self.routes[info.bucket], attempt),
+                _Delivery(
+                    time.monotonic() + delay,
+                    next(self._seq),
+                    info,
+                    self.routes[info.bucket],
+                    attempt,
+                    item.first_failed if item else "",
+                    item.error if item else "",
+                ),
             )
             self._cond.notify()
 
@@ -148,71 +159,155 @@ class EventSource:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.verify = self.verify
             self._local.session = session
         return session
 
-    def deliver(self, info: ObjectInfo, url: str) -> bool:
-        attributes, data = gcs_event(info)
-        headers = {f"ce-{k}": v for k, v in attributes.items() if k != "datacontenttype"}
-        headers["Content-Type"] = "application/json"
+    def deliver(self, info: ObjectInfo, url: str) -> str | None:
+        """POST the object's CloudEvent (structured mode); None on 2xx, else why not."""
+        headers, body = structured_http(gcs_event(info, self.overrides))
         try:
-            response = self._session().post(url, data=json.dumps(data), headers=headers, timeout=self.timeout)
+            response = self._session().post(url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            log.debug("delivery of %s/%s failed: %s", info.bucket, info.name, exc)
-            return False
+            return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
-            return True
-        log.debug("delivery of %s/%s answered %d", info.bucket, info.name, response.status_code)
-        return False
+            return None
+        return f"HTTP {response.status_code}"
+
+    def _next(self, stop: threading.Event) -> _Delivery | None:
+        with self._cond:
+            while not stop.is_set():
+                now = time.monotonic()
+                if self._heap and self._heap[0].due <= now:
+                    return heapq.heappop(self._heap)
+                wait = self._heap[0].due - now if self._heap else 0.5
+                self._cond.wait(timeout=min(wait, 0.5))
+        return None
+
+    def _attempt(self, item: _Delivery) -> None:
+        try:
+            error = self.deliver(item.info, item.url)
+        except Exception as exc:  # a bug or an odd object: a failed attempt, never a dead worker
+            log.exception("delivery of %s raised", escape(f"{item.info.bucket}/{item.info.name}"))
+            error = f"{type(exc).__name__}: {exc}"
+        with self._cond:
+            self.attempts += 1
+        if error is None:
+            with self._cond:
+                self.delivered += 1
+                self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
+            return
+        self._failed(item, error)
+
+    def _failed(self, item: _Delivery, error: str) -> None:
+        attempt = item.attempt + 1
+        item.error = error
+        item.first_failed = item.first_failed or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        where = escape(f"{item.info.bucket}/{item.info.name}")
+        if attempt >= self.max_attempts:
+            self._dead_letter(item, attempt)
+            return
+        low, high = self.backoff
+        delay = min(high, low * 2**item.attempt) * random.uniform(0.75, 1.25)
+        if attempt in (1, 4) or attempt % 10 == 0:
+            log.warning(
+                "delivery of %s to %s failed (attempt %d of %d: %s); retrying in %.1fs",
+                where,
+                item.url,
+                attempt,
+                self.max_attempts,
+                escape(error),
+                delay,
+            )
+        self._enqueue(item.info, attempt, delay, item)
+
+    def _dead_letter(self, item: _Delivery, attempts: int) -> None:
+        where = escape(f"{item.info.bucket}/{item.info.name}")
+        log.error(
+            "delivery of %s to %s failed %d times (%s): dead-lettered",
+            where,
+            item.url,
+            attempts,
+            escape(item.error),
+        )
+        with self._cond:
+            self.dead_lettered += 1
+            self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
+        if self.dead_letters is not None:
+            try:
+                self.dead_letters.record(item.info, item.url, attempts, item.error, item.first_failed)
+            except Exception:
+                log.exception("could not write the dead-letter record of %s", where)
 
     def _worker(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            with self._cond:
-                while not stop.is_set():
-                    now = time.monotonic()
-                    if self._heap and self._heap[0].due <= now:
-                        item = heapq.heappop(self._heap)
-                        break
-                    wait = self._heap[0].due - now if self._heap else 0.5
-                    self._cond.wait(timeout=min(wait, 0.5))
-                else:
+            item = None
+            try:
+                item = self._next(stop)
+                if item is None:
                     return
-            if self.deliver(item.info, item.url):
-                with self._cond:
-                    self.delivered += 1
-                    drained = not self._heap
-                if drained:  # list what the function just wrote now, not up to a poll later
-                    self._wake.set()
-                continue
-            low, high = self.backoff
-            delay = min(high, low * 2**item.attempt) * random.uniform(0.75, 1.25)
-            if item.attempt in (0, 3) or item.attempt % 10 == 9:
-                log.warning(
-                    "delivery of %s/%s to %s failed (attempt %d); retrying in %.1fs",
-                    item.info.bucket,
-                    item.info.name,
-                    item.url,
-                    item.attempt + 1,
-                    delay,
-                )
-            self._enqueue(item.info, item.attempt + 1, delay)
+                self._attempt(item)
+            except Exception:
+                log.exception("delivery worker: unexpected error; it carries on")
+                if item is not None:
+                    self._failed(item, "internal error in the event source")
 
-    def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
-        workers = [
-            threading.Thread(target=self._worker, args=(stop,), name=f"deliver-{i}", daemon=True)
-            for i in range(self.concurrency)
-        ]
-        for worker in workers:
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, storage: Storage, routes: Mapping[str, str], verify: bool | str = True
+    ) -> EventSource:
+        """The one way `bloodcell serve` and `bloodcell eventsource` build a source from settings.
+
+        "Done" is asked of the pipeline's own idempotency checks, so the reconcile and
+        the functions agree on what still needs an event; dead letters are kept in the
+        store only where there is no platform dead-letter sink (folder buckets).
+        """
+        from bloodcell.pipeline import Pipeline
+
+        pipeline = Pipeline(settings, storage)
+        done = {settings.upload_bucket: pipeline.upload_done, settings.tensor_bucket: pipeline.tensor_done}
+        local = settings.storage == "local"
+        return cls(
+            storage,
+            routes,
+            concurrency=settings.event_source_concurrency,
+            is_done={bucket: check for bucket, check in done.items() if bucket in routes},
+            max_attempts=settings.event_source_max_attempts,
+            dead_letters=DeadLetters(storage, settings.dead_letter_bucket) if local else None,
+            overrides=dict(settings.ce_overrides),
+            verify=verify,
+        )
+
+    def start_workers(self, stop: threading.Event) -> None:
+        """Bring the pool to full strength: start workers that are missing or died."""
+        self._workers = [w for w in self._workers if w.is_alive()]
+        while len(self._workers) < self.concurrency:
+            worker = threading.Thread(
+                target=self._worker, args=(stop,), name=f"deliver-{next(self._seq)}", daemon=True
+            )
             worker.start()
-        self.reconcile()
-        if ready is not None:
-            ready.set()
-        while not stop.is_set():
-            self._wake.wait(self.poll_seconds)
-            self._wake.clear()
-            if not stop.is_set():
-                self.poll_once()
-        with self._cond:
-            self._cond.notify_all()
-        for worker in workers:
-            worker.join(timeout=5)
+            self._workers.append(worker)
+
+    def run(
+        self,
+        stop: threading.Event,
+        ready: threading.Event | None = None,
+        announcer: Callable[[EventSource, threading.Event], Callable[[], None]] | None = None,
+    ) -> None:
+        """Workers, then the announcer (watch or receive; started before the reconcile so
+        nothing written meanwhile is missed), then the reconcile; until ``stop`` is set."""
+        self.start_workers(stop)
+        close = announcer(self, stop) if announcer is not None else None
+        try:
+            self.reconcile()
+            if ready is not None:
+                ready.set()
+            while not stop.wait(1.0):
+                self.start_workers(stop)
+        finally:
+            if close is not None:
+                close()
+            with self._cond:
+                self._cond.notify_all()
+            for worker in self._workers:
+                worker.join(timeout=5)

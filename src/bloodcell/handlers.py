@@ -13,8 +13,10 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from bloodcell.events import MalformedEvent, ObjectRef, object_refs
+from bloodcell.errors import retryable
+from bloodcell.events import MalformedEvent, ObjectRef, object_refs, received_attributes
 from bloodcell.logs import configure_logging
+from bloodcell.names import escape
 from bloodcell.pipeline import Outcome, Pipeline
 from bloodcell.settings import get_settings
 
@@ -29,50 +31,60 @@ def pipeline() -> Pipeline:
     return Pipeline(settings)
 
 
-def _attr(event: Any, name: str) -> str:
+def _request_headers() -> dict[str, str] | None:
+    """The HTTP request's headers when called inside functions-framework (Flask), else None."""
     try:
-        return str(event[name])
-    except (KeyError, TypeError):
-        return "-"
+        import flask
+    except ImportError:  # pragma: no cover - functions-framework always brings Flask
+        return None
+    return dict(flask.request.headers) if flask.has_request_context() else None
 
 
 def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: str) -> list[Outcome]:
+    """Run one step per object the event names; ack or retry is decided here, by error type.
+
+    Permanent faults (``RejectedInput``, ``MalformedEvent``: ``errors.PermanentError``) are
+    acknowledged with one log line; anything else propagates, so the platform redelivers
+    and, after its bounded attempts, dead-letters the event.
+    """
     pipe = pipeline()
-    event_id = _attr(event, "id")
+    attributes = received_attributes(event, _request_headers())
+    event_id = escape(attributes.get("id", "-"))
     try:
         refs = object_refs(event.data)
     except MalformedEvent as exc:
-        log.error("stage=%s event=%s outcome=malformed reason=%r", stage, event_id, str(exc))
+        log.error("stage=%s event=%s outcome=malformed reason=%s", stage, event_id, escape(str(exc)))
         return []
     outcomes = []
     for ref in refs:
         started = time.perf_counter()
         model = pipe.classifier.info.version if stage == "predict" else "-"
+        where = escape(f"{ref.bucket}/{ref.name}")
         try:
             outcome = step(pipe, ref)
         except Exception as exc:
-            log.warning(
-                "stage=%s event=%s object=%s/%s generation=%s model=%s outcome=retry error=%r",
-                stage,
-                event_id,
-                ref.bucket,
-                ref.name,
-                ref.generation,
-                model,
-                str(exc),
-            )
-            raise
+            if retryable(exc):
+                log.warning(
+                    "stage=%s event=%s object=%s generation=%s model=%s outcome=retry error=%s",
+                    stage,
+                    event_id,
+                    where,
+                    escape(str(ref.generation)),
+                    model,
+                    escape(f"{type(exc).__name__}: {exc}"),
+                )
+                raise
+            outcome = Outcome("ignored", getattr(exc, "reason", str(exc)))
         outcomes.append(outcome)
         log.info(
-            "stage=%s event=%s object=%s/%s generation=%s model=%s outcome=%s detail=%r ms=%.1f",
+            "stage=%s event=%s object=%s generation=%s model=%s outcome=%s detail=%s ms=%.1f",
             stage,
             event_id,
-            ref.bucket,
-            ref.name,
-            ref.generation,
+            where,
+            escape(str(ref.generation)),
             model,
             outcome.status,
-            outcome.detail,
+            escape(outcome.detail),
             (time.perf_counter() - started) * 1000,
         )
     return outcomes

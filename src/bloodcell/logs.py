@@ -4,7 +4,7 @@
 reads (``severity``, ``message``, ``time``, ``logging.googleapis.com/sourceLocation``)
 plus whatever structured fields a record carries in ``extra={"fields": {...}}``;
 ``text`` is for people at a terminal. Object names inside messages are always
-written through ``%r`` or ``escape()`` so that a newline in a name cannot forge a
+written through ``bloodcell.names.escape()`` so that a newline in a name cannot forge a
 log record in either format.
 """
 
@@ -20,14 +20,6 @@ if TYPE_CHECKING:
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _installed: list[logging.Handler] = []  # this process's one handler, once configured
-
-
-def escape(value: object) -> str:
-    """A name as one printable token: control characters and backslashes escaped, quotes kept out."""
-    text = str(value)
-    if text.isprintable() and "\\" not in text and " " not in text:
-        return text
-    return text.encode("unicode_escape").decode("ascii").replace(" ", "\\x20")
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from bloodcell import results, tensorio
+from bloodcell import names, results, tensorio
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.contract import CONTRACT
 from bloodcell.errors import ObjectNotFound, RejectedInput, TransientError
@@ -110,6 +110,8 @@ class Pipeline:
         """True when this upload version already has a tensor or a result."""
         if self._result_for(upload.name, upload.generation):
             return True
+        if not names.processable(upload.name):
+            return False
         tensor = self.storage.stat(self.settings.tensor_bucket, results.tensor_name(upload.name))
         return bool(tensor and tensor.metadata.get(results.META_SOURCE_GENERATION) == upload.generation)
 
@@ -117,9 +119,9 @@ class Pipeline:
         """True when the tensor's upload has a final result (archive copy included)."""
         if not tensor.metadata:  # listings may omit metadata
             tensor = self.storage.stat(tensor.bucket, tensor.name) or tensor
-        source = Source.from_metadata(tensor.metadata)
+        source = self._proven_source(tensor)
         if source is None:
-            return bool(self.storage.stat(self.settings.result_bucket, results.result_name(tensor.name[:-4])))
+            return True  # a stray tensor: nothing will ever be done with it
         found = self._result_for(source.name, source.generation)
         return bool(found and found.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING)
 
@@ -131,7 +133,9 @@ class Pipeline:
         try:
             check_object_name(ref.name)
         except RejectedInput as exc:
-            return Outcome("ignored", exc.reason)  # no safe place to write a result for it
+            return Outcome("ignored", exc.reason)  # no store can hold it: no upload to answer
+        if problem := names.name_problem(ref.name):
+            return self._reject_name(ref, problem)
         if ref.generation and self._upload_done_at(ref.name, ref.generation):
             return Outcome("duplicate")
         try:
@@ -184,6 +188,29 @@ class Pipeline:
         )
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
 
+    def _reject_name(self, ref: ObjectRef, problem: str) -> Outcome:
+        """An upload whose name cannot carry derived names still gets its one answer, a
+        ``rejected`` result under the collision-free name ``names.result_name`` gives it."""
+        info = self.storage.stat(ref.bucket, ref.name)
+        if info is None:
+            return Outcome("gone", "object was deleted before it was processed")
+        if ref.generation and info.generation != ref.generation:
+            return Outcome("stale", f"superseded by generation {info.generation}")
+        if self._result_for(ref.name, info.generation):
+            return Outcome("duplicate")
+        source = Source(
+            bucket=info.bucket,
+            name=names.displayable(info.name),
+            generation=info.generation,
+            size=info.size,
+            uploaded=results.iso(info.updated),
+        )
+        stamps = {"uploaded": source.uploaded or "", "rejected": results.now_iso()}
+        self._write_result(
+            Result.rejected(source, problem, "preprocess", {}, stamps), results.result_name(ref.name)
+        )
+        return Outcome("rejected", problem)
+
     def _superseded(self, source: Source) -> str | None:
         """A newer version of the upload arrived while this one was being processed.
 
@@ -200,22 +227,44 @@ class Pipeline:
 
     # ---- predict ----
 
+    def _proven_source(self, tensor: ObjectInfo) -> Source | None:
+        """The upload a tensor was made from, when its metadata proves it: written by
+        preprocess for an upload of our upload bucket, under that upload's tensor name."""
+        source = Source.from_metadata(tensor.metadata)
+        if (
+            source is None
+            or source.bucket != self.settings.upload_bucket
+            or names.upload_of_tensor(tensor.name) != source.name
+        ):
+            return None
+        return source
+
     def predict(self, ref: ObjectRef) -> Outcome:
         if ref.bucket != self.settings.tensor_bucket:
             return Outcome("ignored", f"bucket {ref.bucket} is not the tensor bucket")
-        if not ref.name.endswith(".npy"):
-            return Outcome("ignored", "not a .npy tensor object")
+        try:
+            check_object_name(ref.name)  # exactly the checks preprocess makes of upload names
+        except RejectedInput as exc:
+            return Outcome("ignored", exc.reason)
+        if names.upload_of_tensor(ref.name) is None:
+            return Outcome("ignored", "not the tensor of an upload preprocess could process")
         try:
             data, info = self.storage.read(ref.bucket, ref.name)
         except ObjectNotFound:
             return Outcome("gone", "tensor was deleted before it was classified")
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")
-        source = Source.from_metadata(info.metadata)
-        if source is None or source.bucket != self.settings.upload_bucket:
+        source = self._proven_source(info)
+        if source is None:
             # Not written by preprocess: it must neither replace an upload's result nor
             # invent one for an upload that never existed.
-            return Outcome("ignored", "tensor carries no source metadata (was it written by preprocess?)")
+            log.warning("predict: ignoring tensor %s: it does not prove its source", names.escape(ref.name))
+            return Outcome("ignored", "tensor carries no valid source metadata (not written by preprocess)")
+        upload = self.storage.stat(source.bucket, source.name)
+        if upload is None:
+            return Outcome("gone", "upload was deleted before it was classified")
+        if upload.generation != source.generation:
+            return Outcome("stale", f"upload superseded by generation {upload.generation}")
         existing = self._result_for(source.name, source.generation)
         if existing and existing.metadata.get(results.META_ARCHIVE) != ArchiveStatus.PENDING:
             return Outcome("duplicate")
@@ -249,22 +298,31 @@ class Pipeline:
             return Outcome("stale", superseded)
         stamps["classified"] = results.now_iso()
         result = Result.classified(source, prediction, classifier.info, timings, stamps)
-        self._archive_and_write(result)
+        if not self._archive_and_write(result):
+            return Outcome("gone", "upload deleted or replaced before it was archived")
         return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)
-        self._archive_and_write(Result.from_json(data))
+        if not self._archive_and_write(Result.from_json(data)):
+            return Outcome("gone", "upload deleted or replaced before its archive copy")
         return Outcome("classified", "archive copy completed on retry")
 
-    def _archive_and_write(self, result: Result) -> None:
-        """Archive first; if the archive is down, publish the result as pending and retry later."""
+    def _archive_and_write(self, result: Result) -> bool:
+        """Archive first; if the archive is down, publish the result as pending and retry later.
+
+        False when the upload vanished or changed before its image could be archived: then
+        no result is published, since ``archive: stored`` would name an image never stored.
+        """
         try:
-            stored = result.with_archive(ArchiveStatus.STORED, self._archive_copy(result))
+            location = self._archive_copy(result)
         except TransientError:
             self._write_result(result.with_archive(ArchiveStatus.PENDING))
             raise
-        self._write_result(stored)
+        if location is None:
+            return False
+        self._write_result(result.with_archive(ArchiveStatus.STORED, location))
+        return True
 
     def archive_key(self, result: Result) -> str:
         source = result.source
@@ -272,7 +330,7 @@ class Pipeline:
         generation = source.generation.replace("/", "_")
         return f"{self.settings.archive_prefix}{day}/{result.label}/{generation}/{source.name}"
 
-    def _archive_copy(self, result: Result) -> str:
+    def _archive_copy(self, result: Result) -> str | None:
         """Image and result side by side, by date and label: ready to be a training folder."""
         source = result.source
         key = self.archive_key(result)
@@ -281,12 +339,10 @@ class Pipeline:
         except ObjectNotFound:
             image, info = b"", None
         if info is None or info.generation != source.generation:
-            log.warning(
-                "archive: %s changed or vanished before archiving; keeping the result only", source.name
-            )
-        else:
-            content_type = info.content_type or "application/octet-stream"
-            self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
+            log.warning("archive: %s changed or vanished before archiving", names.escape(source.name))
+            return None
+        content_type = info.content_type or "application/octet-stream"
+        self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
         self.archive.write(
             self.settings.archive_bucket,
             key + ".json",
@@ -295,10 +351,10 @@ class Pipeline:
         )
         return key
 
-    def _write_result(self, result: Result) -> None:
+    def _write_result(self, result: Result, name: str | None = None) -> None:
         self.storage.write(
             self.settings.result_bucket,
-            results.result_name(result.source.name),
+            name or results.result_name(result.source.name),
             result.to_json(),
             content_type="application/json",
             metadata=result.metadata(),

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from bloodcell import names
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
 
@@ -58,11 +59,11 @@ def iso(moment: datetime) -> str:
 
 
 def result_name(upload_name: str) -> str:
-    return f"{upload_name}.json"
+    return names.result_name(upload_name)  # collision-free by design: see bloodcell.names
 
 
 def tensor_name(upload_name: str) -> str:
-    return f"{upload_name}.npy"
+    return names.tensor_name(upload_name)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

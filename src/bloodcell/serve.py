@@ -24,9 +24,9 @@ import requests
 
 from bloodcell.errors import ConfigurationError
 from bloodcell.eventsource import EventSource
-from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
+from bloodcell.watch import folder_watcher
 
 log = logging.getLogger(__name__)
 _PACKAGE = Path(__file__).resolve().parent
@@ -136,22 +136,22 @@ class LocalStack:
         self.web_url = f"http://{host}:{port}/" if web else None
         self.stop_event = threading.Event()
         storage = LocalStorage(self.data_dir)
-        pipeline = Pipeline(self.settings, storage)
+        self.storage = storage
         s = self.settings
-        self.source = EventSource(
-            storage,
-            {s.upload_bucket: self.children[0].url, s.tensor_bucket: self.children[1].url},
-            poll_seconds=min(s.event_source_poll_seconds, 0.05),
-            concurrency=s.event_source_concurrency,
-            is_done={s.upload_bucket: pipeline.upload_done, s.tensor_bucket: pipeline.tensor_done},
-            # only people's uploads can be seen half-copied; preprocess writes tensors atomically
-            settle={s.upload_bucket},
+        routes = {s.upload_bucket: self.children[0].url, s.tensor_bucket: self.children[1].url}
+        self.source = EventSource.for_settings(s, storage, routes)
+        # inotify announces a file once its writer closed it: no listing, no settle poll
+        self.announcer = folder_watcher(
+            storage, {b: self.data_dir / b for b in (s.upload_bucket, s.tensor_bucket)}
         )
         local_archive = (s.archive_bucket,) if s.archive_storage == "local" else ()  # else it is in S3
+        # the dead-letter bucket is made by its first record: an empty one would say nothing
         for bucket in (s.upload_bucket, s.tensor_bucket, s.result_bucket, *local_archive):
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120.0) -> None:
+        if removed := self.storage.sweep_temporary():  # before any writer starts
+            log.info("removed %d temporary file(s) left by an earlier run", removed)
         for child in self.children:
             child.start()
         deadline = time.monotonic() + timeout
@@ -165,7 +165,9 @@ class LocalStack:
                     raise RuntimeError(f"{child.name} did not answer within {timeout:.0f}s")
                 time.sleep(0.1)
         ready = threading.Event()
-        threading.Thread(target=self.source.run, args=(self.stop_event, ready), name="eventsource").start()
+        threading.Thread(
+            target=self.source.run, args=(self.stop_event, ready, self.announcer), name="eventsource"
+        ).start()
         threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
         ready.wait()
 

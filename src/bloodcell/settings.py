@@ -12,6 +12,7 @@ variable, rather than failing on the first event.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell.errors import ConfigurationError
+from bloodcell.reports.references import parse_references
 
 BACKENDS = ("local", "gcs", "s3")
 LOG_FORMATS = ("text", "json")
@@ -97,6 +99,17 @@ def sinks(name: str, raw: str) -> tuple[tuple[str, str], ...]:
             raise ConfigurationError(f"{name} items must look like bucket=http://host, got {item!r}")
         pairs.append((bucket.strip(), url.strip()))
     return tuple(pairs)
+
+
+def ce_overrides(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """K_CE_OVERRIDES as the SinkBinding writes it: {"extensions": {"name": "value"}}."""
+    try:
+        extensions = json.loads(raw).get("extensions", {})
+    except (ValueError, AttributeError) as exc:
+        raise ConfigurationError(f'{name} must be JSON like {{"extensions": {{...}}}}, got {raw!r}') from exc
+    if not isinstance(extensions, dict):
+        raise ConfigurationError(f"{name}: extensions must be an object")
+    return tuple((str(k), str(v)) for k, v in extensions.items())
 
 
 def setting(env: str, default: Any, parse: Parser, meaning: str, shown: str | None = None, **kw: Any) -> Any:
@@ -211,17 +224,51 @@ class Settings:
         shown="upload and tensor buckets",
     )
     event_source_poll_seconds: float = setting(
-        "EVENT_SOURCE_POLL_SECONDS", 0.2, positive, "how often the event source lists its buckets"
+        "EVENT_SOURCE_POLL_SECONDS",
+        0.2,
+        positive,
+        "ignored: the event source no longer lists on a timer (kept so older manifests start)",
+        shown="–",
     )
     event_source_concurrency: int = setting(
         "EVENT_SOURCE_CONCURRENCY", 4, whole(), "most event deliveries in flight at once"
+    )
+    event_source_mode: str | None = setting(
+        "EVENT_SOURCE_MODE",
+        None,
+        choice("watch", "receive"),
+        "`watch`: inotify on the folder buckets; `receive`: an HTTP server on `HOST`:`PORT` taking "
+        "S3-format bucket notifications (`POST /`, `GET /healthz`), see docs/delivery.md",
+        shown="`watch` for local storage, else `receive`",
+    )
+    event_source_max_attempts: int = setting(
+        "EVENT_SOURCE_MAX_ATTEMPTS",
+        20,
+        whole(),
+        "deliveries of one event (backoff 0.2 s doubling to 10 s) before the event source dead-letters it",
+    )
+    dead_letter_bucket: str = setting(
+        "DEAD_LETTER_BUCKET",
+        "dead-letters",
+        text,
+        "folder bucket where the local event source writes one JSON record per dead-lettered event",
     )
     event_webhook_token: str = setting(
         "EVENT_WEBHOOK_TOKEN",
         "",
         text,
-        "bearer token the event source's receive mode requires on bucket notifications",
+        "bearer token the receive mode requires of notifications (`Authorization: Bearer ...`)",
+        shown="– (none required)",
         repr=False,
+    )
+    ce_overrides: tuple[tuple[str, str], ...] = setting(
+        "K_CE_OVERRIDES",
+        (),
+        ce_overrides,
+        'JSON `{"extensions": {...}}`: attributes set on every event sent (Knative SinkBinding)',
+    )
+    ca_certs: str = setting(
+        "K_CA_CERTS", "", text, "PEM CA certificates verifying an `https` `K_SINK` (Knative SinkBinding)"
     )
     host: str = setting(
         "HOST",
@@ -242,6 +289,14 @@ class Settings:
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
     )
+    report_reference_ranges: tuple[tuple[str, float, float], ...] = setting(
+        "REPORT_REFERENCE_RANGES",
+        parse_references(""),
+        lambda _name, raw: parse_references(raw),
+        "reports' reference ranges in percent: `LABEL=low-high` items separated by commas, "
+        "e.g. `NEUTROPHIL=40-70,EOSINOPHIL=1-5`",
+        shown="adult ranges (N 40-60, L 20-40, M 2-8, E 1-4)",
+    )
 
     def __post_init__(self) -> None:
         buckets = {"UPLOAD_BUCKET": self.upload_bucket, "TENSOR_BUCKET": self.tensor_bucket}
@@ -256,6 +311,8 @@ class Settings:
                 "set both ARCHIVE_AWS_ACCESS_KEY_ID and ARCHIVE_AWS_SECRET_ACCESS_KEY, or neither"
             )
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
+        if self.event_source_mode is None:  # derived default: folders can be watched, stores notify
+            object.__setattr__(self, "event_source_mode", "watch" if self.storage == "local" else "receive")
         if not self.event_source_buckets:  # derived default: the buckets that trigger a function
             object.__setattr__(self, "event_source_buckets", (self.upload_bucket, self.tensor_bucket))
 

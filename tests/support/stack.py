@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bloodcell import names
 from bloodcell import settings as settings_module
 from bloodcell.storage import LocalStorage
 from tests.support.common import REPO
@@ -228,9 +229,14 @@ class Stack:
 def function_server(name: str, port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """One function as a real functions-framework server, as `bloodcell serve` starts it."""
     argv = [
-        sys.executable, "-m", "functions_framework", f"--target={name}",
-        f"--source={REPO / 'functions' / name / 'main.py'}", "--signature-type=cloudevent",
-        "--host=127.0.0.1", f"--port={port}",
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={name}",
+        f"--source={REPO / 'functions' / name / 'main.py'}",
+        "--signature-type=cloudevent",
+        "--host=127.0.0.1",
+        f"--port={port}",
     ]
     with log_path.open("a") as log:
         return subprocess.Popen(
@@ -298,17 +304,26 @@ def drop(data_dir: Path, files: Mapping[str, bytes | Path], staging: Path) -> No
 
 
 def read_results(data_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every result JSON by upload name; a file that does not parse fails the test (half-written)."""
+    """Every result JSON by upload name; a file that does not parse fails the test (half-written).
+
+    A name that could not be processed is answered under ``_rejected/<sha256>.json``: its
+    upload name is the one the result names (``names.result_name`` is checked to match).
+    """
     found = {}
     root = data_dir / "results"
     for path in root.rglob("*.json"):
-        name = path.relative_to(root).as_posix()[: -len(".json")]
+        rel = path.relative_to(root).as_posix()
         try:
-            found[name] = json.loads(path.read_bytes())
+            result = json.loads(path.read_bytes())
         except FileNotFoundError:
             continue  # replaced between listing and reading
         except ValueError as exc:
             raise AssertionError(f"half-written result under its final name: {path}") from exc
+        name = rel[: -len(".json")]
+        if rel.startswith(names.REJECTED_FOLDER + "/"):
+            name = result["source"]["name"]
+            assert names.result_name(name) == rel or "\ufffd" in name, f"{rel} does not belong to {name!r}"
+        found[name] = result
     return found
 
 
@@ -382,6 +397,7 @@ def check_end_state(
     archive_keys: list[str] | None = None,
     extra_archive: Iterable[str] = (),
     extra_results: Iterable[str] = (),
+    extra_tensors: Iterable[str] = (),
 ) -> EndState:
     """The guarantees every fault test ends on.
 
@@ -435,17 +451,19 @@ def check_end_state(
     versions = Counter("/".join(k.split("/")[2:]) for k in archive if not k.endswith(".json"))
     assert not [v for v, c in versions.items() if c > 1], "an upload version was archived twice"
 
-    _check_no_strays(data_dir, uploads, found)
+    _check_no_strays(data_dir, uploads, found, set(extra_tensors))
     return EndState(found, archive)
 
 
-def _check_no_strays(data_dir: Path, uploads: set[str], results: Mapping[str, dict[str, Any]]) -> None:
-    allowed_top = {*BUCKETS, ".meta", ".tmp"}
+def _check_no_strays(
+    data_dir: Path, uploads: set[str], results: Mapping[str, dict[str, Any]], extra_tensors: set[str]
+) -> None:
+    allowed_top = {*BUCKETS, "dead-letters", ".meta", ".tmp"}
     top = {p.name for p in data_dir.iterdir()}
     assert top <= allowed_top, f"unexpected entries in the data dir: {top - allowed_top}"
     tensors_root = data_dir / "tensors"
     tensors = {p.relative_to(tensors_root).as_posix() for p in tensors_root.rglob("*") if p.is_file()}
-    tensor_sources = {t[: -len(".npy")] for t in tensors}
+    tensor_sources = {t[: -len(".npy")] for t in tensors - extra_tensors}
     assert all(t.endswith(".npy") for t in tensors), f"stray files among tensors: {tensors}"
     orphans = sorted(tensor_sources - set(results))
     assert not orphans, f"tensors without a result: {orphans[:5]}"
@@ -453,7 +471,7 @@ def _check_no_strays(data_dir: Path, uploads: set[str], results: Mapping[str, di
         assert path.read_bytes()[:6] == b"\x93NUMPY", f"half-written tensor {path}"
     results_root = data_dir / "results"
     result_files = {p.relative_to(results_root).as_posix() for p in results_root.rglob("*") if p.is_file()}
-    assert result_files == {f"{n}.json" for n in results}, "stray files among results"
+    assert result_files == {names.result_name(n) for n in results}, "stray files among results"
     for bucket in BUCKETS:
         for path in (data_dir / bucket).rglob("*"):
             assert not path.name.startswith("."), f"hidden or temporary file inside a bucket: {path}"

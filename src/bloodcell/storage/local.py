@@ -4,7 +4,14 @@ Names come from users, so every name is checked to stay inside its bucket folder
 no absolute names, no ``..``, and no symlink that resolves elsewhere. Writes go
 to a temporary file outside the bucket and are renamed into place, so a watcher
 never sees half an object under its final name. Object metadata lives in a
-sidecar tree beside the buckets (``.meta/``), not inside them.
+sidecar tree beside the buckets (``.meta/<bucket>/<hh>/<sha256 of name>.json``:
+fixed-length names, whatever the object's), not inside them.
+
+A generation means "these bytes": the first 128 bits of the content's SHA-256.
+Changed content always gets a new one (even with the same size, mtime and inode);
+the same content keeps it across ``cp -a``, a restore or a move of the data folder.
+Hashes are cached per process, keyed by everything a change of content touches
+(device, inode, size, mtime and ctime: ctime cannot be set back by ``cp -p``).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import hashlib
 import json
 import os
 import tempfile
-import unicodedata
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,22 +35,37 @@ _META = ".meta"
 _TMP = ".tmp"
 _LOCKS = ".locks"  # inside .meta; bucket names never start with a dot
 _LOCK_STRIPES = 64
-_MAX_NAME_BYTES = 1024
+_MAX_NAME_BYTES = 4096  # PATH_MAX: what a folder can hold; bloodcell.names says what is processable
+_HASH_CHUNK = 1 << 20
+_CACHE_SIZE = 16384
+_StatKey = tuple[str, int, int, int, int, int]
 
 
-def _generation(st: os.stat_result) -> str:
-    """mtime alone can repeat within one clock tick; a rename brings a new inode too."""
-    return f"{st.st_mtime_ns}-{st.st_ino}"
+def _stat_key(path: Path, st: os.stat_result) -> _StatKey:
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _digest_generation(digest: str) -> str:
+    return digest[:32]
+
+
+def data_generation(data: bytes) -> str:
+    """The generation of an object holding exactly these bytes."""
+    return _digest_generation(hashlib.sha256(data).hexdigest())
 
 
 def check_object_name(name: str) -> str:
-    """Accept a user-supplied object name, or refuse it with a reason people can read."""
-    if not name or len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        raise RejectedInput("object name is empty or longer than 1024 bytes")
-    if "\x00" in name or "\\" in name or any(unicodedata.category(c) == "Cc" for c in name):
-        raise RejectedInput(f"object name {name!r} holds control characters or backslashes")
+    """Accept a user-supplied object name, or refuse it with a reason people can read.
+
+    Only what storage itself needs: the name stays inside its bucket. Control characters
+    and backslashes are legal file names; the pipeline answers them (``bloodcell.names``).
+    """
+    if not name or len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        raise RejectedInput(f"object name is empty or longer than {_MAX_NAME_BYTES} bytes")
+    if "\x00" in name:
+        raise RejectedInput("object name holds a NUL character")
     if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
-        raise RejectedInput(f"object name {name!r} is absolute or has empty, '.' or '..' parts")
+        raise RejectedInput("object name is absolute or has empty, '.' or '..' parts")
     return name
 
 
@@ -54,6 +77,51 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / _TMP).mkdir(exist_ok=True)
         self._buckets: dict[str, Path] = {}
+        self._hashes: OrderedDict[_StatKey, str] = OrderedDict()
+        self._hash_lock = threading.Lock()
+
+    # ---- generations: content hashes, cached by stat ----
+
+    def _cached(self, key: _StatKey) -> str | None:
+        with self._hash_lock:
+            found = self._hashes.get(key)
+            if found is not None:
+                self._hashes.move_to_end(key)
+            return found
+
+    def _remember(self, key: _StatKey, generation: str) -> None:
+        with self._hash_lock:
+            self._hashes[key] = generation
+            self._hashes.move_to_end(key)
+            while len(self._hashes) > _CACHE_SIZE:
+                self._hashes.popitem(last=False)
+
+    def _generation(self, path: Path, st: os.stat_result) -> str:
+        key = _stat_key(path, st)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        for _ in range(5):  # a file being rewritten: hash it again once it holds still
+            with path.open("rb") as handle:
+                before = _stat_key(path, os.fstat(handle.fileno()))
+                digest = hashlib.sha256()
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+                after = _stat_key(path, os.fstat(handle.fileno()))
+            if before == after:
+                generation = _digest_generation(digest.hexdigest())
+                self._remember(after, generation)
+                return generation
+        raise TransientError(f"{path.name} keeps changing while it is read")
+
+    def sweep_temporary(self) -> int:
+        """Remove what writers killed mid-write left in ``.tmp/`` (a failed write cleans up
+        after itself; a SIGKILLed one cannot). Only safe while no writer runs: at start-up."""
+        removed = 0
+        for leftover in (self.root / _TMP).iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def _bucket_dir(self, bucket: str) -> Path:
         """The bucket's resolved folder, made and resolved once per process, not once per call:
@@ -77,17 +145,21 @@ class LocalStorage:
         return path
 
     def _meta_path(self, bucket: str, name: str) -> Path:
-        return self.root / _META / bucket / (name + ".json")
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+        return self.root / _META / bucket / digest[:2] / f"{digest}.json"
 
-    def _info(self, bucket: str, name: str, path: Path, st: os.stat_result) -> ObjectInfo:
+    def _info(
+        self, bucket: str, name: str, path: Path, st: os.stat_result, generation: str | None = None
+    ) -> ObjectInfo:
         meta: dict[str, str] = {}
         content_type = None
+        generation = generation or self._generation(path, st)
         try:
             side = json.loads(self._meta_path(bucket, name).read_text())
             # the sidecar names the new version just before the object is renamed into
             # place; until then the version being replaced is still described
             for entry in (side, side.get("previous") or {}):
-                if entry.get("generation") == _generation(st):
+                if entry.get("generation") == generation:
                     meta = dict(entry.get("metadata", {}))
                     content_type = entry.get("content_type")
                     break
@@ -96,7 +168,7 @@ class LocalStorage:
         return ObjectInfo(
             bucket=bucket,
             name=name,
-            generation=_generation(st),
+            generation=generation,
             size=st.st_size,
             updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
             metadata=meta,
@@ -109,11 +181,16 @@ class LocalStorage:
             with path.open("rb") as handle:
                 before = os.fstat(handle.fileno())
                 data = handle.read()
+                after = os.fstat(handle.fileno())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"{bucket}/{name}") from exc
         except OSError as exc:
             raise TransientError(f"cannot read {bucket}/{name}: {exc}") from exc
-        return data, self._info(bucket, name, path, before)
+        if _stat_key(path, before) != _stat_key(path, after):
+            raise TransientError(f"{bucket}/{name} changed while it was read")
+        generation = data_generation(data)
+        self._remember(_stat_key(path, after), generation)
+        return data, self._info(bucket, name, path, after, generation)
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         path = self._path(bucket, name)
@@ -135,19 +212,28 @@ class LocalStorage:
     ) -> ObjectInfo:
         path = self._path(bucket, name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise RejectedInput(f"a file stands where {bucket}/{name} needs a folder") from exc
+            if path.is_dir():
+                raise RejectedInput(f"a folder stands where {bucket}/{name} would be written")
             fd, tmp_name = tempfile.mkstemp(dir=self.root / _TMP)
             tmp = Path(tmp_name)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                generation = _generation(tmp.stat())
+                generation = data_generation(data)
                 if if_absent:
                     try:
                         os.link(tmp, path)
                     except FileExistsError as exc:
                         raise PreconditionFailed(f"{bucket}/{name} exists") from exc
                     self._write_meta(bucket, name, generation, content_type, metadata)
+                    # a hard link raises only IN_CREATE, which a watcher cannot tell from a
+                    # file just opened for writing: close it once for writing (no change to
+                    # bytes or times), so it is announced by IN_CLOSE_WRITE like any finished file
+                    os.close(os.open(path, os.O_WRONLY))
                 else:
                     # metadata first, so a watcher never sees the object without it; one
                     # writer at a time, or concurrent writers of one name (duplicate events)
@@ -155,11 +241,16 @@ class LocalStorage:
                     with self._exclusive(bucket, name):
                         self._write_meta(bucket, name, generation, content_type, metadata, path)
                         os.replace(tmp, path)
+                        st = path.stat()
+                        self._remember(_stat_key(path, st), generation)
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError as exc:
             raise TransientError(f"cannot write {bucket}/{name}: {exc}") from exc
-        return self._info(bucket, name, path, path.stat())
+        if if_absent:
+            st = path.stat()
+            self._remember(_stat_key(path, st), generation)
+        return self._info(bucket, name, path, st, generation)
 
     @contextmanager
     def _exclusive(self, bucket: str, name: str) -> Iterator[None]:
@@ -197,14 +288,17 @@ class LocalStorage:
         if replacing is not None:
             try:
                 old = json.loads(side.read_text())
-                if old.get("generation") == _generation(replacing.stat()):
+                if old.get("generation") == self._generation(replacing, replacing.stat()):
                     body["previous"] = {k: old.get(k) for k in ("generation", "content_type", "metadata")}
-            except (OSError, ValueError):
+            except (OSError, ValueError, TransientError):
                 pass
         fd, tmp = tempfile.mkstemp(dir=self.root / _TMP)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle)
-        os.replace(tmp, side)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(body, handle)
+            os.replace(tmp, side)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # a failed write leaves no temporary file behind
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Cheap enough to poll often: one scandir pass, no metadata sidecars read."""
@@ -229,12 +323,13 @@ class LocalStorage:
                     if not name.startswith(prefix) or not entry.is_file():
                         continue
                     st = entry.stat()
-                except OSError:
+                    generation = self._generation(Path(entry.path), st)
+                except (OSError, TransientError):
                     continue
                 yield ObjectInfo(
                     bucket=bucket,
                     name=name,
-                    generation=_generation(st),
+                    generation=generation,
                     size=st.st_size,
                     updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
                 )

@@ -48,8 +48,10 @@ def frame(current: str) -> Iterator[None]:
 def build(settings: Settings) -> None:
     """Register every page and route of the app."""
     from bloodcell.web import batch_page, history_page, model_page  # noqa: F401  (importing declares their pages)
+    from bloodcell.web.report_routes import register as register_reports
 
     pages.install(settings, frame)
+    register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
     async def thumb(name: str) -> Response:

@@ -19,17 +19,13 @@ from typing import Any
 
 from bloodcell.contract import LABELS
 from bloodcell.formats import KINDS, format_size, is_image_name
+from bloodcell.reports.references import DEFAULT_REFERENCES
 from bloodcell.results import Result
 
 UPLOAD_PREFIX = "web/"
 
 # Typical adult reference ranges of the white-cell differential, in percent.
-REFERENCE_RANGES: dict[str, tuple[float, float]] = {
-    "NEUTROPHIL": (40.0, 60.0),
-    "LYMPHOCYTE": (20.0, 40.0),
-    "MONOCYTE": (2.0, 8.0),
-    "EOSINOPHIL": (1.0, 4.0),
-}
+REFERENCE_RANGES = DEFAULT_REFERENCES  # one table, declared in bloodcell.reports.references
 # The order a differential is usually read in.
 REPORT_ORDER = ("NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL")
 WORDS = {label: label.capitalize() for label in LABELS}

@@ -23,12 +23,16 @@ class FileCard:
         with parent:
             self.card = ui.card().classes("w-full p-3 gap-2").props("flat bordered")
         self.card.mark(f"file-{entry.original}")
-        self.render()
+        with self.card:
+            self._body()
 
     def render(self) -> None:
+        self._body.refresh()
+
+    @ui.refreshable_method
+    def _body(self) -> None:
         entry = self.entry
-        self.card.clear()
-        with self.card, ui.row().classes("w-full no-wrap gap-3 items-start"):
+        with ui.row().classes("w-full no-wrap gap-3 items-start"):
             if entry.name and entry.stage != batch.REFUSED:
                 ui.image(f"/thumb/{entry.name}").classes("w-24 h-24 rounded shrink-0").props("fit=cover")
             else:

@@ -10,6 +10,7 @@ import logging
 
 from nicegui import run, ui
 
+from bloodcell.deadletters import DeadLetter, DeadLetters
 from bloodcell.errors import BloodcellError
 from bloodcell.results import Result
 from bloodcell.settings import Settings
@@ -51,9 +52,33 @@ def _row(settings: Settings, result: Result) -> None:
                 ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
 
 
+def dead_letters(settings: Settings) -> list[DeadLetter]:
+    """What the local event source gave up on, newest first (its folder exists only once used)."""
+    if settings.storage != "local" or not (settings.data_dir / settings.dead_letter_bucket).is_dir():
+        return []
+    letters = DeadLetters(results_feed.storage_for(settings), settings.dead_letter_bucket)
+    return sorted(letters.list(), key=lambda letter: letter.dead_lettered, reverse=True)
+
+
+def _dead_letter_section(letters: list[DeadLetter]) -> None:
+    title = f"{len(letters)} upload(s) the pipeline could not be reached for (dead letters)"
+    with ui.expansion(title, icon="report").classes("w-full bg-red-1 rounded"):
+        for letter in letters:
+            with ui.row().classes("w-full items-center no-wrap gap-4 py-1"):
+                ui.label(f"{letter.bucket}/{letter.name}").classes("grow ellipsis").mark("dead-letter-name")
+                ui.label(f"{letter.attempts} attempts, last: {letter.error}").classes("text-sm text-negative")
+                ui.label(letter.dead_lettered.replace("T", " ")[:16] + " UTC").classes("text-xs text-grey-7")
+        ui.label("Write the file again, or restart bloodcell serve once the cause is fixed.").classes(
+            "text-xs text-grey-7"
+        )
+
+
 @pages.page("/history", "history", nav="History")
 async def history_page(settings: Settings, page: int = 1) -> None:
     ui.label("History").classes("text-h5")
+    letters = await run.io_bound(dead_letters, settings)
+    if letters:
+        _dead_letter_section(letters)
     try:
         found = await run.io_bound(results_feed.history, settings, page, PER_PAGE)
     except BloodcellError as exc:

@@ -60,7 +60,9 @@ def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dic
     that have appeared. Polling every half second stays cheap on GCS and S3 too.
     """
     storage = storage_for(settings)
-    folders = sorted({name.rpartition("/")[0] + "/" if "/" in name else "" for name in names})
+    # the folders of the answers: a name that could not be processed is answered in _rejected/
+    answers = [results.result_name(name) for name in names]
+    folders = sorted({name.rpartition("/")[0] + "/" if "/" in name else "" for name in answers})
     done: set[str] = set()
     tensors: set[str] = set()
     for folder in folders:

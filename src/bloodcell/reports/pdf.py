@@ -1,0 +1,256 @@
+"""The per-slide PDF: a summary page, then a gallery of the counted cells, one class at a time.
+
+Layout is fixed so page counts are predictable: page 1 holds the facts, the
+differential with its intervals and flags, and the chart; each class then starts a
+new page of at most ``PER_PAGE`` crops (``PER_CLASS`` at most per class, the rest
+counted, not shown), so a report has ``1 + sum(ceil(shown_c / PER_PAGE))`` pages.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus.flowables import Flowable
+
+from bloodcell.reports.chart import differential_chart
+from bloodcell.reports.fonts import fonts, markup
+from bloodcell.reports.model import ReportCell, SlideReport
+from bloodcell.reports.stats import Differential
+from bloodcell.web.batch import REPORT_ORDER, display_name, label_words
+
+DISCLAIMER = (
+    "Research use only, not a diagnosis: these results come from an image classifier and must not be "
+    "used for clinical decisions without review by a qualified person."
+)
+COLUMNS, ROWS = 5, 6
+PER_PAGE = COLUMNS * ROWS
+PER_CLASS = 120
+CROP_SIDE = 30 * mm
+BASIS = {
+    "reviewed": "reviewed labels",
+    "model": "model labels (unreviewed)",
+    "mixed": "reviewed and model labels",
+}
+
+Crops = Callable[[ReportCell], bytes | None]
+_TOKEN = re.compile(r"^[0-9a-f]{10}-(?=.)")
+
+
+@dataclass(frozen=True)
+class Styles:
+    body: ParagraphStyle
+    small: ParagraphStyle
+    title: ParagraphStyle
+    heading: ParagraphStyle
+    regular: str
+    bold: str
+
+
+def _styles() -> Styles:
+    regular, bold, _ = fonts()
+    body = ParagraphStyle("body", fontName=regular, fontSize=9.5, leading=12.5)
+    return Styles(
+        body=body,
+        small=ParagraphStyle(
+            "small", parent=body, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#546e7a")
+        ),
+        title=ParagraphStyle("title", parent=body, fontName=bold, fontSize=16, leading=20, spaceAfter=4),
+        heading=ParagraphStyle(
+            "heading", parent=body, fontName=bold, fontSize=11.5, leading=15, spaceAfter=4
+        ),
+        regular=regular,
+        bold=bold,
+    )
+
+
+def page_count(report: SlideReport) -> int:
+    """How many pages ``render`` makes for this slide: the layout rule, stated once."""
+    by_class = _gallery(report)
+    return 1 + sum(math.ceil(len(shown) / PER_PAGE) for shown, _ in by_class.values() if shown)
+
+
+def _gallery(report: SlideReport) -> dict[str, tuple[list[ReportCell], int]]:
+    groups: dict[str, list[ReportCell]] = {}
+    for cell in report.cells:
+        if cell.counted_label:
+            groups.setdefault(cell.counted_label, []).append(cell)
+
+    return {
+        label: (groups[label][:PER_CLASS], max(0, len(groups[label]) - PER_CLASS))
+        for label in REPORT_ORDER
+        if label in groups
+    }
+
+
+def _facts(report: SlideReport, diff: Differential, s: Styles) -> Table:
+    sign = (
+        f"{report.sign_off.by}, {report.sign_off.at}"
+        if report.sign_off
+        else "not signed off: preliminary report"
+    )
+    rows = [
+        ("Slide", report.slide),
+        ("Uploaded", report.first_upload or "–"),
+        ("Last result", report.last_result or "–"),
+        ("Uploaded by", ", ".join(report.uploaders) or "–"),
+        ("Reviewed by", ", ".join(report.reviewers) or "not reviewed"),
+        ("Signed off", sign),
+        ("Model", ", ".join(report.models) or "–"),
+        ("Counts from", BASIS[diff.basis]),
+        ("White-cell count", "–" if diff.wbc is None else f"{diff.wbc:g} ×10⁹/L"),
+    ]
+    table = Table(
+        [[Paragraph(f"<b>{k}</b>", s.body), Paragraph(markup(v), s.body)] for k, v in rows],
+        colWidths=[34 * mm, 140 * mm],
+    )
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+    return table
+
+
+def _differential(diff: Differential, s: Styles) -> Table:
+    absolute = diff.wbc is not None
+    head = ["Cell type", "Count", "Percent", "95 % CI", "Reference", "Flag"] + (
+        ["×10⁹/L"] if absolute else []
+    )
+    data: list[list[str]] = [head]
+    for row in diff.rows:
+        line = [
+            label_words(row.label),
+            str(row.count),
+            "–" if row.percent is None else f"{row.percent:.1f} %",
+            "–" if row.ci_low is None or row.ci_high is None else f"{row.ci_low:.1f}–{row.ci_high:.1f} %",
+            f"{row.ref_low:g}–{row.ref_high:g} %",
+            row.flag or "",
+        ]
+        if absolute:
+            line.append("–" if row.absolute is None else f"{row.absolute:.2f}")
+        data.append(line)
+    table = Table(data, hAlign="LEFT")
+    style = [
+        ("FONTNAME", (0, 0), (-1, -1), s.regular),
+        ("FONTNAME", (0, 0), (-1, 0), s.bold),
+        ("FONTSIZE", (0, 0), (-1, -1), 9.5),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
+        ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.HexColor("#cfd8dc")),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+    ]
+    for i, row in enumerate(diff.rows, start=1):
+        if row.flag:
+            style += [
+                ("TEXTCOLOR", (5, i), (5, i), colors.HexColor("#c62828")),
+                ("FONTNAME", (5, i), (5, i), s.bold),
+            ]
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _tallies(diff: Differential) -> str:
+    return (
+        f"{diff.counted} cells counted. Not counted: {diff.uncertain} uncertain, {diff.rejected} rejected, "
+        f"{diff.excluded} excluded by review, {diff.pending} without a result yet. "
+        f"{diff.reviewed} of {diff.total} cells reviewed, {diff.unreviewed} unreviewed. "
+        "Intervals are exact (Clopper-Pearson) 95 % intervals; with 100 cells a class at 5 % lies "
+        "anywhere from 1.6 to 11.3 %. H/L: outside the reference range."
+    )
+
+
+def _gallery_pages(report: SlideReport, crops: Crops, s: Styles) -> list[Flowable]:
+    story: list[Flowable] = []
+    for label, (shown, hidden) in _gallery(report).items():
+        pages = math.ceil(len(shown) / PER_PAGE)
+        for page in range(pages):
+            chunk = shown[page * PER_PAGE : (page + 1) * PER_PAGE]
+            story.append(PageBreak())
+            more = f" · {hidden} more not shown" if hidden and page == pages - 1 else ""
+            story.append(
+                Paragraph(
+                    f"{label_words(label)} · {len(shown) + hidden} cells · page {page + 1} of {pages}{more}",
+                    s.heading,
+                )
+            )
+            cells = [_thumb(cell, crops, s) for cell in chunk]
+            grid = [cells[i : i + COLUMNS] for i in range(0, len(cells), COLUMNS)]
+            grid[-1] += [[] for _ in range(COLUMNS - len(grid[-1]))]
+            table = Table(grid, colWidths=[CROP_SIDE + 5 * mm] * COLUMNS, hAlign="LEFT")
+            table.setStyle(
+                TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (0, 0), (-1, -1), "CENTER")])
+            )
+            story.append(table)
+    return story
+
+
+def _thumb(cell: ReportCell, crops: Crops, s: Styles) -> list[Flowable]:
+    data = crops(cell)
+    picture: Flowable = (
+        Image(io.BytesIO(data), width=CROP_SIDE, height=CROP_SIDE)
+        if data
+        else Paragraph("no picture", s.small)
+    )
+    name = _TOKEN.sub("", display_name(cell.name))  # the slide page's upload token is not a name
+    name = name if len(name) <= 24 else name[:11] + "…" + name[-12:]
+    note = "reviewed" if cell.review else ("" if cell.confidence is None else f"p {cell.confidence:.2f}")
+    return [picture, Paragraph(markup(name), s.small), Paragraph(note, s.small)]
+
+
+def render(report: SlideReport, diff: Differential, crops: Crops) -> bytes:
+    """The PDF's bytes; ``crops`` gives a small JPEG of a cell (or None), so no storage is read here."""
+    s = _styles()
+    buffer = io.BytesIO()
+
+    def footer(c: Any, _doc: Any) -> None:
+        c.saveState()
+        c.setFont(s.regular, 7)
+        c.setFillColor(colors.HexColor("#546e7a"))
+        page = c.getPageNumber()
+        line = Paragraph(markup(f"bloodcell · slide {report.slide} · page {page}"), s.small)
+        line.wrapOn(c, 120 * mm, 10 * mm)
+        line.drawOn(c, 18 * mm, 9 * mm)
+        c.drawRightString(A4[0] - 18 * mm, 10 * mm, "Research use only, not a diagnosis")
+        c.restoreState()
+
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=18 * mm,
+        title=f"bloodcell differential, slide {report.slide}",
+        author="bloodcell",
+        subject="White-cell differential (research use only)",
+    )
+    disclaimer = Table([[Paragraph(f"<b>{DISCLAIMER}</b>", s.body)]], colWidths=[174 * mm])
+    disclaimer.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fff8e1")),
+                ("BOX", (0, 0), (-1, -1), 0.6, colors.HexColor("#f9a825")),
+            ]
+        )
+    )
+    story: list[Flowable] = [
+        Paragraph(markup(f"White-cell differential · slide {report.slide}"), s.title),
+        disclaimer,
+        Spacer(1, 4 * mm),
+        _facts(report, diff, s),
+        Spacer(1, 4 * mm),
+        Paragraph("Differential", s.heading),
+        _differential(diff, s),
+        Spacer(1, 2 * mm),
+        Paragraph(_tallies(diff), s.small),
+        Spacer(1, 3 * mm),
+        differential_chart(diff, s.regular),
+        *_gallery_pages(report, crops, s),
+    ]
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buffer.getvalue()

@@ -1,0 +1,29 @@
+"""One slide to one file, by format: what the command and the web routes both call."""
+
+from __future__ import annotations
+
+from bloodcell.reports import fhir, pdf, tables
+from bloodcell.reports.gallery import crop_reader
+from bloodcell.reports.kinds import FORMATS
+from bloodcell.reports.loader import load_slide
+from bloodcell.reports.references import as_table
+from bloodcell.reports.stats import differential
+from bloodcell.settings import Settings
+from bloodcell.storage import Storage
+
+
+def report_bytes(
+    storage: Storage, settings: Settings, slide: str, kind: str, wbc: float | None = None
+) -> bytes:
+    """The slide's report in ``kind`` (a key of ``FORMATS``); RejectedInput for a bad slide or WBC."""
+    if kind not in FORMATS:
+        raise ValueError(f"unknown report format {kind!r}")
+    report = load_slide(storage, settings, slide)
+    if kind == "csv":
+        return tables.cells_csv(report).encode("utf-8")
+    diff = differential(report.cells, as_table(settings.report_reference_ranges), wbc)
+    if kind == "summary":
+        return tables.summary_csv(report, diff).encode("utf-8")
+    if kind == "fhir":
+        return fhir.encode(fhir.bundle(report, diff))
+    return pdf.render(report, diff, crop_reader(storage, settings))
