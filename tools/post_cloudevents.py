@@ -20,7 +20,6 @@ from pathlib import Path
 
 import requests
 from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
 
 from bloodcell.events import gcs_event
 from bloodcell.storage import LocalStorage
@@ -31,8 +30,7 @@ LABELS = {"NEUTROPHIL", "EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE"}
 def _post(url: str, storage: LocalStorage, bucket: str, name: str) -> None:
     info = storage.stat(bucket, name)
     assert info is not None, f"{bucket}/{name} is missing"
-    attributes, data = gcs_event(info)
-    headers, body = to_binary(CloudEvent(attributes, data))
+    headers, body = to_binary(gcs_event(info))
     response = requests.post(url, headers=headers, data=body, timeout=120)
     sys.stdout.write(f"POST {url} {bucket}/{name}: {response.status_code}\n")
     response.raise_for_status()
