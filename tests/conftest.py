@@ -45,6 +45,7 @@ def env(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dic
         "BLOODCELL_DATA_DIR": str(tmp_path / "data"),
         "ARCHIVE_STORAGE": "local",
         "MODEL_DIR": str(model_dir),
+        "HOST": "127.0.0.1",  # a loopback app: no sign-in (tests of sign-in set their own)
     }
     for key in settings_module.ENV_VARS:
         monkeypatch.delenv(key, raising=False)

@@ -224,9 +224,9 @@ class FlakyStorage:
             self.injected += 1
         raise TransientError(f"injected {op} failure on {bucket}/{name}")
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+    def read(self, bucket: str, name: str, **kwargs: Any) -> tuple[bytes, ObjectInfo]:
         self._maybe_fail("read", bucket, name)
-        return self.inner.read(bucket, name)
+        return self.inner.read(bucket, name, **kwargs)
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         self._maybe_fail("stat", bucket, name)

@@ -13,7 +13,7 @@ from PIL import Image
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.contract import CONTRACT
 from bloodcell.errors import RejectedInput
-from bloodcell.imaging import ImageLimits, decode_image
+from bloodcell.imaging import WORK_MIN_SIDE, ImageLimits, decode_image
 from tests.support.common import image_bytes
 
 
@@ -128,3 +128,24 @@ def test_cell_tensor_follows_the_contract_for_any_size(size: tuple[int, int]) ->
     assert tensor.shape == CONTRACT.shape
     assert tensor.dtype == np.dtype(CONTRACT.dtype)
     assert float(tensor.min()) >= 0.0 and float(tensor.max()) <= 1.0
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGBA"), ("PNG", "RGB"), ("GIF", "P"), ("PNG", "I;16")])
+def test_large_images_are_reduced_while_decoding(fmt: str, mode: str) -> None:
+    data = image_bytes((3000, 2200), fmt, mode)
+
+    image = decode_image(data)
+
+    assert image.mode == "RGB"
+    assert WORK_MIN_SIDE <= min(image.size) < 2 * WORK_MIN_SIDE
+    assert image.size[0] / image.size[1] == pytest.approx(3000 / 2200, rel=0.01)
+
+
+def test_an_image_over_the_decode_budget_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = image_bytes((2000, 2000), "PNG", "RGBA")
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels were decoded"))
+
+    with pytest.raises(RejectedInput) as caught:
+        decode_image(data, ImageLimits(max_decode_bytes=10 * 1024 * 1024))
+
+    assert "over the budget of 10 MiB" in caught.value.reason

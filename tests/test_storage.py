@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
-from bloodcell.storage import LocalStorage, Storage
+from bloodcell.storage import LocalStorage, ObjectTooLarge, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
 from tests.support.common import free_port
@@ -178,6 +178,21 @@ def test_archive_credentials_come_in_pairs() -> None:
 
     with pytest.raises(ConfigurationError):
         Settings.from_env({"ARCHIVE_AWS_ACCESS_KEY_ID": "only-the-id"})
+
+
+@pytest.mark.parametrize("size", [10, 11, 4096])
+def test_a_bounded_read_refuses_what_is_over_the_limit(backend: tuple[Storage, str], size: int) -> None:
+    storage, bucket = backend
+    storage.write(bucket, "big.png", b"x" * size)
+
+    if size <= 10:
+        data, info = storage.read(bucket, "big.png", max_bytes=10)
+        assert data == b"x" * size and info.size == size
+    else:
+        with pytest.raises(ObjectTooLarge) as caught:
+            storage.read(bucket, "big.png", max_bytes=10)
+        assert caught.value.info.size == size
+        assert "over the limit" in caught.value.reason
 
 
 def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.formats import KINDS, is_image_name
+from bloodcell.formats import KINDS, format_size, is_image_name
 from bloodcell.logs import configure_logging
 from bloodcell.reports.kinds import FORMATS
 from bloodcell.results import Result, Source, iso
@@ -48,12 +50,24 @@ def _wait_for_signal() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bloodcell.serve import LocalStack
+    from bloodcell.serve import LocalStack, StackError
 
     settings = _settings(args, host="127.0.0.1")
+    if not args.no_web:  # a web app that could never let anyone in: say why before starting anything
+        from bloodcell.web.auth import check_config
+
+        check_config(settings)
     stack = LocalStack(settings.data_dir, port=settings.port, web=not args.no_web, host=settings.host)
     try:
         stack.start()
+    except StackError as exc:
+        stack.stop()
+        print(f"bloodcell serve: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except BaseException:
+        stack.stop()
+        raise
+    try:
         web = stack.web_url or "no web app"
         print(
             f"bloodcell ready: {web}; drop images into {stack.data_dir / stack.settings.upload_bucket}",
@@ -101,10 +115,53 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
     return 0
 
 
+def _child_of(args: argparse.Namespace) -> None:
+    """Started by ``serve`` (``--parent-pid``): end with it, even when it is SIGKILLed."""
+    if args.parent_pid:
+        from bloodcell.lifecycle import die_with_parent
+
+        die_with_parent(args.parent_pid)
+
+
+def cmd_function(args: argparse.Namespace) -> int:
+    """One CloudEvent function under functions-framework's gunicorn, with the FUNCTION_* limits."""
+    from bloodcell.funcserver import run
+
+    _child_of(args)
+    settings = _settings(args, host="0.0.0.0")
+    run(args.target, args.source, settings.host, settings.port, settings)
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Print an account line for WEB_ACCOUNTS(_FILE); the password is read, hashed, and forgotten."""
+    import getpass
+
+    from bloodcell.web.auth import hash_line
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("bloodcell user add: the passwords differ", file=sys.stderr)
+            return 1
+    else:  # scripted: the first line of standard input
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("bloodcell user add: use a password of at least 8 characters", file=sys.stderr)
+        return 1
+    try:
+        print(hash_line(args.name, password, tuple(args.role)), flush=True)
+    except ValueError as exc:
+        print(f"bloodcell user add: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_webapp(args: argparse.Namespace) -> int:
     from bloodcell.web.app import main as web_main
 
-    web_main(_settings(args))
+    _child_of(args)
+    web_main(_settings(args), health_token=args.health_token)
     return 0
 
 
@@ -129,11 +186,19 @@ def _classify_one(path: Path, settings: Settings) -> Result:
     classifier = load_classifier(settings.model_dir or default_model_dir(), settings.model_threads)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     try:
-        data = path.read_bytes()
-        uploaded = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        # the size is checked before the bytes are held, and at most max_bytes + 1 are read
+        with path.open("rb") as handle:
+            st = os.fstat(handle.fileno())
+            uploaded = datetime.fromtimestamp(st.st_mtime, UTC)
+            too_big = stat.S_ISREG(st.st_mode) and st.st_size > limits.max_bytes
+            data = b"" if too_big else handle.read(limits.max_bytes + 1)
     except OSError as exc:
         source = Source(bucket="file", name=str(path), generation="")
         return Result.rejected(source, f"cannot read file: {exc.strerror or exc}", "preprocess", {}, {})
+    if too_big:
+        source = Source("file", str(path), f"mtime-{st.st_mtime_ns}", None, st.st_size, iso(uploaded))
+        reason = f"the file is {format_size(st.st_size)}, over the limit of {format_size(limits.max_bytes)}"
+        return Result.rejected(source, reason, "preprocess", {}, {"uploaded": source.uploaded or ""})
     digest = hashlib.sha256(data).hexdigest()
     # a local file's generation is its content: the same bytes are the same version
     source = Source("file", str(path), digest[:16], digest, len(data), iso(uploaded))
@@ -184,6 +249,8 @@ EXAMPLES = {
     "serve": "example: bloodcell serve --data-dir /srv/cells --port 9000",
     "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
     "eventsource": "example: K_SINK=http://preprocess.default.svc bloodcell eventsource",
+    "function": "example: bloodcell function --target=preprocess --source=functions/preprocess/main.py",
+    "user": "example: bloodcell user add alice --role reviewer >> accounts.txt",
     "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
     "report": "examples:\n  bloodcell report lame-042 --out lame-042.pdf\n"
     "  bloodcell report lame-042 --format fhir --wbc 6.8 > lame-042.fhir.json",
@@ -247,6 +314,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(EVENT_SOURCE_MODE; default watch for local storage, receive otherwise)",
     )
     source.set_defaults(func=cmd_eventsource)
+    function = _command(
+        sub,
+        "function",
+        "serve one function (preprocess or predict) under the FUNCTION_* limits",
+        "functions-framework's gunicorn server for one CloudEvent function, with a request body limit,\n"
+        "a read deadline, an idle timeout and bounded workers/threads (the images run this command).",
+    )
+    function.add_argument("--target", required=True, help="function name in the source file")
+    function.add_argument("--source", required=True, help="the function's main.py")
+    function.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
+    function.add_argument("--port", type=int, help="port (PORT, default 8080)")
+    function.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    function.set_defaults(func=cmd_function)
+    user = _command(
+        sub,
+        "user",
+        "make web app accounts (hash lines for WEB_ACCOUNTS / WEB_ACCOUNTS_FILE)",
+        "Account lines for the web app's built-in sign-in. The password is asked for (or read from\n"
+        "standard input's first line) and only its argon2id hash is printed; nothing is stored.",
+    )
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="print the account line for a new user")
+    add.add_argument("name", help="the name people sign in with")
+    add.add_argument("--role", action="append", default=[], choices=["reviewer"], help="extra role")
+    add.set_defaults(func=cmd_user_add)
     web = _command(
         sub,
         "webapp",
@@ -255,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     web.add_argument("--host", help="interface to listen on (HOST, default 0.0.0.0)")
     web.add_argument("--port", type=int, help="port (PORT, default 8080)")
+    web.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    # answered on /healthz, so `serve` knows the app on its port is the one it started
+    web.add_argument("--health-token", default="", help=argparse.SUPPRESS)
     web.set_defaults(func=cmd_webapp)
     report = _command(
         sub,

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -26,7 +26,14 @@ from bloodcell.imaging import ImageLimits, decode_image
 from bloodcell.model import Classifier, default_model_dir, load_classifier
 from bloodcell.results import ArchiveStatus, Result, Source
 from bloodcell.settings import Settings
-from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_archive, open_storage
+from bloodcell.storage import (
+    ObjectInfo,
+    ObjectTooLarge,
+    Storage,
+    check_object_name,
+    open_archive,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -70,6 +77,19 @@ def classify_bytes(data: bytes, source: Source, classifier: Classifier, limits: 
     timings["inference"] = (time.perf_counter() - started) * 1000
     stamps["classified"] = results.now_iso()
     return Result.classified(source, prediction, classifier.info, timings, stamps)
+
+
+def _source(info: ObjectInfo, data: bytes | None = None) -> Source:
+    """The upload a result will speak of; its digest only once its bytes were read."""
+    return Source(
+        bucket=info.bucket,
+        name=info.name,
+        generation=info.generation,
+        sha256=None if data is None else hashlib.sha256(data).hexdigest(),
+        size=info.size if data is None else len(data),
+        uploaded=results.iso(info.updated),
+        uploader=info.metadata.get(results.META_UPLOADER),
+    )
 
 
 class Pipeline:
@@ -138,39 +158,24 @@ class Pipeline:
             return self._reject_name(ref, problem)
         if ref.generation and self._upload_done_at(ref.name, ref.generation):
             return Outcome("duplicate")
+        started = time.perf_counter()
         try:
-            data, info = self.storage.read(ref.bucket, ref.name)
+            data, info = self.storage.read(ref.bucket, ref.name, max_bytes=self.limits.max_bytes)
         except ObjectNotFound:
             return Outcome("gone", "object was deleted before it was processed")
+        except ObjectTooLarge as exc:
+            return self._refuse_unread(ref, exc, started)
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if not ref.generation and self.upload_done(info):
             return Outcome("duplicate")
-        started = time.perf_counter()
-        source = Source(
-            bucket=info.bucket,
-            name=info.name,
-            generation=info.generation,
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            uploaded=results.iso(info.updated),
-        )
+        source = _source(info, data)
         try:
             tensor = make_tensor(data, self.limits)
         except RejectedInput as exc:
-            elapsed = (time.perf_counter() - started) * 1000
             if superseded := self._superseded(source):
                 return Outcome("stale", superseded)
-            self._write_result(
-                Result.rejected(
-                    source,
-                    exc.reason,
-                    "preprocess",
-                    {"preprocess": elapsed},
-                    {"uploaded": source.uploaded or "", "rejected": results.now_iso()},
-                )
-            )
-            return Outcome("rejected", exc.reason)
+            return self._reject_upload(source, exc.reason, started)
         elapsed = (time.perf_counter() - started) * 1000
         if superseded := self._superseded(source):
             return Outcome("stale", superseded)
@@ -188,6 +193,15 @@ class Pipeline:
         )
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
 
+    def _refuse_unread(self, ref: ObjectRef, exc: ObjectTooLarge, started: float) -> Outcome:
+        """An upload over MAX_UPLOAD_BYTES: answered from its metadata, its bytes never held."""
+        info = exc.info
+        if ref.generation and info.generation != ref.generation:
+            return Outcome("stale", f"superseded by generation {info.generation}")
+        if not ref.generation and self.upload_done(info):
+            return Outcome("duplicate")
+        return self._reject_upload(_source(info), exc.reason, started)
+
     def _reject_name(self, ref: ObjectRef, problem: str) -> Outcome:
         """An upload whose name cannot carry derived names still gets its one answer, a
         ``rejected`` result under the collision-free name ``names.result_name`` gives it."""
@@ -198,18 +212,17 @@ class Pipeline:
             return Outcome("stale", f"superseded by generation {info.generation}")
         if self._result_for(ref.name, info.generation):
             return Outcome("duplicate")
-        source = Source(
-            bucket=info.bucket,
-            name=names.displayable(info.name),
-            generation=info.generation,
-            size=info.size,
-            uploaded=results.iso(info.updated),
-        )
+        source = replace(_source(info), name=names.displayable(info.name))
+        return self._reject_upload(source, problem, None, results.result_name(ref.name))
+
+    def _reject_upload(
+        self, source: Source, reason: str, started: float | None, result_name: str | None = None
+    ) -> Outcome:
+        """Preprocess's one answer for an unusable upload: a ``rejected`` result, then acknowledge."""
+        timings = {} if started is None else {"preprocess": (time.perf_counter() - started) * 1000}
         stamps = {"uploaded": source.uploaded or "", "rejected": results.now_iso()}
-        self._write_result(
-            Result.rejected(source, problem, "preprocess", {}, stamps), results.result_name(ref.name)
-        )
-        return Outcome("rejected", problem)
+        self._write_result(Result.rejected(source, reason, "preprocess", timings, stamps), result_name)
+        return Outcome("rejected", reason)
 
     def _superseded(self, source: Source) -> str | None:
         """A newer version of the upload arrived while this one was being processed.

@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,6 +50,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class StackError(RuntimeError):
+    """The stack cannot start (port taken, a child exited or never answered): said once, exit non-zero."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once, naming the port, rather than start a web app that can never bind it."""
+    with socket.socket() as sock:
+        # as uvicorn binds: a closed connection lingering in TIME_WAIT does not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} on {host} is already in use ({exc.strerror}); stop what holds it "
+                "or choose another with --port"
+            ) from exc
+
+
 @dataclass
 class Child:
     name: str
@@ -58,6 +77,9 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started: float = field(default=0.0)
+    # expected body of GET url: any answer would do for a port only we know, but the
+    # web app's port may be held by another program that answers HTTP too
+    token: str | None = None
 
     def start(self) -> None:
         # its own process group: a gunicorn worker orphaned by a killed master can be
@@ -70,10 +92,10 @@ class Child:
 
     def answering(self) -> bool:
         try:
-            requests.get(self.url, timeout=1)
+            response = requests.get(self.url, timeout=1)
         except requests.RequestException:
             return False
-        return True
+        return self.token is None or (response.status_code == 200 and response.text == self.token)
 
     def _signal_group(self, signum: int) -> None:
         if self.process is not None:
@@ -102,12 +124,13 @@ def _function_child(name: str, port: int, env: dict[str, str]) -> Child:
     argv = [
         sys.executable,
         "-m",
-        "functions_framework",
+        "bloodcell.cli",
+        "function",
         f"--target={name}",
         f"--source={function_source(name)}",
-        "--signature-type=cloudevent",
         "--host=127.0.0.1",
         f"--port={port}",
+        f"--parent-pid={os.getpid()}",
     ]
     return Child(name, argv, env | {"PORT": str(port)}, f"http://127.0.0.1:{port}/")
 
@@ -131,9 +154,12 @@ class LocalStack:
                     "or run the pipeline alone with --no-web"
                 )
             web_env = env | {"PORT": str(port), "HOST": host}
-            argv = [sys.executable, "-m", "bloodcell.cli", "webapp"]
-            self.children.append(Child("webapp", argv, web_env, f"http://{host}:{port}/"))
+            token = secrets.token_urlsafe(16)
+            argv = [sys.executable, "-m", "bloodcell.cli", "webapp", f"--parent-pid={os.getpid()}"]
+            argv.append(f"--health-token={token}")
+            self.children.append(Child("webapp", argv, web_env, f"http://{host}:{port}/healthz", token=token))
         self.web_url = f"http://{host}:{port}/" if web else None
+        self.host, self.port = host, port
         self.stop_event = threading.Event()
         storage = LocalStorage(self.data_dir)
         self.storage = storage
@@ -150,6 +176,8 @@ class LocalStack:
             (self.data_dir / bucket).mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120.0) -> None:
+        if self.web_url is not None:
+            check_port_free(self.host, self.port)
         if removed := self.storage.sweep_temporary():  # before any writer starts
             log.info("removed %d temporary file(s) left by an earlier run", removed)
         for child in self.children:
@@ -158,11 +186,16 @@ class LocalStack:
         for child in self.children:
             while not child.answering():
                 if not child.alive():
-                    raise RuntimeError(
+                    raise StackError(
                         f"{child.name} exited with code {child.process and child.process.poll()}"
+                        + (
+                            f" (is port {self.port} on {self.host} in use? its log above says)"
+                            if child.token
+                            else ""
+                        )
                     )
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{child.name} did not answer within {timeout:.0f}s")
+                    raise StackError(f"{child.name} did not answer within {timeout:.0f}s")
                 time.sleep(0.1)
         ready = threading.Event()
         threading.Thread(

@@ -201,7 +201,13 @@ class Settings:
         "MAX_UPLOAD_BYTES", 20 * 1024 * 1024, whole(), "largest accepted upload, in bytes"
     )
     max_image_pixels: int = setting(
-        "MAX_IMAGE_PIXELS", 50_000_000, whole(), "largest accepted image in pixels (decompression-bomb guard)"
+        "MAX_IMAGE_PIXELS",
+        25_000_000,
+        whole(),
+        "largest accepted image in pixels, checked from the header before decoding: a 4000x3000 (12 MP) "
+        "camera frame and 24 MP (6000x4000) sensors pass; beyond that, and whatever the limit, an image "
+        "whose decoding would need over 192 MiB at its peak (estimated from the header: e.g. a 5000x5000 "
+        "WebP) is refused with the reason, so preprocess stays under 300 MB for any input",
     )
     log_level: str = setting("LOG_LEVEL", "INFO", upper, "logging level")
     log_format: str = setting(
@@ -209,6 +215,34 @@ class Settings:
         "text",
         choice(*LOG_FORMATS),
         "`text`, or `json`: one JSON object per line with Cloud Logging's `severity` and `message`",
+    )
+    function_max_request_bytes: int = setting(
+        "FUNCTION_MAX_REQUEST_BYTES",
+        256 * 1024,
+        whole(),
+        "largest request body a function server accepts; larger gets 413 before it is read "
+        "(a CloudEvent is a few KB)",
+    )
+    function_read_timeout_seconds: float = setting(
+        "FUNCTION_READ_TIMEOUT_SECONDS",
+        10.0,
+        positive,
+        "time a client has to send a whole request to a function server; slower connections are closed",
+    )
+    function_idle_timeout_seconds: int = setting(
+        "FUNCTION_IDLE_TIMEOUT_SECONDS",
+        5,
+        whole(),
+        "how long a function server keeps an idle keep-alive connection open",
+    )
+    function_workers: int = setting(
+        "FUNCTION_WORKERS", 1, whole(), "gunicorn worker processes per function container"
+    )
+    function_threads: int = setting(
+        "FUNCTION_THREADS",
+        8,
+        whole(),
+        "threads per function worker; images are decoded one at a time per process whatever this is",
     )
     event_sinks: tuple[tuple[str, str], ...] = setting(
         "EVENT_SINKS", (), sinks, "event source routes: `bucket=url` pairs separated by commas", shown="–"
@@ -282,9 +316,51 @@ class Settings:
         "STORAGE_SECRET",
         "",
         text,
-        "secret signing the web app's browser storage; set it when deployed",
+        "secret signing the web app's session cookies and browser storage; required when the web app "
+        "listens beyond loopback (sign-in is on)",
         shown="random per start",
         repr=False,
+    )
+    web_auth: str = setting(
+        "WEB_AUTH",
+        "accounts",
+        choice("accounts", "iap"),
+        "how people sign in when the web app listens beyond loopback: `accounts` (built-in, from "
+        "`WEB_ACCOUNTS`/`WEB_ACCOUNTS_FILE`) or `iap` (Identity-Aware Proxy's signed assertion); "
+        "on 127.0.0.1 nobody signs in",
+    )
+    web_accounts: str = setting(
+        "WEB_ACCOUNTS",
+        "",
+        text,
+        "built-in accounts, one `name:roles:argon2-hash` line each (made by `bloodcell user add`); a secret",
+        repr=False,
+    )
+    web_accounts_file: Path | None = setting(
+        "WEB_ACCOUNTS_FILE",
+        None,
+        optional_path,
+        "file holding more account lines (a mounted secret), read at start-up",
+    )
+    iap_audience: str = setting(
+        "IAP_AUDIENCE",
+        "",
+        text,
+        "expected `aud` of IAP's JWT: `/projects/NUMBER/locations/REGION/services/NAME` for IAP on "
+        "Cloud Run (terraform output `webapp_iap_audience`)",
+    )
+    iap_keys_url: str = setting(
+        "IAP_KEYS_URL",
+        "https://www.gstatic.com/iap/verify/public_key-jwk",
+        text,
+        "where IAP's public signing keys (JWK set) are fetched from",
+    )
+    iap_reviewers: tuple[str, ...] = setting(
+        "IAP_REVIEWERS",
+        (),
+        names,
+        "emails given the `reviewer` role under `WEB_AUTH=iap`, separated by commas",
+        shown="–",
     )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"

@@ -231,10 +231,10 @@ def function_server(name: str, port: int, env: Mapping[str, str], log_path: Path
     argv = [
         sys.executable,
         "-m",
-        "functions_framework",
+        "bloodcell.cli",
+        "function",
         f"--target={name}",
         f"--source={REPO / 'functions' / name / 'main.py'}",
-        "--signature-type=cloudevent",
         "--host=127.0.0.1",
         f"--port={port}",
     ]

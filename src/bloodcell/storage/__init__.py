@@ -5,11 +5,19 @@ from __future__ import annotations
 from functools import cache
 
 from bloodcell.settings import Settings
-from bloodcell.storage.base import ObjectInfo, Storage
+from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, Storage
 from bloodcell.storage.local import LocalStorage, check_object_name
 from bloodcell.storage.web_identity import WebIdentity
 
-__all__ = ["LocalStorage", "ObjectInfo", "Storage", "check_object_name", "open_archive", "open_storage"]
+__all__ = [
+    "LocalStorage",
+    "ObjectInfo",
+    "ObjectTooLarge",
+    "Storage",
+    "check_object_name",
+    "open_archive",
+    "open_storage",
+]
 
 
 def _open(

@@ -10,9 +10,12 @@ file's mtime in nanoseconds locally.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
+
+from bloodcell.errors import RejectedInput
+from bloodcell.formats import format_size
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,29 @@ class ObjectInfo:
     content_type: str | None = None
 
 
+class ObjectTooLarge(RejectedInput):
+    """A read with ``max_bytes`` found a bigger object: refused before its bytes were held."""
+
+    def __init__(self, info: ObjectInfo, max_bytes: int) -> None:
+        super().__init__(f"the file is {format_size(info.size)}, over the limit of {format_size(max_bytes)}")
+        self.info = info
+
+
+def check_read_size(info: ObjectInfo, data_size: int, max_bytes: int | None) -> None:
+    """Backends call this with the stored size before reading, and with what they read after."""
+    if max_bytes is not None and max(info.size, data_size) > max_bytes:
+        raise ObjectTooLarge(info if info.size > max_bytes else replace(info, size=data_size), max_bytes)
+
+
 class Storage(Protocol):
     """Object storage as the pipeline needs it; implementations must be thread-safe."""
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
-        """Content and description of the current version, read consistently."""
+    def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
+        """Content and description of the current version, read consistently.
+
+        With ``max_bytes``, an object over it raises ``ObjectTooLarge`` having read at
+        most ``max_bytes + 1`` bytes: an upload's size is checked before it is held.
+        """
         ...
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:

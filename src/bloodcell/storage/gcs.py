@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
-from bloodcell.storage.base import ObjectInfo
+from bloodcell.storage.base import ObjectInfo, check_read_size
 
 
 def _info(blob: Any) -> ObjectInfo:
@@ -81,14 +81,18 @@ class GcsStorage:
                 raise TransientError(f"{what}: {exc}") from exc
             raise
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+    def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         def fetch() -> tuple[bytes, ObjectInfo]:
             blob = self.client.bucket(bucket).get_blob(name, retry=self.retry)
             if blob is None:
                 raise ObjectNotFound(f"{bucket}/{name}")
             info = _info(blob)  # before download, which rewrites blob properties from headers
+            check_read_size(info, 0, max_bytes)
+            # ``end`` is inclusive: at most max_bytes + 1 bytes, whatever the metadata said
+            limit = {} if max_bytes is None else {"end": max_bytes}
             # pin the generation we described, so content and description agree
-            data = blob.download_as_bytes(if_generation_match=blob.generation, retry=self.retry)
+            data = blob.download_as_bytes(if_generation_match=blob.generation, retry=self.retry, **limit)
+            check_read_size(info, len(data), max_bytes)
             return data, info
 
         result: tuple[bytes, ObjectInfo] = self._call(f"gs://{bucket}/{name}", fetch)

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
-from bloodcell.storage.base import ObjectInfo
+from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, check_read_size
 
 _META = ".meta"
 _TMP = ".tmp"
@@ -37,7 +37,7 @@ _LOCKS = ".locks"  # inside .meta; bucket names never start with a dot
 _LOCK_STRIPES = 64
 _MAX_NAME_BYTES = 4096  # PATH_MAX: what a folder can hold; bloodcell.names says what is processable
 _HASH_CHUNK = 1 << 20
-_CACHE_SIZE = 16384
+_CACHE_SIZE = 2048  # recent versions only: memory must not follow the bucket
 _StatKey = tuple[str, int, int, int, int, int]
 
 
@@ -175,12 +175,14 @@ class LocalStorage:
             content_type=content_type,
         )
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+    def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         path = self._path(bucket, name)
         try:
             with path.open("rb") as handle:
                 before = os.fstat(handle.fileno())
-                data = handle.read()
+                if max_bytes is not None and before.st_size > max_bytes:  # refused unread
+                    raise ObjectTooLarge(self._info(bucket, name, path, before), max_bytes)
+                data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
                 after = os.fstat(handle.fileno())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"{bucket}/{name}") from exc
@@ -190,7 +192,9 @@ class LocalStorage:
             raise TransientError(f"{bucket}/{name} changed while it was read")
         generation = data_generation(data)
         self._remember(_stat_key(path, after), generation)
-        return data, self._info(bucket, name, path, after, generation)
+        info = self._info(bucket, name, path, after, generation)
+        check_read_size(info, len(data), max_bytes)
+        return data, info
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         path = self._path(bucket, name)

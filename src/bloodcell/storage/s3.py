@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
-from bloodcell.storage.base import ObjectInfo
+from bloodcell.storage.base import ObjectInfo, check_read_size
 from bloodcell.storage.web_identity import WebIdentity, refreshable_session
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -96,11 +96,20 @@ class S3Storage:
                 raise
             raise TransientError(f"{what}: {exc}") from exc
 
-    def read(self, bucket: str, name: str) -> tuple[bytes, ObjectInfo]:
+    def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         def fetch() -> tuple[bytes, ObjectInfo]:
             resp = self.client.get_object(Bucket=bucket, Key=name)
-            data = resp["Body"].read()
-            return data, self._info(bucket, name, resp, len(data))
+            if max_bytes is None:
+                data = resp["Body"].read()
+            else:
+                try:  # ContentLength is known before any of the body is read
+                    check_read_size(self._info(bucket, name, resp), 0, max_bytes)
+                    data = resp["Body"].read(max_bytes + 1)
+                finally:
+                    resp["Body"].close()
+            info = self._info(bucket, name, resp, len(data))
+            check_read_size(info, len(data), max_bytes)
+            return data, info
 
         result: tuple[bytes, ObjectInfo] = self._call(f"s3://{bucket}/{name}", fetch)
         return result
@@ -157,14 +166,13 @@ class S3Storage:
         )
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        def pages() -> list[dict[str, Any]]:
-            paginator = self.client.get_paginator("list_objects_v2")
-            return [
-                item
-                for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-                for item in page.get("Contents", [])
-            ]
-
-        for item in self._call(f"s3://{bucket}", pages):
-            if not item["Key"].endswith("/"):
-                yield self._info(bucket, item["Key"], item)
+        """Page by page (1,000 keys each): memory follows a page, not the bucket."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=bucket, Prefix=prefix))
+        while True:
+            page = self._call(f"s3://{bucket}", lambda: next(pages, None))
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):
+                    yield self._info(bucket, item["Key"], item)

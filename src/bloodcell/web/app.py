@@ -12,12 +12,12 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import Response
-from fastapi.responses import FileResponse
+from fastapi import Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
 from nicegui import app, run, ui
 
 from bloodcell.settings import Settings, get_settings
-from bloodcell.web import pages, results_feed
+from bloodcell.web import pages, results_feed, signin
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ def frame(current: str) -> Iterator[None]:
             link = ui.link(title, path).classes("px-3 py-1 rounded no-underline text-grey-9")
             if path == current:
                 link.classes("bg-indigo-1 text-primary font-medium")
+        if (name := signin.signed_in_name()) is not None:
+            ui.label(name).classes("pl-4 text-grey-7").props("id=signed-in-user")
+            ui.link("Sign out", "/signout").classes("px-3 py-1 no-underline text-grey-9")
     with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
         with ui.row().classes("w-full items-center gap-2 px-4 py-2 rounded bg-amber-1 text-amber-10"):
             ui.icon("warning_amber")
@@ -46,7 +49,8 @@ def frame(current: str) -> Iterator[None]:
 
 
 def build(settings: Settings) -> None:
-    """Register every page and route of the app."""
+    """Register every page and route of the app, behind sign-in unless it listens on loopback."""
+    signin.install(settings)
     from bloodcell.web import batch_page, history_page, model_page  # noqa: F401  (importing declares their pages)
     from bloodcell.web.report_routes import register as register_reports
 
@@ -54,11 +58,15 @@ def build(settings: Settings) -> None:
     register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
-    async def thumb(name: str) -> Response:
-        data = await run.io_bound(results_feed.thumbnail, settings, name)
-        if not data:
+    async def thumb(name: str, request: Request) -> Response:
+        found = await run.io_bound(results_feed.thumbnail, settings, name)
+        if found is None or found.data is None:
             return Response(results_feed.PLACEHOLDER_SVG, media_type="image/svg+xml")
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+        # a thumbnail never changes for one upload version: the browser revalidates by ETag
+        headers = {"Cache-Control": "private, max-age=300", "ETag": f'"{found.generation}"'}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(found.data, media_type="image/jpeg", headers=headers)
 
     @app.get("/model-files/confusion_matrix.png", include_in_schema=False)
     def confusion_matrix() -> Response:
@@ -76,10 +84,19 @@ def storage_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
-def main(settings: Settings | None = None) -> None:
+def add_health_route(token: str) -> None:
+    """``/healthz`` answers this start's token: ``serve`` knows its own app from another on the port."""
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse(token)
+
+
+def main(settings: Settings | None = None, health_token: str = "") -> None:
     """Run the app on ``HOST``:``PORT``, configured like the functions."""
     settings = settings or get_settings()
     build(settings)
+    add_health_route(health_token or "ok")
     ui.run(
         host=settings.host,
         port=settings.port,

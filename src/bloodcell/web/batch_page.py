@@ -20,6 +20,7 @@ from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
 from bloodcell.web import batch, pages, results_feed
+from bloodcell.web.auth import current_user
 from bloodcell.web.batch import Entry
 from bloodcell.web.file_card import FileCard
 from bloodcell.web.report import Report
@@ -85,7 +86,12 @@ class BatchView:
         entry.name = batch.object_name(file.name, datetime.now(UTC))
         try:
             info = await run.io_bound(
-                results_feed.store_upload, self.settings, entry.name, data, content_type(entry.original)
+                results_feed.store_upload,
+                self.settings,
+                entry.name,
+                data,
+                content_type(entry.original),
+                current_user().name,
             )
         except BloodcellError as exc:
             log.warning("web: could not store %s: %s", entry.name, exc)

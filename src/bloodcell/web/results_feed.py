@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,10 +28,16 @@ def storage_for(settings: Settings) -> Storage:
     return open_storage(settings)
 
 
-def store_upload(settings: Settings, name: str, data: bytes, content_type: str) -> ObjectInfo:
-    """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites."""
+def store_upload(
+    settings: Settings, name: str, data: bytes, content_type: str, uploader: str | None = None
+) -> ObjectInfo:
+    """Write one upload; ``if_absent`` so a (vanishingly unlikely) name clash never overwrites.
+
+    The uploader goes into the object's metadata, where preprocess reads it into the result's source.
+    """
+    metadata = {results.META_UPLOADER: uploader} if uploader else None
     return storage_for(settings).write(
-        settings.upload_bucket, name, data, content_type=content_type, if_absent=True
+        settings.upload_bucket, name, data, content_type=content_type, metadata=metadata, if_absent=True
     )
 
 
@@ -101,29 +108,45 @@ def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
     return HistoryPage(items=items, total=len(listed), page=page, pages=pages)
 
 
+# Decoding is the costly part (up to ImageLimits.max_decode_bytes at its peak), so
+# one thumbnail is made at a time, whatever the number of requests: with the cache,
+# 20 requests for the same picture cost one decode and ~one budget of memory.
+_DECODE_SLOTS = threading.BoundedSemaphore(1)
+
+
 @lru_cache(maxsize=512)
 def _thumbnail_cached(settings: Settings, name: str, generation: str) -> bytes | None:
     storage = storage_for(settings)
+    limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     try:
-        data, info = storage.read(settings.upload_bucket, name)
+        data, info = storage.read(settings.upload_bucket, name, max_bytes=limits.max_bytes)
         if info.generation != generation:
             return None
-        limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
         image = decode_image(data, limits)
-    except (RejectedInput, BloodcellError):
+    except BloodcellError:  # RejectedInput and ObjectTooLarge included: no picture to show
         return None
+    del data
     image.thumbnail((THUMB_SIDE, THUMB_SIDE))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
 
 
-def thumbnail(settings: Settings, name: str) -> bytes | None:
-    """A small JPEG of an upload (any accepted format, TIFF included), or None when it has no picture.
+@dataclass(frozen=True)
+class Thumbnail:
+    """A thumbnail and the upload version it shows (its ETag): the same bytes for that version forever."""
+
+    data: bytes | None
+    generation: str
+
+
+def thumbnail(settings: Settings, name: str) -> Thumbnail | None:
+    """A small JPEG of an upload (any accepted format, TIFF included); None when the upload is absent.
 
     Browsers cannot show TIFF and full microscope fields are large, so the page
     never links the raw upload; decoding goes through the same guarded decoder as
-    the pipeline, so a hostile file is refused here too.
+    the pipeline, so a hostile file is refused here too. Made once per upload
+    version (the cache key carries the generation) and only from the upload bucket.
     """
     try:
         check_object_name(name)
@@ -132,7 +155,10 @@ def thumbnail(settings: Settings, name: str) -> bytes | None:
     info = storage_for(settings).stat(settings.upload_bucket, name)
     if info is None:
         return None
-    return _thumbnail_cached(settings, name, info.generation)
+    if info.size > settings.max_upload_bytes:
+        return Thumbnail(None, info.generation)
+    with _DECODE_SLOTS:
+        return Thumbnail(_thumbnail_cached(settings, name, info.generation), info.generation)
 
 
 PLACEHOLDER_SVG = (

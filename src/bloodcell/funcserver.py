@@ -1,0 +1,142 @@
+"""The function servers: functions-framework's own gunicorn application, with limits.
+
+``functions-framework`` runs gunicorn with no request-size limit, no limit on the
+request line and no time limit on reading a request: a 200 MB POST is held in
+memory and a dozen slow clients hold every thread. ``bloodcell function`` builds
+the same functions-framework app and runs it under the same gunicorn application
+class, with the limits from settings (the same variables locally, on Knative and
+on Cloud Run):
+
+- a request body over ``FUNCTION_MAX_REQUEST_BYTES`` gets 413 before it is read
+  (Flask's ``MAX_CONTENT_LENGTH``; chunked bodies are cut at the same size);
+- a client must send its whole request within ``FUNCTION_READ_TIMEOUT_SECONDS``
+  or its connection is closed, so slow clients cost a thread for seconds, not forever;
+- idle keep-alive connections close after ``FUNCTION_IDLE_TIMEOUT_SECONDS``;
+- ``FUNCTION_WORKERS`` processes of ``FUNCTION_THREADS`` threads each, and no more.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from typing import Any
+
+from gunicorn.http.errors import NoMoreData
+from gunicorn.workers.gthread import ThreadWorker
+
+from bloodcell.settings import Settings, get_settings
+
+
+class _TooSlow(NoMoreData):  # type: ignore[misc]
+    """The request did not arrive in time: closed like a client that went away, quietly."""
+
+
+class _DeadlineSocket:
+    """A client socket whose reads share one deadline: the time allowed for a whole request.
+
+    A per-``recv`` timeout would let a client sending a byte every few seconds hold a
+    thread indefinitely; a deadline over the whole request cannot be stretched.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _TooSlow(b"")
+            self._sock.settimeout(remaining)
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        self._arm()
+        try:
+            return self._sock.recv(size, *flags)
+        except TimeoutError as exc:
+            raise _TooSlow(b"") from exc
+
+    def recv_into(self, buffer: Any, *args: int) -> int:
+        self._arm()
+        try:
+            return self._sock.recv_into(buffer, *args)
+        except TimeoutError as exc:
+            raise _TooSlow(b"") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, with a deadline on reading each request."""
+
+    read_timeout = 10.0  # set from settings before gunicorn forks its workers
+
+    def handle(self, conn: Any) -> Any:
+        if not isinstance(conn.sock, _DeadlineSocket):
+            conn.sock = _DeadlineSocket(conn.sock)
+        conn.sock.deadline = time.monotonic() + self.read_timeout
+        try:
+            return super().handle(conn)
+        finally:
+            # responses are written, and keep-alive waits, without the read deadline
+            conn.sock.deadline = None
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """The gunicorn settings every function server runs with (they replace functions-framework's)."""
+    return {
+        "workers": settings.function_workers,
+        "threads": settings.function_threads,
+        "worker_class": f"{__name__}.BoundedThreadWorker",
+        "keepalive": settings.function_idle_timeout_seconds,
+        # a worker whose main loop stops answering the arbiter this long is replaced
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        "worker_connections": 100,
+        "backlog": 64,
+    }
+
+
+def limit_body(app: Any, limit: int) -> None:
+    """413 for any body over ``limit``, announced or chunked, before the function sees it.
+
+    Flask's ``MAX_CONTENT_LENGTH`` answers 413 to a Content-Length over the limit, but
+    silently truncates a chunked body; that would reach the function as a
+    malformed event instead of an answer saying why.
+    """
+    import flask
+
+    app.config["MAX_CONTENT_LENGTH"] = limit
+
+    def chunked_body() -> None:
+        environ = flask.request.environ
+        if flask.request.content_length is not None or "chunked" not in environ.get(
+            "HTTP_TRANSFER_ENCODING", ""
+        ):
+            return
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            flask.abort(413)
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+
+    app.before_request(chunked_body)
+
+
+def run(target: str, source: str, host: str, port: int, settings: Settings | None = None) -> None:
+    """Serve one CloudEvent function until SIGTERM, under the configured limits."""
+    import functions_framework
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    settings = settings or get_settings()
+    app = functions_framework.create_app(target, source, "cloudevent")  # type: ignore[no-untyped-call]
+    limit_body(app, settings.function_max_request_bytes)
+    BoundedThreadWorker.read_timeout = float(settings.function_read_timeout_seconds)
+    server = GunicornApplication(  # type: ignore[no-untyped-call]
+        app, host, port, False, **gunicorn_options(settings)
+    )
+    server.run()
