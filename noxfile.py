@@ -94,13 +94,46 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def infra(session: nox.Session) -> None:
-    """terraform fmt, yamllint and checkov on terraform/ and knative/.
+    """terraform fmt, yamllint, schemas (Kubernetes and Knative CRDs), image pins, checkov, secrets scan.
 
     A venv of its own: checkov pins boto3 and ships its own `hcl2` module, which
     would clash with the runtime's.
     """
-    session.install("checkov==3.3.30", "yamllint==1.38.0")
+    session.install("checkov==3.3.30", "yamllint==1.38.0", "kubernetes-validate==1.37.0")
     session.run("bash", "tools/check_infra.sh", external=True)
+
+
+# Each deployable's direct pins (requirements.txt) -> its lock file with every
+# transitive dependency and its hashes, which the Dockerfiles install with
+# --require-hashes. Resolved against PyPI itself (the files images download),
+# for the images' platform: CPython 3.11 on linux x86_64.
+LOCKS = {
+    "functions/preprocess/requirements.txt": "functions/preprocess/requirements.lock",
+    "functions/predict/requirements.txt": "functions/predict/requirements.lock",
+    "webapp/requirements.txt": "webapp/requirements.lock",
+    "tools/build-requirements.in": "tools/build-requirements.lock",
+}
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Regenerate the images' hashed lock files from the requirements files (needs PyPI)."""
+    session.install("pip-tools==7.6.2")
+    # Only PyPI: a local mirror or wheel cache could hash files PyPI does not serve.
+    env = {"PIP_CONFIG_FILE": os.devnull, "PIP_CONSTRAINT": "", "PIP_FIND_LINKS": ""}
+    for source, target in LOCKS.items():
+        session.run(
+            "pip-compile", "--quiet", "--no-config", "--generate-hashes", "--allow-unsafe", "--strip-extras",
+            "--index-url=https://pypi.org/simple", "--no-emit-index-url", "--no-emit-find-links",
+            "--output-file", target, source, env=env,
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the four images with buildah on a debootstrap-made bookworm base, run and classify (root)."""
+    _install_runtime(session)
+    session.run("bash", "tools/build_images.sh", external=True, env={"BLOODCELL_DATASETS": DATASETS})
 
 
 @nox.session(python=PYTHON)

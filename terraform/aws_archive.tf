@@ -1,7 +1,9 @@
 # The archive on AWS: every classified image and its result JSON, under
 # var.archive_prefix, kept for retraining. Written only by predict, through an
-# IAM user whose single permission is s3:PutObject on that prefix; its access
-# key goes straight into Secret Manager (secrets.tf).
+# IAM role whose single permission is s3:PutObject on that prefix. There is no
+# AWS key: predict's Google service account proves who it is with a
+# Google-signed ID token, which AWS STS exchanges for short-lived credentials
+# of that role (web identity federation, below).
 
 locals {
   archive_bucket_name = var.archive_bucket_name != "" ? var.archive_bucket_name : "${var.name_prefix}-archive-${var.project}"
@@ -119,23 +121,54 @@ resource "aws_s3_bucket_policy" "archive" {
   depends_on = [aws_s3_bucket_public_access_block.archive]
 }
 
-# ---- the archive writer ----
+# ---- the archive writer: web identity federation from Google ----
 
-# Cloud Run in Google Cloud cannot assume an AWS role without extra federation
-# plumbing, so the writer is an IAM user with a static key held in Secret
-# Manager. Its rights come from a group policy: put objects under the prefix.
-resource "aws_iam_user" "archive_writer" {
-  #checkov:skip=CKV_AWS_273:A workload outside AWS (Cloud Run) needs a static key; there is no human login, so SSO does not apply
-  name = "${var.name_prefix}-archive-writer"
+locals {
+  # The `aud` predict asks the metadata server to put in its ID token.
+  archive_token_audience = "sts.amazonaws.com/${var.name_prefix}-archive-writer"
 }
 
-resource "aws_iam_group" "archive_writers" {
-  name = "${var.name_prefix}-archive-writers"
+# Who may assume the role: tokens signed by accounts.google.com for predict's
+# service account, minted for our audience. AWS maps Google's claims to these
+# condition keys: for a service account's ID token (which carries azp, the
+# account's numeric unique id), accounts.google.com:aud is the azp and
+# accounts.google.com:oaud the token's own aud; :sub is the unique id too.
+data "aws_iam_policy_document" "archive_writer_trust" {
+  statement {
+    sid     = "PredictServiceAccountOnly"
+    effect  = "Allow"
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = ["accounts.google.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "accounts.google.com:aud"
+      values   = [google_service_account.predict.unique_id]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "accounts.google.com:oaud"
+      values   = [local.archive_token_audience]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "accounts.google.com:sub"
+      values   = [google_service_account.predict.unique_id]
+    }
+  }
 }
 
-resource "aws_iam_user_group_membership" "archive_writer" {
-  user   = aws_iam_user.archive_writer.name
-  groups = [aws_iam_group.archive_writers.name]
+resource "aws_iam_role" "archive_writer" {
+  name                 = "${var.name_prefix}-archive-writer"
+  description          = "Assumed by the bloodcell predict service account (Google) to put archive copies"
+  assume_role_policy   = data.aws_iam_policy_document.archive_writer_trust.json
+  max_session_duration = 3600
 }
 
 data "aws_iam_policy_document" "archive_put_only" {
@@ -147,12 +180,8 @@ data "aws_iam_policy_document" "archive_put_only" {
   }
 }
 
-resource "aws_iam_group_policy" "archive_put_only" {
+resource "aws_iam_role_policy" "archive_put_only" {
   name   = "${var.name_prefix}-archive-put-only"
-  group  = aws_iam_group.archive_writers.name
+  role   = aws_iam_role.archive_writer.id
   policy = data.aws_iam_policy_document.archive_put_only.json
-}
-
-resource "aws_iam_access_key" "archive_writer" {
-  user = aws_iam_user.archive_writer.name
 }

@@ -111,19 +111,7 @@ resource "google_storage_bucket_iam_member" "webapp_reads_results" {
   member = google_service_account.webapp.member
 }
 
-# ---- secrets (secrets.tf): each readable only by the service that mounts it ----
-
-resource "google_secret_manager_secret_iam_member" "predict_reads_archive_key_id" {
-  secret_id = google_secret_manager_secret.archive_access_key_id.id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.predict.member
-}
-
-resource "google_secret_manager_secret_iam_member" "predict_reads_archive_secret_key" {
-  secret_id = google_secret_manager_secret.archive_secret_access_key.id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.predict.member
-}
+# ---- secrets (secrets.tf): readable only by the service that mounts it ----
 
 resource "google_secret_manager_secret_iam_member" "webapp_reads_storage_secret" {
   secret_id = google_secret_manager_secret.webapp_storage_secret.id

@@ -60,7 +60,22 @@ output "runtime_service_accounts" {
   }
 }
 
-output "archive_writer_user" {
-  description = "Name of the AWS IAM user whose key (in Secret Manager) predict uses to write archive copies."
-  value       = aws_iam_user.archive_writer.name
+output "archive_writer_role_arn" {
+  description = "ARN of the AWS IAM role predict assumes (web identity federation, no key) to write archive copies."
+  value       = aws_iam_role.archive_writer.arn
+}
+
+output "build_service_account" {
+  description = "Email of the service account Cloud Build runs the image builds as (gcloud builds submit --service-account)."
+  value       = google_service_account.cloudbuild.email
+}
+
+output "build_source_bucket" {
+  description = "Bucket gcloud builds submit stages the source in (--gcs-source-staging-dir=gs://BUCKET/source)."
+  value       = google_storage_bucket.build_sources.name
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription holding events Eventarc could not deliver: gcloud pubsub subscriptions pull NAME."
+  value       = google_pubsub_subscription.dead_letters.name
 }

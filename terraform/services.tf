@@ -38,6 +38,27 @@ resource "google_cloud_run_v2_service" "preprocess" {
         container_port = 8080
       }
 
+      # Traffic only once the server listens (predict loads its model first).
+      startup_probe {
+        tcp_socket {
+          port = 8080
+        }
+        period_seconds    = 2
+        timeout_seconds   = 1
+        failure_threshold = 60
+      }
+
+      # functions-framework has no health route (every path is the function):
+      # a listening port is what can be checked without sending an event.
+      liveness_probe {
+        tcp_socket {
+          port = 8080
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+      }
+
       resources {
         limits = {
           cpu    = "1"
@@ -84,6 +105,27 @@ resource "google_cloud_run_v2_service" "predict" {
         container_port = 8080
       }
 
+      # Traffic only once the server listens (predict loads its model first).
+      startup_probe {
+        tcp_socket {
+          port = 8080
+        }
+        period_seconds    = 2
+        timeout_seconds   = 1
+        failure_threshold = 60
+      }
+
+      # functions-framework has no health route (every path is the function):
+      # a listening port is what can be checked without sending an event.
+      liveness_probe {
+        tcp_socket {
+          port = 8080
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+      }
+
       resources {
         limits = {
           cpu    = "1"
@@ -101,43 +143,21 @@ resource "google_cloud_run_v2_service" "predict" {
           ARCHIVE_BUCKET     = aws_s3_bucket.archive.bucket
           ARCHIVE_PREFIX     = var.archive_prefix
           AWS_DEFAULT_REGION = var.aws_region
+          # No AWS key anywhere: predict exchanges its service account's
+          # Google-signed ID token for short-lived credentials of this role
+          # (AssumeRoleWithWebIdentity; aws_archive.tf), refreshed by botocore.
+          ARCHIVE_AWS_ROLE_ARN          = aws_iam_role.archive_writer.arn
+          ARCHIVE_AWS_ID_TOKEN_AUDIENCE = local.archive_token_audience
         })
         content {
           name  = env.key
           value = env.value
         }
       }
-
-      # The archive writer's AWS key pair, from Secret Manager.
-      env {
-        name = "AWS_ACCESS_KEY_ID"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.archive_access_key_id.secret_id
-            version = "latest"
-          }
-        }
-      }
-
-      env {
-        name = "AWS_SECRET_ACCESS_KEY"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.archive_secret_access_key.secret_id
-            version = "latest"
-          }
-        }
-      }
     }
   }
 
-  depends_on = [
-    google_project_service.apis,
-    google_secret_manager_secret_version.archive_access_key_id,
-    google_secret_manager_secret_version.archive_secret_access_key,
-    google_secret_manager_secret_iam_member.predict_reads_archive_key_id,
-    google_secret_manager_secret_iam_member.predict_reads_archive_secret_key,
-  ]
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_run_v2_service" "webapp" {
@@ -164,6 +184,26 @@ resource "google_cloud_run_v2_service" "webapp" {
 
       ports {
         container_port = 8080
+      }
+
+      # Traffic only once the server listens (predict loads its model first).
+      startup_probe {
+        tcp_socket {
+          port = 8080
+        }
+        period_seconds    = 2
+        timeout_seconds   = 1
+        failure_threshold = 60
+      }
+
+      # NiceGUI answers its page; a hung event loop fails this and restarts the instance.
+      liveness_probe {
+        http_get {
+          path = "/"
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
       }
 
       resources {

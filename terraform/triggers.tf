@@ -49,12 +49,14 @@ resource "google_project_iam_member" "gcs_agent_publishes" {
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
-# Projects created before 8 April 2021 need the Pub/Sub service agent to mint
-# tokens for push subscriptions; granted on the trigger account only.
+# The Pub/Sub service agent mints the OIDC tokens Eventarc's push
+# subscriptions present to Cloud Run as the trigger account (needed in projects
+# created before 8 April 2021, harmless in newer ones); granted on the trigger
+# account only, to the agent google_project_service_identity ensured (apis.tf).
 resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
   service_account_id = google_service_account.trigger.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member             = google_project_service_identity.pubsub.member
 }
 
 resource "google_eventarc_trigger" "preprocess_on_upload" {
@@ -81,7 +83,9 @@ resource "google_eventarc_trigger" "preprocess_on_upload" {
 
   depends_on = [
     google_project_iam_member.gcs_agent_publishes,
+    google_project_iam_member.eventarc_agent,
     google_project_iam_member.trigger_event_receiver,
+    google_service_account_iam_member.pubsub_agent_token_creator,
     google_cloud_run_v2_service_iam_member.trigger_invokes_preprocess,
   ]
 }
@@ -110,7 +114,9 @@ resource "google_eventarc_trigger" "predict_on_tensor" {
 
   depends_on = [
     google_project_iam_member.gcs_agent_publishes,
+    google_project_iam_member.eventarc_agent,
     google_project_iam_member.trigger_event_receiver,
+    google_service_account_iam_member.pubsub_agent_token_creator,
     google_cloud_run_v2_service_iam_member.trigger_invokes_predict,
   ]
 }

@@ -174,3 +174,14 @@ variable "archive_noncurrent_expiration_days" {
     error_message = "archive_noncurrent_expiration_days must be at least 1."
   }
 }
+
+variable "dead_letter_max_delivery_attempts" {
+  description = "Failed deliveries of one event (per Eventarc trigger) before it goes to the dead-letter topic instead of being retried again (Pub/Sub allows 5 to 100)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.dead_letter_max_delivery_attempts >= 5 && var.dead_letter_max_delivery_attempts <= 100
+    error_message = "dead_letter_max_delivery_attempts must be between 5 and 100."
+  }
+}

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -37,9 +40,14 @@ needs_kubectl = pytest.mark.skipif(
 
 @cache
 def _rendered() -> tuple[dict[str, Any], ...]:
+    """What `kubectl apply -k knative/` creates, rendered from a copy with freshly generated credentials."""
+    copy = Path(tempfile.mkdtemp(prefix="knative-")) / "knative"
+    shutil.copytree(KNATIVE, copy, ignore=shutil.ignore_patterns("*.env"))
+    subprocess.run(["sh", str(copy / "secrets" / "generate.sh")], capture_output=True, check=True, timeout=60)
     result = subprocess.run(
-        ["kubectl", "kustomize", str(KNATIVE)], capture_output=True, text=True, timeout=120, check=False
+        ["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=120, check=False
     )
+    shutil.rmtree(copy.parent)
     assert result.returncode == 0, f"kubectl kustomize knative/ failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -74,8 +82,19 @@ def _environment(obj: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def _container(obj: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    containers = _pod_spec(obj)["containers"]
+    return next(c for c in containers if name is None or c["name"] == name)
+
+
 def _workloads() -> dict[str, dict[str, Any]]:
-    return _objects(*KSVC) | _objects("sources.knative.dev/v1", "ContainerSource")
+    """Everything that runs bloodcell code and reads its settings: Knative Services and our Deployments."""
+    ours = {
+        name: doc
+        for name, doc in _objects("apps/v1", "Deployment").items()
+        if any("bloodcell-" in c["image"] for c in _pod_spec(doc)["containers"])
+    }
+    return _objects(*KSVC) | ours
 
 
 # ---- rendering and lint ----
@@ -168,11 +187,16 @@ def test_pipeline_workloads_have_their_bucket_settings_and_credentials():
 
 @needs_kubectl
 def test_no_workload_sets_the_reserved_port_or_sink():
-    # Arrange: Knative sets PORT on Services and K_SINK on sources itself.
+    # Arrange: Knative sets PORT on Services, and the SinkBinding sets K_SINK and K_CE_OVERRIDES.
     workloads = _workloads()
+    services = set(_objects(*KSVC))
 
     # Act
-    clashing = {name: sorted({"PORT", "K_SINK"} & set(_environment(obj))) for name, obj in workloads.items()}
+    clashing = {
+        name: sorted((({"PORT"} if name in services else set()) | {"K_SINK", "K_CE_OVERRIDES"}) & set(env))
+        for name, obj in workloads.items()
+        for env in [_environment(obj)]
+    }
 
     # Assert
     assert all(not names for names in clashing.values()), clashing
@@ -242,19 +266,203 @@ def test_every_knative_service_bounds_its_concurrency():
 
 
 @needs_kubectl
-def test_event_source_sinks_to_the_broker_the_triggers_use():
+def test_event_source_is_bound_to_the_broker_the_triggers_use():
     # Arrange
-    (source,) = _objects("sources.knative.dev/v1", "ContainerSource").values()
+    (binding,) = _objects("sources.knative.dev/v1", "SinkBinding").values()
+    deployments = _objects("apps/v1", "Deployment")
     brokers = _objects("eventing.knative.dev/v1", "Broker")
     triggers = _objects("eventing.knative.dev/v1", "Trigger")
 
     # Act
-    sink = source["spec"]["sink"]["ref"]
+    subject, sink = binding["spec"]["subject"], binding["spec"]["sink"]["ref"]
 
     # Assert
+    assert (subject["apiVersion"], subject["kind"]) == ("apps/v1", "Deployment")
+    assert subject["name"] == "bucket-events" and subject["name"] in deployments
     assert (sink["apiVersion"], sink["kind"]) == ("eventing.knative.dev/v1", "Broker")
     assert sink["name"] in brokers
     assert {t["spec"]["broker"] for t in triggers.values()} == {sink["name"]}
+
+
+@needs_kubectl
+def test_event_source_runs_in_receive_mode_behind_a_service():
+    # Arrange
+    deployment = _objects("apps/v1", "Deployment")["bucket-events"]
+    service = _objects("v1", "Service")["bucket-events"]
+    container = _container(deployment)
+
+    # Act
+    command = container.get("command", []) + container.get("args", [])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = _environment(deployment)
+
+    # Assert
+    assert command[:2] == ["bloodcell", "eventsource"] and "receive" in command
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert int(env["PORT"]) == ports["http"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert env["EVENT_WEBHOOK_TOKEN"].startswith("<from secretKeyRef")
+    assert deployment["spec"]["replicas"] == 1
+
+
+def _store_env() -> dict[str, Any]:
+    container = _container(_objects("apps/v1", "Deployment")["object-store"])
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+@needs_kubectl
+def test_store_notifications_reach_the_event_source_with_its_token():
+    # Arrange
+    env = _store_env()
+    service = _objects("v1", "Service")["bucket-events"]
+    source = _container(_objects("apps/v1", "Deployment")["bucket-events"])
+    source_token = next(e for e in source["env"] if e["name"] == "EVENT_WEBHOOK_TOKEN")
+
+    # Act
+    endpoint = urlsplit(env["RUSTFS_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY"])
+
+    # Assert
+    assert env["RUSTFS_NOTIFY_ENABLE"] == "true" and env["RUSTFS_NOTIFY_WEBHOOK_ENABLE_PRIMARY"] == "on"
+    assert endpoint.hostname == service["metadata"]["name"]
+    assert endpoint.port in {p["port"] for p in service["spec"]["ports"]}
+    assert endpoint.path == "/"
+    # RustFS only calls private addresses whose exact origin is allow-listed.
+    assert env["RUSTFS_OUTBOUND_ALLOW_ORIGINS"] == f"{endpoint.scheme}://{endpoint.netloc}"
+    assert env["RUSTFS_NOTIFY_WEBHOOK_AUTH_TOKEN_PRIMARY"] == source_token["valueFrom"]
+
+
+@needs_kubectl
+def test_store_keeps_undelivered_notifications_on_its_volume():
+    # Arrange
+    deployment = _objects("apps/v1", "Deployment")["object-store"]
+    container = _container(deployment)
+    claims = {v["name"] for v in _pod_spec(deployment)["volumes"] if "persistentVolumeClaim" in v}
+
+    # Act
+    queue_dir = _store_env()["RUSTFS_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+
+    # Assert
+    assert mounts.get(queue_dir) in claims, f"{queue_dir} must be on a PersistentVolumeClaim"
+    assert mounts.get(_store_env()["RUSTFS_VOLUMES"]) in claims
+
+
+@needs_kubectl
+def test_bucket_job_routes_the_watched_buckets_to_the_store_target():
+    # Arrange
+    job = _objects("batch/v1", "Job")["create-buckets"]
+    container = _container(job)
+    target = next(
+        name.removeprefix("RUSTFS_NOTIFY_WEBHOOK_ENABLE_").lower()
+        for name, value in _store_env().items()
+        if name.startswith("RUSTFS_NOTIFY_WEBHOOK_ENABLE_") and value == "on"
+    )
+
+    # Act
+    args = container["args"]
+    arn = args[args.index("--notify-arn") + 1]
+    script = REPO / container["command"][1].removeprefix("/app/")
+
+    # Assert
+    assert re.fullmatch(rf"arn:rustfs:sqs:[a-z0-9-]+:{target}:webhook", arn), arn
+    assert script.is_file(), f"{script} is not in the repository"
+    assert "knative/eventsource/setup_buckets.py" in (KNATIVE / "eventsource" / "Dockerfile").read_text()
+    assert container["image"].startswith("dev.local/bloodcell-eventsource:")
+
+
+# ---- credentials and images ----
+
+
+def test_no_manifest_commits_a_secret():
+    # Arrange
+    manifests = sorted(KNATIVE.glob("*.yaml"))
+
+    # Act
+    with_secrets = [
+        path.name
+        for path in manifests
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Secret"
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(KNATIVE / "secrets" / "store.env")], cwd=REPO, check=False
+    )
+
+    # Assert
+    assert manifests and not with_secrets, f"Secrets committed in {with_secrets}"
+    assert ignored.returncode == 0, "knative/secrets/*.env must be git-ignored"
+
+
+@needs_kubectl
+def test_every_secret_is_generated_at_install_with_fresh_values():
+    # Arrange
+    secrets = _objects("v1", "Secret")
+    again = _rendered.__wrapped__()
+
+    # Act
+    second = {d["metadata"]["name"]: d["data"] for d in again if d["kind"] == "Secret"}
+
+    # Assert
+    assert set(secrets) == {"object-store-credentials", "event-webhook-token", "webapp-storage-secret"}
+    for name, secret in secrets.items():
+        assert secret["data"] and all(secret["data"].values()), name
+        assert secret["data"] != second[name], f"{name} came out the same twice: not generated"
+
+
+def _check_images() -> Any:
+    spec = importlib.util.spec_from_file_location("check_images", REPO / "tools" / "check_images.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_kubectl
+def test_every_image_is_pinned_and_from_an_allowed_registry():
+    # Arrange
+    check = _check_images()
+    dockerfiles = [
+        *REPO.glob("functions/*/Dockerfile"),
+        REPO / "webapp" / "Dockerfile",
+        KNATIVE / "eventsource" / "Dockerfile",
+    ]
+
+    # Act
+    images = [
+        c["image"]
+        for doc in _rendered()
+        if "template" in doc.get("spec", {}) and doc["kind"] != "Trigger"
+        for c in _pod_spec(doc).get("containers", []) + _pod_spec(doc).get("initContainers", [])
+    ]
+    images += [ref for path in dockerfiles for ref in check.images_in(path.read_text(), dockerfile=True)]
+
+    # Assert
+    assert len(dockerfiles) == 4 and images
+    assert check.problems(images) == []
+
+
+def test_image_rule_refuses_gone_unlisted_and_unpinned_images():
+    # Arrange
+    check = _check_images()
+    bad = [
+        "minio/minio:RELEASE.2024-12-18T13-15-44Z",
+        "quay.io/someone/store:1.0",
+        "rustfs/rustfs",
+        "rustfs/rustfs:latest",
+    ]
+
+    # Act
+    found = check.problems(bad)
+
+    # Assert
+    assert len(found) == 4 and all(any(image in line for line in found) for image in bad)
+    assert (
+        check.problems(
+            ["rustfs/rustfs@sha256:" + "0" * 64, "europe-west1-docker.pkg.dev/p-1/bloodcell/predict:0.1.0"]
+        )
+        == []
+    )
 
 
 @needs_kubectl
@@ -315,18 +523,3 @@ def test_each_trigger_filters_finalized_events_of_its_function_input_bucket():
             f"{function}'s trigger filters bucket {attributes.get('bucket')!r}, "
             f"but it reads {INPUT_BUCKET[function]}={env[INPUT_BUCKET[function]]!r}"
         )
-
-
-@needs_kubectl
-def test_event_source_watches_the_buckets_the_triggers_filter_on():
-    # Arrange
-    (source,) = _objects("sources.knative.dev/v1", "ContainerSource").values()
-    triggers = _objects("eventing.knative.dev/v1", "Trigger")
-    env = _environment(source)
-
-    # Act
-    watched = env.get("EVENT_SOURCE_BUCKETS") or f"{env['UPLOAD_BUCKET']},{env['TENSOR_BUCKET']}"
-
-    # Assert
-    filtered = {t["spec"]["filter"]["attributes"]["bucket"] for t in triggers.values()}
-    assert filtered <= {b.strip() for b in watched.split(",")}

@@ -27,6 +27,7 @@ from bloodcell.events import GCS_FINALIZED  # noqa: E402
 from bloodcell.settings import ENV_VARS  # noqa: E402
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/")
+yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read cloudbuild.yaml")
 
 STANDARD_ENV = re.compile(r"^(AWS_|GOOGLE_|K_)[A-Z0-9_]+$")
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
@@ -222,7 +223,7 @@ def test_google_buckets_are_private_and_uniform():
     ]
 
     # Assert
-    assert set(buckets) == {"uploads", "tensors", "results"}
+    assert set(buckets) == {"uploads", "tensors", "results", "build_sources"}
     assert not loose, f"buckets without uniform access or enforced public access prevention: {loose}"
 
 
@@ -439,13 +440,201 @@ def test_trigger_identity_has_the_roles_eventarc_needs():
         assert _scalar(trigger["service_account"]) == "${google_service_account.trigger.email}"
 
 
-def test_archive_credentials_reach_predict_only_as_secrets():
+def test_predict_reaches_the_archive_by_federation_without_any_key():
     # Arrange
     env = _service_env(_resources("google_cloud_run_v2_service")["predict"])
+    trust = _typed("data")[("aws_iam_policy_document", "archive_writer_trust")]
+    role = _resources("aws_iam_role")["archive_writer"]
 
     # Act
-    secret_backed = {k for k, v in env.items() if v == "<secret>"}
+    (statement,) = _blocks(trust, "statement")
+    (principal,) = _blocks(statement, "principals")
+    conditions = {
+        _scalar(c["variable"]): (_scalar(c["test"]), _list(c["values"]))
+        for c in _blocks(statement, "condition")
+    }
+    key_names = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_AWS_ACCESS_KEY_ID"}
+
+    # Assert: no key exists, in AWS, in Secret Manager or in the service.
+    assert not _resources("aws_iam_user") and not _resources("aws_iam_access_key")
+    assert not [n for n in _resources("google_secret_manager_secret") if "archive" in n]
+    assert not key_names & set(env)
+    # (_service_env reads map items out of the for_each expression, without their ${}.)
+    assert env["ARCHIVE_AWS_ROLE_ARN"].strip("${}") == "aws_iam_role.archive_writer.arn"
+    assert env["ARCHIVE_AWS_ID_TOKEN_AUDIENCE"].strip("${}") == "local.archive_token_audience"
+    assert _scalar(role["assume_role_policy"]) == "${data.aws_iam_policy_document.archive_writer_trust.json}"
+    # Only tokens Google signed for predict's account, minted for our audience.
+    assert _list(statement["actions"]) == ["sts:AssumeRoleWithWebIdentity"]
+    assert (_scalar(principal["type"]), _list(principal["identifiers"])) == (
+        "Federated",
+        ["accounts.google.com"],
+    )
+    unique_id = ["${google_service_account.predict.unique_id}"]
+    assert conditions == {
+        "accounts.google.com:aud": ("StringEquals", unique_id),
+        "accounts.google.com:oaud": ("StringEquals", ["${local.archive_token_audience}"]),
+        "accounts.google.com:sub": ("StringEquals", unique_id),
+    }
+    policy = _resources("aws_iam_role_policy")["archive_put_only"]
+    assert _scalar(policy["policy"]) == "${data.aws_iam_policy_document.archive_put_only.json}"
+
+
+# ---- first apply: versions, service agents, build account ----
+
+# Terraform features and the first version that accepts them.
+_FEATURES: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("variable validation referring to another variable", (1, 9)),
+    ("removed block", (1, 7)),
+    ("provider-defined function", (1, 8)),
+    ("ephemeral block", (1, 10)),
+    ("import or check block", (1, 5)),
+    ("terraform_data resource", (1, 4)),
+)
+
+
+def _features_used() -> dict[str, tuple[int, int]]:
+    used = {}
+    for name, body in _named("variable").items():
+        for validation in _blocks(body, "validation"):
+            others = set(re.findall(r"\bvar\.(\w+)", str(validation.get("condition")))) - {name}
+            if others:
+                used[_FEATURES[0][0]] = _FEATURES[0][1]
+    text = "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
+    patterns = {
+        "removed block": r"(?m)^removed\s*\{",
+        "provider-defined function": r"provider::",
+        "ephemeral block": r"(?m)^ephemeral\s",
+        "import or check block": r"(?m)^(import|check)\s",
+        "terraform_data resource": r'resource\s+"terraform_data"',
+    }
+    versions = dict(_FEATURES)
+    used |= {name: versions[name] for name, pattern in patterns.items() if re.search(pattern, text)}
+    return used
+
+
+def test_required_version_is_the_oldest_terraform_that_accepts_the_code():
+    # Arrange
+    (block,) = _blocks(_files()["versions.tf"], "terraform")
+    constraint = str(_scalar(block["required_version"]))
+    readme = (TERRAFORM / "README.md").read_text()
+
+    # Act
+    needed = max(_features_used().values())
+    lower = re.search(r">=\s*(\d+)\.(\d+)", constraint)
 
     # Assert
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secret_backed
-    assert env["ARCHIVE_STORAGE"] == "s3"
+    assert lower, constraint
+    assert (int(lower.group(1)), int(lower.group(2))) == needed, (
+        f"required_version {constraint!r}, but the code needs {needed}: {_features_used()}"
+    )
+    assert f"Terraform {needed[0]}.{needed[1]} or later" in readme
+
+
+def test_features_detection_sees_the_cross_variable_validation():
+    # Arrange: the check above is only as good as this detection.
+    validation = _named("variable")["webapp_min_instances"]["validation"]
+
+    # Act
+    used = _features_used()
+
+    # Assert
+    assert "var.webapp_max_instances" in str(validation)
+    assert used["variable validation referring to another variable"] == (1, 9)
+
+
+def test_service_agents_are_ensured_and_never_spelled_out():
+    # Arrange
+    identities = _resources("google_project_service_identity")
+    text = "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
+    token_creator = _resources("google_service_account_iam_member")["pubsub_agent_token_creator"]
+    eventarc_grant = _resources("google_project_iam_member")["eventarc_agent"]
+
+    # Act
+    services = {_scalar(body["service"]): str(_scalar(body.get("provider"))) for body in identities.values()}
+
+    # Assert
+    assert set(services) == {"pubsub.googleapis.com", "eventarc.googleapis.com"}
+    assert all("google-beta" in provider for provider in services.values()), services
+    assert "gcp-sa-" not in text, "service agent addresses must come from google_project_service_identity"
+    assert _scalar(token_creator["member"]) == "${google_project_service_identity.pubsub.member}"
+    assert _scalar(eventarc_grant["member"]) == "${google_project_service_identity.eventarc.member}"
+    for name, trigger in _resources("google_eventarc_trigger").items():
+        after = set(_list(trigger["depends_on"]))
+        assert {
+            "${google_project_iam_member.eventarc_agent}",
+            "${google_project_iam_member.gcs_agent_publishes}",
+            "${google_service_account_iam_member.pubsub_agent_token_creator}",
+        } <= after, name
+
+
+def test_cloud_build_runs_as_its_own_least_privileged_account():
+    # Arrange
+    member = "${google_service_account.cloudbuild.member}"
+    grants = [
+        (t, _scalar(body["role"]))
+        for (t, _), body in _typed("resource").items()
+        if "_iam_member" in t and _scalar(body.get("member")) == member
+    ]
+    build = yaml.safe_load((TERRAFORM / "cloudbuild.yaml").read_text())
+    readme = (TERRAFORM / "README.md").read_text()
+
+    # Assert
+    assert sorted(grants) == [
+        ("google_artifact_registry_repository_iam_member", "roles/artifactregistry.writer"),
+        ("google_project_iam_member", "roles/logging.logWriter"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
+    ]
+    assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    assert "--service-account" in readme and "build_service_account" in readme
+    assert "--gcs-source-staging-dir" in readme and "build_source_bucket" in readme
+
+
+def test_every_cloud_run_service_has_startup_and_liveness_probes():
+    # Arrange
+    services = _resources("google_cloud_run_v2_service")
+
+    # Act
+    probes = {
+        name: {
+            k for c in _blocks(_blocks(body, "template")[0], "containers") for k in c if k.endswith("_probe")
+        }
+        for name, body in services.items()
+    }
+
+    # Assert
+    assert probes == {name: {"startup_probe", "liveness_probe"} for name in services}
+
+
+def test_failed_eventarc_deliveries_end_in_a_readable_dead_letter_subscription():
+    # Arrange
+    subscriptions = _locals()["trigger_subscriptions"]
+    policy = _resources("terraform_data")["trigger_dead_letter_policy"]
+    readable = _resources("google_pubsub_subscription")["dead_letters"]
+    readme = (TERRAFORM / "README.md").read_text()
+
+    # Act
+    command = str(_scalar(_blocks(policy, "provisioner")[0]["local-exec"]["command"]))
+    subscribed = set(_scalar(subscriptions).values())
+
+    # Assert
+    assert subscribed == {
+        f"${{google_eventarc_trigger.{name}.transport[0].pubsub[0].subscription}}"
+        for name in _resources("google_eventarc_trigger")
+    }
+    assert _scalar(policy["for_each"]) == "${local.trigger_subscriptions}"
+    assert "--dead-letter-topic=${google_pubsub_topic.dead_letters.id}" in command
+    assert "--max-delivery-attempts=${var.dead_letter_max_delivery_attempts}" in command
+    assert _scalar(readable["topic"]) == "${google_pubsub_topic.dead_letters.id}"
+    assert "gcloud pubsub subscriptions pull" in readme
+
+
+def test_tfvars_example_sets_only_declared_variables_and_the_required_one():
+    # Arrange
+    with (TERRAFORM / "terraform.tfvars.example").open() as handle:
+        example = _norm(hcl2.load(handle))
+
+    # Act
+    unknown = set(example) - set(_named("variable"))
+
+    # Assert
+    assert "project" in example and not unknown, unknown

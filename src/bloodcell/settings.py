@@ -177,6 +177,18 @@ class Settings:
         "the archive's own secret key, set together with `ARCHIVE_AWS_ACCESS_KEY_ID`",
         repr=False,
     )
+    archive_aws_role_arn: str | None = setting(
+        "ARCHIVE_AWS_ROLE_ARN",
+        None,
+        optional,
+        "AWS role the archive writer assumes with its Google ID token (web identity federation, no key)",
+    )
+    archive_aws_id_token_audience: str = setting(
+        "ARCHIVE_AWS_ID_TOKEN_AUDIENCE",
+        "sts.amazonaws.com",
+        text,
+        "audience of that Google ID token, as the role's trust policy expects",
+    )
     model_dir: Path | None = setting(
         "MODEL_DIR",
         None,

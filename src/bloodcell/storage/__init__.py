@@ -7,6 +7,7 @@ from functools import cache
 from bloodcell.settings import Settings
 from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, Storage
 from bloodcell.storage.local import LocalStorage, check_object_name
+from bloodcell.storage.web_identity import WebIdentity
 
 __all__ = [
     "LocalStorage",
@@ -20,7 +21,11 @@ __all__ = [
 
 
 def _open(
-    kind: str, settings: Settings, endpoint: str | None, credentials: tuple[str, str] | None = None
+    kind: str,
+    settings: Settings,
+    endpoint: str | None,
+    credentials: tuple[str, str] | None = None,
+    web_identity: WebIdentity | None = None,
 ) -> Storage:
     if kind == "local":
         return LocalStorage(settings.data_dir)
@@ -30,7 +35,7 @@ def _open(
         return GcsStorage()
     from bloodcell.storage.s3 import S3Storage
 
-    return S3Storage(endpoint_url=endpoint, credentials=credentials)
+    return S3Storage(endpoint_url=endpoint, credentials=credentials, web_identity=web_identity)
 
 
 @cache
@@ -41,8 +46,15 @@ def open_storage(settings: Settings) -> Storage:
 
 @cache
 def open_archive(settings: Settings) -> Storage:
-    """Where archive copies go: a folder bucket locally, S3 (AWS or MinIO) when deployed."""
+    """Where archive copies go: a folder bucket locally, S3 (AWS or an in-cluster store) when deployed.
+
+    On AWS, a role assumed with the service's Google ID token (no key at all);
+    a static key pair only for S3-compatible stores that have no STS.
+    """
     keys = None
     if settings.archive_aws_access_key_id and settings.archive_aws_secret_access_key:
         keys = (settings.archive_aws_access_key_id, settings.archive_aws_secret_access_key)
-    return _open(settings.archive_storage, settings, settings.archive_s3_endpoint_url, keys)
+    identity = None
+    if settings.archive_aws_role_arn:
+        identity = WebIdentity(settings.archive_aws_role_arn, settings.archive_aws_id_token_audience)
+    return _open(settings.archive_storage, settings, settings.archive_s3_endpoint_url, keys, identity)

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
 from bloodcell.storage.base import ObjectInfo, check_read_size
+from bloodcell.storage.web_identity import WebIdentity, refreshable_session
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -31,11 +32,18 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         credentials: tuple[str, str] | None = None,
+        web_identity: WebIdentity | None = None,
+        *,
+        metadata_host: str | None = None,
+        sts_endpoint_url: str | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         # None: boto3's usual chain (AWS_* variables, instance role, ...)
         self._credentials = credentials
+        # A role assumed with the workload's Google ID token (web_identity.py).
+        self._web_identity = web_identity
+        self._federation = {"metadata_host": metadata_host, "sts_endpoint_url": sts_endpoint_url}
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -58,7 +66,11 @@ class S3Storage:
                         "aws_access_key_id": self._credentials[0],
                         "aws_secret_access_key": self._credentials[1],
                     }
-                self._client = boto3.client(
+                factory: Any = boto3
+                if self._web_identity:
+                    options = {k: v for k, v in self._federation.items() if v}
+                    factory = refreshable_session(self._web_identity, self.region, **options)
+                self._client = factory.client(
                     "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config, **keys
                 )
             return self._client

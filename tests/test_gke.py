@@ -1,0 +1,185 @@
+"""Static checks of the GKE deployment: terraform/gke/cluster (the cluster),
+terraform/gke/knative (Knative and the app, through the overlay in
+terraform/gke/knative/overlay). Providers can't be downloaded here, so these
+read the HCL and render the overlay."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+GKE = REPO / "terraform" / "gke"
+hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/gke")
+yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered overlay")
+needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlay")
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_norm(k): _norm(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+@cache
+def _module(name: str) -> dict[str, list[dict[str, Any]]]:
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((GKE / name).glob("*.tf")):
+        with path.open() as handle:
+            for key, blocks in _norm(hcl2.load(handle)).items():
+                merged.setdefault(key, []).extend(blocks if isinstance(blocks, list) else [blocks])
+    return merged
+
+
+def _typed(name: str, kind: str = "resource") -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (rtype, rname): body
+        for block in _module(name).get(kind, [])
+        for rtype, named in block.items()
+        for rname, body in named.items()
+    }
+
+
+def _one(body: dict[str, Any], block: str) -> dict[str, Any]:
+    (found,) = body[block]
+    return found
+
+
+@pytest.mark.parametrize("name", ["cluster", "knative"])
+def test_every_variable_is_typed_and_described(name: str):
+    # Arrange
+    variables = {k: v for block in _module(name)["variable"] for k, v in block.items()}
+
+    # Act
+    lacking = [
+        k for k, v in variables.items() if "type" not in v or not str(v.get("description", "")).strip()
+    ]
+
+    # Assert
+    assert variables and not lacking
+
+
+def test_cluster_is_standard_with_workload_identity_and_dataplane_v2():
+    # Arrange
+    cluster = _typed("cluster")[("google_container_cluster", "this")]
+    pool = _typed("cluster")[("google_container_node_pool", "default")]
+
+    # Act
+    node = _one(pool, "node_config")
+
+    # Assert
+    assert "enable_autopilot" not in cluster
+    assert cluster["datapath_provider"] == "ADVANCED_DATAPATH"
+    assert _one(cluster, "workload_identity_config")["workload_pool"] == "${var.project}.svc.id.goog"
+    assert cluster["remove_default_node_pool"] is True
+    assert _one(node, "workload_metadata_config")["mode"] == "GKE_METADATA"
+    assert node["service_account"] == "${google_service_account.nodes.email}"
+    assert pool["cluster"] == "${google_container_cluster.this.id}"
+
+
+def test_node_account_has_only_the_node_role_and_pull_rights_on_our_repository():
+    # Arrange
+    member = "${google_service_account.nodes.member}"
+
+    # Act
+    grants = sorted(
+        (rtype, body["role"], body.get("repository", body.get("project")))
+        for (rtype, _), body in _typed("cluster").items()
+        if rtype.endswith("_iam_member") and body["member"] == member
+    )
+
+    # Assert
+    assert grants == [
+        (
+            "google_artifact_registry_repository_iam_member",
+            "roles/artifactregistry.reader",
+            "${google_artifact_registry_repository.images.name}",
+        ),
+        ("google_project_iam_member", "roles/container.defaultNodeServiceAccount", "${var.project}"),
+    ]
+
+
+def test_knative_module_configures_its_providers_from_data_sources_only():
+    # Arrange
+    providers = {k: v for block in _module("knative")["provider"] for k, v in block.items()}
+
+    # Act
+    references = re.findall(r"\$\{([^}]*)\}", str(providers))
+
+    # Assert
+    assert "kubectl" in providers
+    assert references and all(ref.startswith(("data.", "var.", "base64decode(data.")) for ref in references)
+    assert not _typed("knative", "resource").keys() & {("google_container_cluster", "this")}
+
+
+def test_knative_version_is_pinned_and_matches_the_readme_and_schemas():
+    # Arrange
+    variables = {k: v for block in _module("knative")["variable"] for k, v in block.items()}
+    readme = (REPO / "knative" / "README.md").read_text()
+
+    # Act
+    version = variables["knative_version"]["default"]
+    minikube = re.search(r"export KNATIVE=(knative-v[0-9.]+)", readme)
+
+    # Assert
+    assert re.fullmatch(r"knative-v1\.\d+\.\d+", version)
+    assert minikube and minikube.group(1) == version
+    # The CRD schemas CI validates the manifests against are this version's.
+    assert f"deploy-schemas/{version}" in (REPO / ".ci" / "run").read_text()
+
+
+@cache
+def _overlay() -> list[dict[str, Any]]:
+    copy = Path(tempfile.mkdtemp(prefix="gke-"))
+    shutil.copytree(REPO / "knative", copy / "knative", ignore=shutil.ignore_patterns("*.env"))
+    shutil.copytree(GKE / "knative" / "overlay", copy / "terraform" / "gke" / "knative" / "overlay")
+    subprocess.run(["sh", str(copy / "knative" / "secrets" / "generate.sh")], capture_output=True, check=True)
+    target = copy / "terraform" / "gke" / "knative" / "overlay"
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=False
+    )
+    shutil.rmtree(copy)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@needs_kubectl
+def test_overlay_points_every_bloodcell_image_at_the_repository_terraform_substitutes():
+    # Arrange
+    app = (GKE / "knative" / "app.tf").read_text()
+    placeholder = re.search(r'placeholder_repository = "([^"]+)"', app)
+    spec = importlib.util.spec_from_file_location("check_images", REPO / "tools" / "check_images.py")
+    assert spec and spec.loader and placeholder
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+
+    # Act
+    images = [
+        c["image"]
+        for doc in _overlay()
+        if "template" in doc.get("spec", {}) and doc["kind"] != "Trigger"
+        for c in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    ours = {i for i in images if "rustfs" not in i}
+
+    # Assert
+    assert {i.rsplit("/", 1)[-1].split(":")[0] for i in ours} == {
+        "preprocess",
+        "predict",
+        "webapp",
+        "eventsource",
+    }
+    assert all(i.startswith(placeholder.group(1) + "/") for i in ours), ours
+    assert check.problems(images) == []
