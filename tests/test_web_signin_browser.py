@@ -36,9 +36,10 @@ pytestmark = [
 def open_stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`bloodcell serve` listening on every interface, so sign-in is on."""
     port = free_port()
+    secret = "browser-sign-in-secret-" + "x" * 16  # checkov:skip=CKV_SECRET_6:throwaway test secret
     env = clean_env(
         _model_dir(),
-        STORAGE_SECRET="browser-sign-in-secret-" + "x" * 16,  # checkov:skip=CKV_SECRET_6:throwaway test secret
+        STORAGE_SECRET=secret,
         WEB_ACCOUNTS=auth.hash_line("chloé", PASSWORD, ("reviewer",)),
     )
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
