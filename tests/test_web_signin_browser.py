@@ -99,7 +99,7 @@ def test_only_a_signed_in_user_gets_in_and_their_upload_records_them(
     who = WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "signed-in-user"))).text
     wait = _open_and_upload(browser, base + "/", [cell])
     assert isinstance(wait, WebDriverWait)
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "1 of 1 finished"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "1 of 1 chosen finished"))
     results = wait_for("a result", lambda: list((data / "results").rglob("*.json")), timeout=30)
 
     assert all(url.startswith(base + "/signin?next=") for url in landed.values()), landed

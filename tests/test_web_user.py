@@ -172,13 +172,13 @@ async def test_several_uploads_show_progress_then_results(
     await user.open("/")
     await user.should_see("No images yet.")
     await upload(user, files)
-    await user.should_see(content="of 3 finished")
+    await user.should_see(content="of 3 chosen finished")
     await eventually(lambda: count(user, "stage-preprocessed") == 3, what="three preprocessed files")
-    assert texts(user, "progress") == ["0 of 3 finished"]
+    assert texts(user, "progress") == ["0 of 3 chosen finished"]
 
     worker.predict_allowed.set()
     await eventually(lambda: count(user, "stage-classified") == 3, what="three classified files")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
     stored = worker.web_results()
     assert set(stored) == set(files)
     for name, result in stored.items():
@@ -201,7 +201,7 @@ async def test_several_uploads_show_progress_then_results(
     # an accidental reload keeps the batch: the tab remembers the names, the buckets the rest
     await user.open("/")
     await eventually(lambda: count(user, "stage-classified") == 3, what="the batch after a reload")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
     assert errors() == []
 
 
@@ -222,7 +222,7 @@ async def test_rejected_and_refused_files_show_their_reason(
     # the app keeps working after a bad file
     await upload(user, {"monocyte.jpeg": images["monocyte.jpeg"]})
     await eventually(lambda: count(user, "stage-classified") == 1, what="the next image's result")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
 
     user.find("Start a new batch").click()
     await user.should_see("No images yet.")
@@ -236,7 +236,7 @@ async def test_batch_report_and_csv_match_the_results(
 ) -> None:
     await user.open("/")
     await upload(user, {**images, "notes.jpg": NOT_AN_IMAGE})
-    await eventually(lambda: texts(user, "progress") == ["6 of 6 finished"], what="the whole batch")
+    await eventually(lambda: texts(user, "progress") == ["6 of 6 chosen finished"], what="the whole batch")
     stored = worker.web_results()
     assert len(stored) == 6
 
@@ -315,7 +315,7 @@ async def test_history_lists_earlier_results_newest_first(
     await user.should_see("History")
     await user.should_see(content="24 results · page 1 of 2")
     shown = texts(user, "history-name")
-    assert shown[:3] == ["notes.jpg", "eosinophil.jpeg", "lymphocyte.jpeg"]
+    assert shown[:3] == ["by-hand / notes.jpg", "by-hand / eosinophil.jpeg", "by-hand / lymphocyte.jpeg"]
     assert len(shown) == 20
     await user.should_see(content="Rejected: " + worker.result("by-hand/notes.jpg")["reason"])
     eosinophil = worker.result("by-hand/eosinophil.jpeg")

@@ -7,6 +7,7 @@ so whatever training writes into ``metadata.json`` shows up without a code chang
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,35 @@ from bloodcell.model import OTHER, default_model_dir, read_model_info
 from bloodcell.settings import Settings
 from bloodcell.web import pages
 from bloodcell.web.batch import label_words
+
+# a picture beside the model files, by plain name: what /model-files/ serves
+MODEL_PICTURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(png|jpg|jpeg|svg|webp)", re.IGNORECASE)
+_RELATIVE_IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s/:]+)(\))")
+
+
+def _width(path: Path) -> int:
+    """The picture's own width (header only), so it is shown at a size its digits can be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return max(320, min(int(image.size[0]), 2400))
+    except OSError:
+        return 640
+
+
+def card_markdown(text: str) -> str:
+    """The card links its figures by relative name (``confusion_matrix.png``); on /model they must
+    point at /model-files/, or the browser asks for /confusion_matrix.png and gets nothing."""
+
+    def fix(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if not MODEL_PICTURE.fullmatch(name):
+            return match.group(0)
+        return f"{match.group(1)}/model-files/{name}{match.group(3)}"
+
+    return _RELATIVE_IMAGE.sub(fix, text)
+
 
 SCALARS = (str, int, float, bool, type(None))
 # The pictures evaluation draws into the model folder, with their captions; served under /model-files/.
@@ -178,11 +208,20 @@ def model_page(settings: Settings) -> None:
             render_metrics(metrics)
         else:
             ui.label("metadata.json holds no metrics for this model yet.").classes("text-grey-7")
+        if (folder / "confusion_matrix.png").is_file():
+            ui.label("Confusion matrix").classes("text-subtitle2 mt-2")
+            # at its own size (shrunk to a column its digits were unreadable); scrolls inside its box
+            with ui.element("div").classes("w-full overflow-x-auto"):
+                ui.image("/model-files/confusion_matrix.png").classes("bc-confusion").props(
+                    "fit=contain"
+                ).style(f"width: {_width(folder / 'confusion_matrix.png')}px; max-width: none")
+            ui.link("Open the confusion matrix on its own", "/model-files/confusion_matrix.png", new_tab=True)
         for name, caption in MODEL_FIGURES.items():
-            if (folder / name).is_file():
+            if name != "confusion_matrix.png" and (folder / name).is_file():
                 ui.label(caption).classes("text-subtitle2 mt-2")
-                css = "bc-confusion" if name == "confusion_matrix.png" else f"bc-{name.removesuffix('.png')}"
-                ui.image(f"/model-files/{name}").classes(f"w-full max-w-3xl {css}").props("fit=contain")
+                ui.image(f"/model-files/{name}").classes(
+                    f"w-full max-w-3xl bc-{name.removesuffix('.png')}"
+                ).props("fit=contain")
     render_comparison(meta)
     hidden = ("name", "version", "metrics", "uncertainty", "baseline")
     facts = {k: v for k, v in meta.items() if k not in hidden}
@@ -193,6 +232,6 @@ def model_page(settings: Settings) -> None:
     card = folder / "MODEL_CARD.md"
     if card.is_file():
         with ui.expansion("Model card", icon="description").classes("w-full bg-white rounded"):
-            ui.markdown(card.read_text(encoding="utf-8", errors="replace"))
+            ui.markdown(card_markdown(card.read_text(encoding="utf-8", errors="replace")))
     with ui.expansion("All of metadata.json", icon="data_object").classes("w-full bg-white rounded"):
         ui.code(json.dumps(meta, indent=2, ensure_ascii=False), language="json").classes("w-full")

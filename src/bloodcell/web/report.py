@@ -35,8 +35,7 @@ class Report:
                 "text-grey-7"
             )
             with ui.row().classes("w-full gap-6 items-start") as self.body:
-                with ui.column().classes("grow basis-96 gap-2"):
-                    self._figures(differential([]))
+                self.figures = ui.column().classes("grow basis-96 gap-2")
                 self.chart = ui.echart(charts.differential_chart(differential([])))
                 self.chart.classes("grow basis-80 h-64")
             self.note = ui.label(COUNTING_NOTE).classes("text-xs text-grey-7")
@@ -48,16 +47,14 @@ class Report:
         for element in (self.body, self.note):
             element.set_visibility(diff.total > 0)
         self.empty.set_visibility(diff.total == 0)
-        self._figures.refresh(diff)
+        self.figures.clear()
+        with self.figures:
+            _table(diff)
+            _tallies(diff)
         self.chart.set_visibility(diff.counted > 0)
         self.chart.options.clear()
         self.chart.options.update(charts.differential_chart(diff))
         self.chart.update()
-
-    @ui.refreshable_method
-    def _figures(self, diff: Differential) -> None:
-        _table(diff)
-        _tallies(diff)
 
     def download(self) -> None:
         name = f"bloodcell-batch-{datetime.now():%Y%m%d-%H%M%S}.csv"
