@@ -88,8 +88,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "src", "functions", "webapp")
     session.run("mypy")
-    # training/ is a folder of scripts importing each other by module name, checked as such
-    session.run("mypy", "training", env={"MYPYPATH": "training:src"})
+    session.run("mypy", "-p", "training", env={"MYPYPATH": "src"})
 
 
 @nox.session(python=PYTHON)
@@ -153,7 +152,7 @@ def train(session: nox.Session) -> None:
     known.add_argument("--out", default="functions/predict/model")
     opts, _ = known.parse_known_args(session.posargs)
     env = {"PYTHONPATH": "src", "BLOODCELL_DATASETS": opts.data}
-    session.run("python", "training/train.py", *session.posargs, env=env)
+    session.run("python", "-m", "training.train", *session.posargs, env=env)
     # The figures come from the shipped .tflite on the runtime path, in the runtime's own venv.
     session.notify("evaluate", posargs=["--data", opts.data, "--model", opts.out])
 
@@ -163,7 +162,7 @@ def evaluate(session: nox.Session) -> None:
     """Evaluate the shipped .tflite through the runtime path; writes its metadata and card."""
     _install_runtime(session)
     env = {"PYTHONPATH": "src", "BLOODCELL_DATASETS": DATASETS}
-    session.run("python", "training/evaluate.py", *session.posargs, env=env)
+    session.run("python", "-m", "training.evaluate", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

@@ -7,21 +7,17 @@ Kaggle TRAIN), so a wrong statistic cannot hide behind the figures it produces.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
+from training import archive, leakage, stats
+from training.calibrate import choose_thresholds, flags
+from training.splits import OUTPUTS, kaggle_items
 
-import archive  # noqa: E402
-import leakage  # noqa: E402
-import stats  # noqa: E402
-from calibrate import choose_thresholds, flags  # noqa: E402
-from splits import OUTPUTS, kaggle_items  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_bootstrap_resamples_source_cells_not_copies() -> None:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from splits import IMAGE_SUFFIXES, OUTPUTS, Item
+from training.splits import IMAGE_SUFFIXES, OUTPUTS, Item
 
 VERIFIED_SUFFIX = ".verified.json"
 SOURCE = "archive"

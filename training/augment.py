@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import data as cache
 import numpy as np
-from splits import OTHER_INDEX
 
 from bloodcell.contract import CONTRACT
+from training import data as cache
+from training.splits import OTHER_INDEX
 
 AUGMENTATION = (
     "scale 0.75-1.33x, shift, the 8 rotations/flips, hue/stain/saturation/contrast/brightness jitter, "

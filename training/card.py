@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from leakage import NEAR_DUPLICATE_BITS
-from report import _recall_cis, _table, comparison
+from training.leakage import NEAR_DUPLICATE_BITS
+from training.report import _recall_cis, _table, comparison
 
 AUGMENTATION_1 = (
     "scale 0.75-1.33x, shift, the 8 rotations/flips, hue/stain/saturation/contrast/brightness jitter"

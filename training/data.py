@@ -9,22 +9,18 @@ the file list and the source of the transform, so editing cellcrop.py rebuilds i
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from bloodcell import cellcrop
+from bloodcell.contract import CONTRACT
+from bloodcell.imaging import decode_image
+from training.splits import Item
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "training"))
-
-from splits import Item  # noqa: E402
-
-from bloodcell import cellcrop  # noqa: E402
-from bloodcell.contract import CONTRACT  # noqa: E402
-from bloodcell.imaging import decode_image  # noqa: E402
 
 CACHE_SIZE = 128  # cached crop side; CONTRACT.width of it is the nominal crop
 MARGIN = CACHE_SIZE / CONTRACT.width

@@ -1,6 +1,6 @@
 """Calibrate and evaluate the SHIPPED .tflite exactly as the runtime does; write it into metadata.
 
-    PYTHONPATH=src python training/evaluate.py --data ../shared/datasets --model functions/predict/model
+    PYTHONPATH=src python -m training.evaluate --data ../shared/datasets --model functions/predict/model
 
 Every image goes through ``decode_image`` -> ``cell_tensor`` -> ``Classifier`` (its test-time
 views, temperature and uncertainty rule), the path of ``bloodcell classify``; no TensorFlow is
@@ -25,17 +25,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
-
-import figures  # noqa: E402
-import leakage  # noqa: E402
-import stats  # noqa: E402
-from calibrate import choose_thresholds  # noqa: E402
-from card import write_card  # noqa: E402
-from leakage import NEAR_DUPLICATE_BITS  # noqa: E402
-from report import draw_confusion  # noqa: E402
-from splits import (  # noqa: E402
+from bloodcell.cellcrop import cell_tensor
+from bloodcell.imaging import decode_image
+from bloodcell.model import Classifier
+from training import figures, leakage, stats
+from training.calibrate import choose_thresholds
+from training.card import write_card
+from training.leakage import NEAR_DUPLICATE_BITS
+from training.report import draw_confusion
+from training.splits import (
     LEGACY_PBC_VAL_FRACTION,
     OTHER_INDEX,
     WBC,
@@ -46,9 +44,7 @@ from splits import (  # noqa: E402
     split_pbc,
 )
 
-from bloodcell.cellcrop import cell_tensor  # noqa: E402
-from bloodcell.imaging import decode_image  # noqa: E402
-from bloodcell.model import Classifier  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NATIVE_PBC = (360, 363)  # width, height of the original PBC captures
 DEFAULT_VIEWS = "identity,flip_horizontal"

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from splits import OTHER_INDEX, WBC
 
 from bloodcell.cellcrop import cell_crop, crop_box, locate_cell
 from bloodcell.contract import CONTRACT
 from bloodcell.imaging import decode_image
 from bloodcell.model import Classifier
+from training.splits import OTHER_INDEX, WBC
 
 PLOT = 260
 MARGIN = 40

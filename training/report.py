@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
-from splits import WBC
+
+from training.splits import WBC
 
 CELL = 56
 PAD = 120

@@ -1,6 +1,6 @@
 """Train the 5-output white-blood-cell CNN on Kaggle TRAIN + PBC, export LiteRT, calibrate the flag.
 
-    PYTHONPATH=src python training/train.py --data ../shared/datasets --out functions/predict/model
+    PYTHONPATH=src python -m training.train --data ../shared/datasets --out functions/predict/model
 
 Selection (best epoch) and the uncertainty thresholds use validation data carved from
 the training sources only (see splits.py); Kaggle TEST is touched once, at the end, to
@@ -20,16 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from bloodcell.contract import CONTRACT
+from training import data as cache
+from training.archive import archive_items
+from training.augment import AUGMENTATION, Sampler, augment_fn
+from training.calibrate import choose_thresholds
+from training.splits import OTHER_INDEX, OUTPUTS, SPLIT_SEED, kaggle_items, split_kaggle_train, split_pbc
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
-
-import data as cache  # noqa: E402
-from archive import archive_items  # noqa: E402
-from augment import AUGMENTATION, Sampler, augment_fn  # noqa: E402
-from calibrate import choose_thresholds  # noqa: E402
-from splits import OTHER_INDEX, OUTPUTS, SPLIT_SEED, kaggle_items, split_kaggle_train, split_pbc  # noqa: E402
-
-from bloodcell.contract import CONTRACT  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
