@@ -82,11 +82,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy on the code; terraform fmt, yamllint and checkov on the deployment."""
+    """ruff (check and format, the whole tree) and mypy strict on the package and training/."""
     _install_runtime(session)
     session.install("ruff==0.17.5", "mypy==2.4.1")
     session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "src", "functions", "webapp")
+    session.run("ruff", "format", "--check", ".")  # the whole tree: tests, tools, bench, training too
     session.run("mypy")
     session.run("mypy", "-p", "training", env={"MYPYPATH": "src"})
 

@@ -57,8 +57,16 @@ def _browser(profile: Path) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", f"--user-data-dir={profile}", "--window-size=1400,1200"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-background-networking",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1200",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LONG_TASKS})
@@ -85,12 +93,25 @@ def run(model_dir: Path, images: list[Path], work: Path) -> dict[str, Any]:
     port = _free_port()
     # a clean environment: run from a test, NiceGUI would otherwise take `serve` for its own test app
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
-    env.update(MODEL_DIR=str(model_dir), BLOODCELL_STORAGE="local", ARCHIVE_STORAGE="local",
-               STORAGE_SECRET="bench", PYTHONUNBUFFERED="1")
+    env.update(
+        MODEL_DIR=str(model_dir),
+        BLOODCELL_STORAGE="local",
+        ARCHIVE_STORAGE="local",
+        STORAGE_SECRET="bench",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("BLOODCELL_DATA_DIR", None)
     log_path = work / "reviewpage-serve.log"
-    argv = [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(work / "reviewpage-data"),
-            "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bloodcell.cli",
+        "serve",
+        "--data-dir",
+        str(work / "reviewpage-data"),
+        "--port",
+        str(port),
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -137,7 +158,7 @@ def run(model_dir: Path, images: list[Path], work: Path) -> dict[str, Any]:
         else:
             body.send_keys("a")
         _wait_text(driver, ".bc-review-report", "0 not reviewed yet", 120)
-        review = _tasks(driver.execute_script("return window.__longTasks")[len(load_tasks):])
+        review = _tasks(driver.execute_script("return window.__longTasks")[len(load_tasks) :])
         return {
             "images": n,
             "upload": upload | {"wall_s": round(upload_s, 1)},

@@ -52,4 +52,3 @@ def test_crop_side_follows_the_cell_not_the_pixels() -> None:
     small = locate_cell(_field((224, 224), (112, 112), 20))
     large = locate_cell(_field((360, 360), (180, 180), 20 * 360 / 224))
     assert large.side / small.side == pytest.approx(360 / 224, rel=0.1)
-

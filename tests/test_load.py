@@ -133,7 +133,10 @@ def load_stack(tmp_path: Path, model_dir: Path) -> Iterator[dict[str, Any]]:
     assert (model_dir / "model.tflite").is_file(), f"no model at {model_dir}"
     data = tmp_path / "data"
     env = clean_env(
-        model_dir, BLOODCELL_STORAGE="local", BLOODCELL_DATA_DIR=str(data), ARCHIVE_STORAGE="local",
+        model_dir,
+        BLOODCELL_STORAGE="local",
+        BLOODCELL_DATA_DIR=str(data),
+        ARCHIVE_STORAGE="local",
         EVENT_SOURCE_CONCURRENCY=str(CONCURRENCY),
     )
     ports = {"preprocess": free_port(), "predict": free_port()}
@@ -148,7 +151,10 @@ def load_stack(tmp_path: Path, model_dir: Path) -> Iterator[dict[str, Any]]:
         with (tmp_path / "eventsource.log").open("a") as log:
             processes["eventsource"] = subprocess.Popen(
                 [sys.executable, "-m", "bloodcell.cli", "eventsource"],
-                env=env | {"EVENT_SINKS": sinks}, stdout=log, stderr=log, start_new_session=True,
+                env=env | {"EVENT_SINKS": sinks},
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         time.sleep(1.0)
         assert processes["eventsource"].poll() is None, (tmp_path / "eventsource.log").read_text()
@@ -225,6 +231,8 @@ def test_2000_images_at_once_bounded_memory_and_concurrency(
         report.append(f"{name} {series[0]:.0f}->{warm:.0f}->{later:.0f} MB")
         assert max(series) < RSS_LIMIT_MB, f"{name}: RSS {max(series):.0f} MB"
         assert later - warm < 64, f"{name}: RSS grew {warm:.0f} -> {later:.0f} MB while the queue drained"
-    print(f"\n{UPLOADS} uploads dropped in {dropped:.1f}s, all results in {elapsed:.1f}s "
-          f"({UPLOADS / elapsed:.1f}/s); max in flight {proxy.max_in_flight}, max connections "
-          f"{max(connections)}, {proxy.requests} requests; RSS start->25%->peak: {'; '.join(report)}")
+    print(
+        f"\n{UPLOADS} uploads dropped in {dropped:.1f}s, all results in {elapsed:.1f}s "
+        f"({UPLOADS / elapsed:.1f}/s); max in flight {proxy.max_in_flight}, max connections "
+        f"{max(connections)}, {proxy.requests} requests; RSS start->25%->peak: {'; '.join(report)}"
+    )

@@ -165,7 +165,12 @@ def test_review_state_plugs_in_through_the_review_package(local: LocalStorage, s
     cell = records.CellRef(names[0], generation)
     for record in (
         records.new_record(
-            "rv", records.RECLASSIFY, "Zoë", cell=cell, before="NEUTROPHIL", after="EOSINOPHIL",
+            "rv",
+            records.RECLASSIFY,
+            "Zoë",
+            cell=cell,
+            before="NEUTROPHIL",
+            after="EOSINOPHIL",
             at="2026-12-02T00:00:00.000000Z",
         ),
         records.new_record("rv", records.SIGN_OFF, "Dr 李", at="2026-12-02T09:00:00.000000Z"),

@@ -257,9 +257,13 @@ def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool
     view = None
     if label != "waiting":
         view = Result(
-            status=Status.CLASSIFIED if label else Status.REJECTED, source=Source("uploads", name, "g"),
-            label=label, confidence=confidence if label else None, uncertain=uncertain if label else None,
-            reason=None if label else "not an image", model=ModelRef("m", "1"),
+            status=Status.CLASSIFIED if label else Status.REJECTED,
+            source=Source("uploads", name, "g"),
+            label=label,
+            confidence=confidence if label else None,
+            uncertain=uncertain if label else None,
+            reason=None if label else "not an image",
+            model=ModelRef("m", "1"),
         )
     return slides.Cell(name, "g", datetime.now(UTC), view)
 
@@ -271,7 +275,9 @@ def test_gallery_order_and_the_two_differentials() -> None:
         _cell("S/n1", "NEUTROPHIL", 0.99),
         _cell("S/n2", "NEUTROPHIL", 0.7),
         _cell("S/n3", "NEUTROPHIL", 0.95, True),
-        _cell("S/l1", "LYMPHOCYTE", 0.8), _cell("S/bad", None), _cell("S/later", "waiting"),
+        _cell("S/l1", "LYMPHOCYTE", 0.8),
+        _cell("S/bad", None),
+        _cell("S/later", "waiting"),
     ]
     reviewed = {
         ("S/n1", "g"): state.ReviewedCell("NEUTROPHIL", "anne", "t"),

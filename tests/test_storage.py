@@ -89,9 +89,7 @@ def test_create_only_write_refuses_to_overwrite(
     assert storage.read(bucket, "r.json")[0] == b"first"
 
 
-@pytest.mark.parametrize(
-    "name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "x\x00y", "./a", ""]
-)
+@pytest.mark.parametrize("name", ["../escape.jpg", "/etc/passwd", "a/../../b.jpg", "x\x00y", "./a", ""])
 def test_local_names_never_escape_the_bucket(tmp_path: Path, name: str) -> None:
     storage = LocalStorage(tmp_path / "root")
 

@@ -43,8 +43,9 @@ def rejected(reason: str = "the file is not an image", generation: str = "g1") -
 
 
 def done(original: str, result: Result) -> Entry:
-    entry = Entry(original=original, name=f"web/20250101/0123456789-{original}", generation="g1",
-                  stage=batch.UPLOADED)
+    entry = Entry(
+        original=original, name=f"web/20250101/0123456789-{original}", generation="g1", stage=batch.UPLOADED
+    )
     assert batch.advance(entry, False, result, now=1.0, timeout=60)
     return entry
 
@@ -204,7 +205,12 @@ def test_sizes_read_the_same_everywhere() -> None:
     from bloodcell.formats import format_size
 
     assert [format_size(n) for n in (0, 512, 1536, 20 * 1024 * 1024, 1572864, 3 * 1024**3)] == [
-        "0 bytes", "512 bytes", "1.5 KiB", "20 MiB", "1.5 MiB", "3 GiB",
+        "0 bytes",
+        "512 bytes",
+        "1.5 KiB",
+        "20 MiB",
+        "1.5 MiB",
+        "3 GiB",
     ]
     assert batch.refusal("big.jpg", 21 * 1024 * 1024, 20 * 1024 * 1024) == (
         "file is 21 MiB, over the limit of 20 MiB"

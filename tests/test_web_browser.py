@@ -52,7 +52,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`bloodcell serve` in its own process group; yields the web URL and the log file."""
     port = free_port()
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in settings_module.ENV_VARS and not k.startswith(("PYTEST_", "NICEGUI_"))
     }
     env.update(
@@ -63,8 +64,16 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")])),
     )
     log_path = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "bloodcell.cli", "serve", "--data-dir", str(tmp_path / "data"),
-            "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bloodcell.cli",
+        "serve",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(port),
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -96,9 +105,16 @@ def browser(tmp_path: Path) -> Iterator[object]:
     options.binary_location = str(CHROMIUM)
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1400,1200",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1200",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -28,7 +28,11 @@ from tests.test_web_user import PipelineWorker, count, eventually, texts, upload
 
 # the same fixtures as the batch page's tests, found by pytest under these names
 anyio_backend, errors, images, model_dir, worker = (
-    web.anyio_backend, web.errors, web.images, web.model_dir, web.worker
+    web.anyio_backend,
+    web.errors,
+    web.images,
+    web.model_dir,
+    web.worker,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.nicegui_main_file("webapp/main.py")]
@@ -39,8 +43,17 @@ def key(user: User, name: str) -> None:
     """One key press as the browser's keyboard element reports it."""
     user.find(ui.keyboard).trigger(
         "key",
-        {"action": "keydown", "repeat": False, "altKey": False, "ctrlKey": False, "metaKey": False,
-         "shiftKey": False, "key": name, "code": f"Key{name.upper()}", "location": 0},
+        {
+            "action": "keydown",
+            "repeat": False,
+            "altKey": False,
+            "ctrlKey": False,
+            "metaKey": False,
+            "shiftKey": False,
+            "key": name,
+            "code": f"Key{name.upper()}",
+            "location": 0,
+        },
     )
 
 
@@ -51,7 +64,10 @@ def one(user: User, marker: str) -> str:
 
 
 async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
-    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    worker: PipelineWorker,
+    user: User,
+    images: dict[str, bytes],
+    settings: Settings,
     errors: Callable[[], list[str]],
 ) -> None:
     await user.open("/slides")
@@ -59,8 +75,10 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     user.find(marker="new-slide-id").type(SLIDE)
     user.find(marker="new-slide-open").click()
     await user.should_see(f"Slide {SLIDE}", retries=100)
-    files = {name: images[name] for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg",
-                                             "eosinophil.jpeg")}
+    files = {
+        name: images[name]
+        for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg", "eosinophil.jpeg")
+    }
     await upload(user, {**files, "notes.jpg": b"not a picture"})
     stored = lambda: slide_cells(worker.storage, settings, SLIDE)  # noqa: E731
     await eventually(lambda: [c.status for c in stored()].count("classified") == 4, what="four results")
@@ -85,8 +103,10 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     for label in batch.REPORT_ORDER:
         expected = sum(1 for r in reviewed.values() if r.label == label)
         assert one(user, f"reviewed-count-{label}") == str(expected)
-    model_counts = {label: sum(1 for c in cells if c.label == label and not c.result.uncertain)  # type: ignore[union-attr]
-                    for label in batch.REPORT_ORDER}
+    model_counts = {
+        label: sum(1 for c in cells if c.label == label and not c.result.uncertain)  # type: ignore[union-attr]
+        for label in batch.REPORT_ORDER
+    }
     assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
 
     user.find("Sign off slide").click()
@@ -128,14 +148,19 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
 
 
 async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
-    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    worker: PipelineWorker,
+    user: User,
+    images: dict[str, bytes],
+    settings: Settings,
     errors: Callable[[], list[str]],
 ) -> None:
     for name in ("neutrophil.jpeg", "lymphocyte.jpeg"):
         worker.storage.write(settings.upload_bucket, f"DROP-7/{name}", images[name])
     await eventually(
-        lambda: all(c.status != "waiting" for c in slide_cells(worker.storage, settings, "DROP-7"))
-        and len(slide_cells(worker.storage, settings, "DROP-7")) == 2,
+        lambda: (
+            all(c.status != "waiting" for c in slide_cells(worker.storage, settings, "DROP-7"))
+            and len(slide_cells(worker.storage, settings, "DROP-7")) == 2
+        ),
         what="results of the dropped folder",
     )
     await user.open("/slides")
@@ -223,8 +248,12 @@ async def test_slides_are_listed_newest_first_a_page_at_a_time(
 
 
 async def test_without_the_reviewer_role_a_slide_is_read_only(
-    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
-    monkeypatch: pytest.MonkeyPatch, errors: Callable[[], list[str]],
+    worker: PipelineWorker,
+    user: User,
+    images: dict[str, bytes],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    errors: Callable[[], list[str]],
 ) -> None:
     from bloodcell.web import auth, slide_page
 

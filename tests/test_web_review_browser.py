@@ -43,9 +43,16 @@ def _chromium(tmp_path: Path, width: int = 1400, height: int = 1200) -> Any:
     options.binary_location = str(web.CHROMIUM)
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", f"--window-size={width},{height}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -157,8 +164,17 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     for path in ("", "slides", "slides/BR-0001", "history", "model"):
         second.get(url + path)
         _wait_text(second, ".q-page", "Research tool")
-        _wait_text(second, "body", {"slides/BR-0001": "Audit trail", "history": "results", "": "Progress",
-                                    "slides": "signed off", "model": "version"}[path])
+        _wait_text(
+            second,
+            "body",
+            {
+                "slides/BR-0001": "Audit trail",
+                "history": "results",
+                "": "Progress",
+                "slides": "signed off",
+                "model": "version",
+            }[path],
+        )
         wide = second.execute_script("return document.documentElement.scrollWidth")
         assert wide <= 390, f"/{path} is {wide} px wide at phone width"
         if path == "history":

@@ -278,7 +278,10 @@ def short_timeout(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_missing_result_times_out_plainly_then_still_arrives(
-    short_timeout: None, worker: PipelineWorker, user: User, images: dict[str, bytes],
+    short_timeout: None,
+    worker: PipelineWorker,
+    user: User,
+    images: dict[str, bytes],
     errors: Callable[[], list[str]],
 ) -> None:
     worker.predict_allowed.clear()
@@ -292,7 +295,10 @@ async def test_a_missing_result_times_out_plainly_then_still_arrives(
 
 
 async def test_history_lists_earlier_results_newest_first(
-    worker: PipelineWorker, user: User, images: dict[str, bytes], settings: Settings,
+    worker: PipelineWorker,
+    user: User,
+    images: dict[str, bytes],
+    settings: Settings,
     errors: Callable[[], list[str]],
 ) -> None:
     storage = worker.storage
@@ -359,11 +365,24 @@ def evaluated_model(
         "version": "2.1.0",
         "uncertainty": {"min_top_probability": 0.6, "max_other_probability": 0.5},
         "metrics": {
-            "Kaggle TEST": {"n": 2487, "accuracy": 0.8812, "macro_f1": 0.8791, "recall": recall,
-                            "confusion_matrix": [[1, 0], [0, 1]], "flag_rate": 0.05,
-                            "accuracy_unflagged": 0.9},
-            "BCCD fields": {"n": 70, "accuracy": 0.8, "macro_f1": 0.7, "recall": recall,
-                            "confusion_matrix": [[1]], "flag_rate": 0.1, "accuracy_unflagged": None},
+            "Kaggle TEST": {
+                "n": 2487,
+                "accuracy": 0.8812,
+                "macro_f1": 0.8791,
+                "recall": recall,
+                "confusion_matrix": [[1, 0], [0, 1]],
+                "flag_rate": 0.05,
+                "accuracy_unflagged": 0.9,
+            },
+            "BCCD fields": {
+                "n": 70,
+                "accuracy": 0.8,
+                "macro_f1": 0.7,
+                "recall": recall,
+                "confusion_matrix": [[1]],
+                "flag_rate": 0.1,
+                "accuracy_unflagged": None,
+            },
             "pbc/other val": {"n": 300, "flag_rate": 0.64, "flag_rate_by_type": {"platelet": 0.9}},
         },
         "speed": {"inference_ms_1_thread": 1.25},
