@@ -27,6 +27,7 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
+from watchdog.observers.api import BaseObserver
 
 from bloodcell.errors import TransientError
 from bloodcell.eventsource import EventSource
@@ -91,7 +92,7 @@ class _BucketHandler(FileSystemEventHandler):
             log.exception("watch: could not handle %r", event)
 
 
-def _observer() -> tuple[object, list[type[FileSystemEvent]]]:
+def _observer() -> tuple[BaseObserver, list[type[FileSystemEvent]]]:
     try:
         from watchdog.observers.inotify import InotifyObserver
     except ImportError:  # not Linux
@@ -118,12 +119,12 @@ def folder_watcher(
         for bucket, root in roots.items():
             root.mkdir(parents=True, exist_ok=True)
             handler = _BucketHandler(source, storage, bucket, root.resolve())
-            observer.schedule(handler, str(root), recursive=True, event_filter=kinds)  # type: ignore[attr-defined]
-        observer.start()  # type: ignore[attr-defined]
+            observer.schedule(handler, str(root), recursive=True, event_filter=kinds)
+        observer.start()
 
         def close() -> None:
-            observer.stop()  # type: ignore[attr-defined]
-            observer.join(timeout=5)  # type: ignore[attr-defined]
+            observer.stop()
+            observer.join(timeout=5)
 
         return close
 

@@ -9,7 +9,7 @@ cell is unreviewed and the report stays preliminary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from itertools import islice
@@ -83,24 +83,14 @@ def cell_from_result(upload_name: str, generation: str, data: bytes) -> ReportCe
 
 
 def _review_state(storage: Storage, settings: Settings, slide: str) -> tuple[Reviews, SignOff | None]:
-    """Reviewed labels and sign-off from ``bloodcell.review``, or none while that package is absent.
+    """Reviewed labels and sign-off, read through ``bloodcell.review``'s two-function interface."""
+    from bloodcell.review import reviewed_labels, slide_status
 
-    Expected there (issue 15): ``reviewed_labels(storage, settings, slide)`` mapping
-    ``(upload name, generation)`` to a ``ReviewedCell(label, reviewer, at)``, and
-    ``slide_status(storage, settings, slide)`` giving ``SlideStatus(signed_off, by, at)``
-    (as on the review branch today). Adapt the names here, and only here, if they change.
-    """
-    try:
-        from bloodcell import review  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return {}, None
-    reviewed: Callable[..., Any] = review.reviewed_labels
-    status: Callable[..., Any] = review.slide_status
     reviews = {
         key: Review(label=str(r.label), reviewer=str(r.reviewer), at=_stamp(r.at))
-        for key, r in reviewed(storage, settings, slide).items()
+        for key, r in reviewed_labels(storage, settings, slide).items()
     }
-    state = status(storage, settings, slide)
+    state = slide_status(storage, settings, slide)
     sign_off = SignOff(by=str(state.by or "unknown"), at=_stamp(state.at or "")) if state.signed_off else None
     return reviews, sign_off
 
