@@ -38,7 +38,7 @@ def open_stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     env = clean_env(
         _model_dir(),
-        STORAGE_SECRET="browser-sign-in-secret-" + "x" * 16,  # checkov:skip=CKV_SECRET_6:throwaway test secret
+        STORAGE_SECRET="browser-sign-in-secret-" + "x" * 16,  # checkov:skip=CKV_SECRET_6:test-only value
         WEB_ACCOUNTS=auth.hash_line("chloé", PASSWORD, ("reviewer",)),
     )
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
