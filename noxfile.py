@@ -88,6 +88,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "src", "functions", "webapp")
     session.run("mypy")
+    # training/ is a folder of scripts importing each other by module name, checked as such
+    session.run("mypy", "training", env={"MYPYPATH": "training:src"})
 
 
 @nox.session(python=PYTHON)
@@ -168,4 +170,5 @@ def evaluate(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark suite: prints a table, writes bench/results.json (`-- --quick` for a smoke run)."""
     _install_runtime(session)
+    session.install("selenium==4.51.0")  # the slide page in Chromium (bench/reviewpage.py)
     session.run("python", "bench/run.py", *session.posargs, env={"BLOODCELL_DATASETS": DATASETS})

@@ -32,6 +32,8 @@ TARGETS = [
     ("Idle CPU, large/small bucket, receive (S3)", "scale.receive.idle_cpu_ratio", "<=", 1.5, "x"),
     ("Event source memory, large/small, watch", "scale.watch.rss_ratio", "<=", 1.2, "x"),
     ("Event source memory, large/small, receive", "scale.receive.rss_ratio", "<=", 1.2, "x"),
+    ("Slide page: longest task while reviewing", "reviewpage.review.max_ms", "<=", 200.0, "ms"),
+    ("Slide page: longest task while uploading", "reviewpage.upload.max_ms", "<=", 200.0, "ms"),
 ]
 
 
@@ -170,6 +172,26 @@ def table(results: dict[str, Any]) -> str:
                 f"with TensorFlow {s.get('with_tensorflow_mb')} MB",
             )
         )
+    page = f.get("reviewpage", {})
+    if page.get("skipped"):
+        rows.append(("Slide page in Chromium (upload, review)", "n/a", f"skipped: {page['skipped']}"))
+    elif page:
+        for phase in ("upload", "page_load", "review"):
+            p = page.get(phase, {})
+            rows.append(
+                (
+                    f"Slide page, {page.get('images')} images, {phase.replace('_', ' ')}: longest task",
+                    f"{p.get('max_ms')} ms",
+                    f"{p.get('long_tasks')} tasks > 50 ms, {p.get('over_200ms')} > 200 ms",
+                )
+            )
+        rows.append(
+            (
+                "  review key to next cell",
+                _s(_get(page, "review.key_to_next_cell_ms"), " ms"),
+                "A key, one cell each",
+            )
+        )
     lines = ["| figure | median (p95) | notes |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += ["", "| target | limit | value | met |", "|---|---|---|---|"]
@@ -216,6 +238,9 @@ FIGURES = [
     ("scale.watch.rss_ratio", False),
     ("scale.receive.idle_cpu_ratio", False),
     ("scale.receive.rss_ratio", False),
+    ("reviewpage.upload.max_ms", False),
+    ("reviewpage.review.max_ms", False),
+    ("reviewpage.review.key_to_next_cell_ms.median", False),
 ]
 
 

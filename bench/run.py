@@ -27,6 +27,7 @@ import inference
 import numpy as np
 import preprocess
 import report
+import reviewpage
 import scale
 import sizes
 from common import OUT, REPO, machine, model_dir, model_info, real_images, size_images
@@ -39,6 +40,7 @@ FULL = {
     "e2e_images": 500,
     "idle_repeats": 20,
     "bursts": 3,
+    "review_images": 300,
     "scale": (100, 100_000, 20_000),  # small bucket, large folder bucket, large S3 bucket
 }
 QUICK = {
@@ -48,6 +50,7 @@ QUICK = {
     "e2e_images": 12,
     "idle_repeats": 3,
     "bursts": 1,
+    "review_images": 20,
     "scale": (20, 500, 200),
 }
 
@@ -78,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         "training/requirements.txt under bench/out/venvs; env BENCH_TF_PYTHON)",
     )
     parser.add_argument("--images", type=int, help="images in the end-to-end burst (default 500)")
-    parser.add_argument("--only", help="comma list of: coldstart,inference,preprocess,e2e,sizes,scale")
+    parser.add_argument(
+        "--only", help="comma list of: coldstart,inference,preprocess,e2e,sizes,scale,reviewpage"
+    )
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.images:
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     only = (
         set(args.only.split(","))
         if args.only
-        else {"coldstart", "inference", "preprocess", "e2e", "sizes", "scale"}
+        else {"coldstart", "inference", "preprocess", "e2e", "sizes", "scale", "reviewpage"}
     )
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ("coldstart", lambda: coldstart.run(mdir, tensor_path, cfg["cold_repeats"], tf_py)),
         ("e2e", lambda: e2e.run(mdir, images, cfg["idle_repeats"], cfg["bursts"], work)),
         ("sizes", lambda: sizes.run(args.quick, tf_py)),
+        ("reviewpage", lambda: reviewpage.run(mdir, real_images(cfg["review_images"]), work)),
         ("scale", lambda: scale.run(*cfg["scale"], work)),  # type: ignore[misc]
     ]
     for name, step in steps:

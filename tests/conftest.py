@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from bloodcell import storage as storage_module
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.common import REPO, SHIPPED_MODEL, free_port
+from tests.support.stack import Stack, clean_env
 
 # ---- pipeline fixtures ----
 
@@ -68,6 +70,21 @@ def settings(env: dict[str, str]) -> Settings:
 @pytest.fixture
 def local(settings: Settings) -> LocalStorage:
     return LocalStorage(settings.data_dir)
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, model_dir: Path) -> Iterator[Any]:
+    """Start `bloodcell serve` on tmp_path/data; every stack is stopped (or killed) at the end."""
+    stacks: list[Stack] = []
+
+    def start(data_dir: Path | None = None, **env: str) -> Stack:
+        stack = Stack(data_dir or tmp_path / "data", clean_env(model_dir, **env), tmp_path / "serve.log")
+        stacks.append(stack)
+        return stack.start()
+
+    yield start
+    for stack in stacks:
+        stack.stop()
 
 
 # ---- S3 and GCS over real HTTP ----

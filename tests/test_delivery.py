@@ -30,7 +30,6 @@ from bloodcell.eventsource import EventSource
 from bloodcell.storage import LocalStorage, ObjectInfo
 from tests.support.common import free_port
 from tests.support.stack import (
-    Stack,
     archive_objects,
     check_end_state,
     clean_env,
@@ -42,20 +41,6 @@ from tests.support.stack import (
     wait_listening,
     wait_results,
 )
-
-
-@pytest.fixture
-def make_stack(tmp_path: Path, model_dir: Path) -> Iterator[Any]:
-    stacks: list[Stack] = []
-
-    def start(data_dir: Path | None = None, **env: str) -> Stack:
-        stack = Stack(data_dir or tmp_path / "data", clean_env(model_dir, **env), tmp_path / "serve.log")
-        stacks.append(stack)
-        return stack.start()
-
-    yield start
-    for stack in stacks:
-        stack.stop()
 
 
 def _lines(log: str, stage: str, bucket: str, name: str) -> list[str]:
@@ -180,8 +165,6 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         source = EventSource(
             local, urls, concurrency=2, backoff=(0.01, 0.05), max_attempts=4, is_done=nothing_to_reconcile
         )
-        stop = threading.Event()
-        threading.Thread(target=source.run, args=(stop,), daemon=True).start()
         now = local.write("uploads", "probe.jpg", b"x").updated
         # a symlink inside tensors/ pointing out of the bucket: preprocess must not write through it
         outside = tmp_path / "outside.npy"
@@ -189,6 +172,11 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         os.symlink(outside, data / "tensors" / "sym.jpg.npy")
         cell = image_pool(datasets, 1, "kaggle")[0].read_bytes()
         symlinked = local.write("uploads", "sym.jpg", cell)
+        # started once the buckets hold everything and reconciled (to nothing) before the first
+        # announcement: a reconcile racing the writes could otherwise announce probe.jpg itself
+        stop, ready = threading.Event(), threading.Event()
+        threading.Thread(target=source.run, args=(stop, ready), daemon=True).start()
+        assert ready.wait(30)
         poison = [
             symlinked,
             ObjectInfo("tensors", "../escape.npy", "1", 1, now),  # RejectedInput in storage
@@ -209,7 +197,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
         # binary mode, percent-encoded headers (HTTP binding 3.1.3.2), a CJK name: decoded on receipt
         zoo = local.write("uploads", "細胞 100%.jpg", cell)
         event = gcs_event(zoo)
-        event["id"] = "ид-1 \"%\""
+        event["id"] = 'ид-1 "%"'
         headers, body = binary_http(event)
         assert headers["ce-id"] == "%D0%B8%D0%B4-1%20%22%25%22"
         assert requests.post(urls["uploads"], data=body, headers=headers, timeout=30).status_code == 200

@@ -2,9 +2,11 @@
 
 Fixed, deterministic samples: all of Kaggle TEST_SIMPLE, every 10th sorted Kaggle TEST file,
 every 4th PBC validation white cell and every 2nd ``pbc/other`` validation cell (the split is
-rebuilt by ``training/splits.py``, which training used). The floors are the issue's
-targets where the shipped model meets them, else the level it does reach; they are floors
-to defend, never to loosen. Needs ../shared/datasets (or BLOODCELL_DATASETS).
+rebuilt by ``training/splits.py``, which training used: 25 % of each PBC class folder). Besides
+accuracy and recall, the uncertainty flag is held to its job: at most 10 % of white cells flagged,
+the cells left unflagged more accurate than the whole, and ``pbc/other`` cells flagged. The
+floors are the issue's targets where the shipped model meets them, else the level it does reach;
+they are floors to defend, never to loosen. Needs ../shared/datasets (or BLOODCELL_DATASETS).
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ sys.path.insert(0, str(REPO / "training"))
 
 from splits import OTHER_INDEX, WBC, kaggle_items, pbc_val_items  # noqa: E402
 
-# floors: accuracy, every class recall, flag rates. The issue's Kaggle TEST targets (accuracy 0.93,
-# every recall 0.85) are not met by model 1.0.0 (full TEST: 0.884, monocyte recall 0.734); these are
-# the levels it reaches on this sample, rounded down, to catch any regression from there.
-KAGGLE_TEST_ACC = 0.85
+# Floors: the issue's targets where the shipped model meets them on these samples, else the level it
+# reaches here, rounded down, to catch any regression from there. Model 1.0.1 (1.0.0's network with
+# two views, temperature and the validation-chosen rule) on these samples: see MODEL_CARD.md for the
+# full sets. Kaggle TEST targets (accuracy 0.93, every recall 0.85, unflagged accuracy 0.98) are not met.
+KAGGLE_TEST_ACC = 0.88
 KAGGLE_TEST_RECALL = {"EOSINOPHIL": 0.85, "LYMPHOCYTE": 1.0, "MONOCYTE": 0.66, "NEUTROPHIL": 0.91}
+KAGGLE_TEST_MAX_FLAG = 0.08  # measured 0.060; the issue's budget is 0.10
+KAGGLE_TEST_UNFLAGGED_ACC = 0.88
 TEST_SIMPLE_ACC = 0.90
-PBC_VAL_ACC = 0.97
-PBC_VAL_MAX_FLAG = 0.05
-OTHER_MIN_FLAG = 0.90
+PBC_VAL_ACC = 0.99
+PBC_VAL_RECALL = 0.96  # every class
+PBC_VAL_MAX_FLAG = 0.06  # measured 0.047; the issue's budget is 0.10
+PBC_VAL_UNFLAGGED_ACC = 0.995
+OTHER_MIN_FLAG = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +75,16 @@ def test_kaggle_test_simple(classifier: Classifier, datasets: Path) -> None:
 
 def test_kaggle_test_sample(classifier: Classifier, datasets: Path) -> None:
     items = kaggle_items(datasets, "TEST")[::10]
-    labels, preds, _ = _run(classifier, items)
+    labels, preds, flags = _run(classifier, items)
     acc = float((labels == preds).mean())
     recalls = _recalls(labels, preds)
+    kept = ~flags
     assert acc >= KAGGLE_TEST_ACC, f"Kaggle TEST sample accuracy {acc:.3f} < {KAGGLE_TEST_ACC}"
     low = {k: round(v, 3) for k, v in recalls.items() if v < KAGGLE_TEST_RECALL[k]}
     assert not low, f"Kaggle TEST sample class recall under its floor {KAGGLE_TEST_RECALL}: {low}"
+    assert float(flags.mean()) <= KAGGLE_TEST_MAX_FLAG, f"{flags.mean():.3f} of Kaggle TEST cells flagged"
+    unflagged = float((labels[kept] == preds[kept]).mean())
+    assert unflagged >= KAGGLE_TEST_UNFLAGGED_ACC, f"unflagged accuracy {unflagged:.3f}"
 
 
 def test_pbc_validation_sample(classifier: Classifier, datasets: Path) -> None:
@@ -82,8 +93,13 @@ def test_pbc_validation_sample(classifier: Classifier, datasets: Path) -> None:
     other = [it for it in val if it.label == OTHER_INDEX][::2]
     labels, preds, flags = _run(classifier, wbc)
     acc = float((labels == preds).mean())
+    kept = ~flags
     assert acc >= PBC_VAL_ACC, f"PBC val sample accuracy {acc:.3f} < {PBC_VAL_ACC}"
+    low = {k: round(v, 3) for k, v in _recalls(labels, preds).items() if v < PBC_VAL_RECALL}
+    assert not low, f"PBC val sample class recall under {PBC_VAL_RECALL}: {low}"
     assert float(flags.mean()) <= PBC_VAL_MAX_FLAG, f"{flags.mean():.3f} of PBC white cells flagged"
+    unflagged = float((labels[kept] == preds[kept]).mean())
+    assert unflagged >= PBC_VAL_UNFLAGGED_ACC, f"PBC val unflagged accuracy {unflagged:.3f}"
     _, _, other_flags = _run(classifier, other)
     rate = float(other_flags.mean())
     assert rate >= OTHER_MIN_FLAG, f"only {rate:.3f} of pbc/other cells flagged uncertain"

@@ -40,6 +40,7 @@ def test_ordinary_names_keep_their_own_derived_names(name: str) -> None:
         ("a.jpg.json/x.jpg", "reserved"),
         ("a.jpg.npy/x.jpg", "reserved"),
         ("_rejected/x.jpg", "reserved"),
+        ("_review/slide-1/20261201T000000000000Z-x-approve", "reserved"),
         ("a" * 251, "longer than 250 bytes"),
         ("é" * 126, "longer than 250 bytes"),
         ("d/" * 600 + "x.jpg", "longer than 1019 bytes"),

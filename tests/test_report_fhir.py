@@ -156,27 +156,27 @@ def test_a_slide_with_nothing_counted_still_validates(local: LocalStorage, setti
     assert diagnostic["conclusion"].startswith("0 cells counted")
 
 
-def test_review_state_plugs_in_through_the_review_package(
-    local: LocalStorage, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """bloodcell.review is not on this branch yet: a stand-in module with its announced interface."""
-    import sys
-    import types
-    from datetime import UTC, datetime
+def test_review_state_plugs_in_through_the_review_package(local: LocalStorage, settings: Settings) -> None:
+    """Reviews and the sign-off bloodcell.review writes (real records in the result bucket) reach it."""
+    from bloodcell.review import records, state
 
     names = write_slide(local, settings, "rv", specs(neutrophil=2), [image_bytes()])
     generation = load_slide(local, settings, "rv").cells[0].generation
-    reviewed = types.SimpleNamespace(label="EOSINOPHIL", reviewer="Zoë", at=datetime(2026, 12, 2, tzinfo=UTC))
-    status = types.SimpleNamespace(signed_off=True, by="Dr 李", at=datetime(2026, 12, 2, 9, tzinfo=UTC))
-    stand_in = types.ModuleType("bloodcell.review")
-    stand_in.reviewed_labels = lambda *_: {(names[0], generation): reviewed}  # type: ignore[attr-defined]
-    stand_in.slide_status = lambda *_: status  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bloodcell.review", stand_in)
+    cell = records.CellRef(names[0], generation)
+    for record in (
+        records.new_record(
+            "rv", records.RECLASSIFY, "Zoë", cell=cell, before="NEUTROPHIL", after="EOSINOPHIL",
+            at="2026-12-02T00:00:00.000000Z",
+        ),
+        records.new_record("rv", records.SIGN_OFF, "Dr 李", at="2026-12-02T09:00:00.000000Z"),
+    ):
+        state.write_record(local, settings, record)
 
     report = load_slide(local, settings, "rv")
     assert report.cells[0].review is not None and report.cells[0].counted_label == "EOSINOPHIL"
+    assert report.cells[0].review.reviewer == "Zoë"
     assert report.cells[1].review is None
-    assert report.sign_off == SignOff("Dr 李", "2026-12-02T09:00:00.000Z")
+    assert report.sign_off == SignOff("Dr 李", "2026-12-02T09:00:00.000000Z")
     (diagnostic,) = resources(fhir.bundle(report, differential(report.cells)), "DiagnosticReport")
     assert diagnostic["status"] == "final"
 

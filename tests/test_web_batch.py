@@ -178,3 +178,34 @@ def test_charts_are_plain_options() -> None:
     series = charts.differential_chart(diff)["series"]
     assert [point["value"] for point in series[0]["data"]] == [100.0, 0.0, 0.0, 0.0]
     assert series[1]["data"] == [40.0, 20.0, 2.0, 1.0] and series[2]["data"] == [20.0, 20.0, 6.0, 3.0]
+
+
+def test_csv_carries_the_other_probability() -> None:
+    flagged = replace(classified("MONOCYTE", 0.7, uncertain=True), other_probability=0.62)
+    text = batch.to_csv([done("o.jpg", flagged), done("r.jpg", rejected())])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["other_probability"] == "0.6200" and rows[1]["other_probability"] == ""
+
+
+@pytest.mark.parametrize(
+    ("confidence", "other", "words"),
+    [
+        (0.45, None, "Uncertain: low confidence (45 %, below 60 %)"),
+        (0.90, 0.62, "Uncertain: likely none of the four types ('other' 62 %, above 50 %)"),
+        (0.40, 0.70, "Uncertain: likely none of the four types ('other' 70 %, above 50 %); low confidence"),
+        (0.80, 0.10, "Uncertain: low confidence (80 %)"),  # the rule changed since: say what is known
+    ],
+)
+def test_an_uncertain_cell_says_why(confidence: float, other: float | None, words: str) -> None:
+    assert batch.uncertain_reason(confidence, other, 0.6, 0.5).startswith(words)
+
+
+def test_sizes_read_the_same_everywhere() -> None:
+    from bloodcell.formats import format_size
+
+    assert [format_size(n) for n in (0, 512, 1536, 20 * 1024 * 1024, 1572864, 3 * 1024**3)] == [
+        "0 bytes", "512 bytes", "1.5 KiB", "20 MiB", "1.5 MiB", "3 GiB",
+    ]
+    assert batch.refusal("big.jpg", 21 * 1024 * 1024, 20 * 1024 * 1024) == (
+        "file is 21 MiB, over the limit of 20 MiB"
+    )

@@ -151,7 +151,7 @@ def test_upload_a_cell_image_and_see_its_type(
     assert label.text in WORDS
     reason = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".bc-reason")))
     assert reason.text.startswith("Rejected by preprocess:")
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "2 of 2 finished"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "2 of 2 chosen finished"))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".q-page canvas")))
     _full_page_screenshot(browser, ARTIFACTS / "webapp.png")
 
@@ -177,7 +177,7 @@ def test_a_dozen_cells_and_one_unreadable_file_all_finish(
     wait = _open_and_upload(browser, url, [*files, fake])
     total = len(files) + 1
     wait.until(  # type: ignore[attr-defined]
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), f"{total} of {total} finished")
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), f"{total} of {total} chosen finished")
     )
     _full_page_screenshot(browser, ARTIFACTS / "webapp-batch.png")
     if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):

@@ -36,9 +36,10 @@ pytestmark = [
 def open_stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`bloodcell serve` listening on every interface, so sign-in is on."""
     port = free_port()
+    secret = "browser-sign-in-secret-" + "x" * 16  # checkov:skip=CKV_SECRET_6:throwaway test secret
     env = clean_env(
         _model_dir(),
-        STORAGE_SECRET="browser-sign-in-secret-" + "x" * 16,  # checkov:skip=CKV_SECRET_6:test-only value
+        STORAGE_SECRET=secret,
         WEB_ACCOUNTS=auth.hash_line("chloé", PASSWORD, ("reviewer",)),
     )
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "NICEGUI_"))}
@@ -99,7 +100,7 @@ def test_only_a_signed_in_user_gets_in_and_their_upload_records_them(
     who = WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "signed-in-user"))).text
     wait = _open_and_upload(browser, base + "/", [cell])
     assert isinstance(wait, WebDriverWait)
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "1 of 1 finished"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), "1 of 1 chosen finished"))
     results = wait_for("a result", lambda: list((data / "results").rglob("*.json")), timeout=30)
 
     assert all(url.startswith(base + "/signin?next=") for url in landed.values()), landed

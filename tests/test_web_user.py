@@ -172,13 +172,13 @@ async def test_several_uploads_show_progress_then_results(
     await user.open("/")
     await user.should_see("No images yet.")
     await upload(user, files)
-    await user.should_see(content="of 3 finished")
+    await user.should_see(content="of 3 chosen finished")
     await eventually(lambda: count(user, "stage-preprocessed") == 3, what="three preprocessed files")
-    assert texts(user, "progress") == ["0 of 3 finished"]
+    assert texts(user, "progress") == ["0 of 3 chosen finished"]
 
     worker.predict_allowed.set()
     await eventually(lambda: count(user, "stage-classified") == 3, what="three classified files")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
     stored = worker.web_results()
     assert set(stored) == set(files)
     for name, result in stored.items():
@@ -201,7 +201,7 @@ async def test_several_uploads_show_progress_then_results(
     # an accidental reload keeps the batch: the tab remembers the names, the buckets the rest
     await user.open("/")
     await eventually(lambda: count(user, "stage-classified") == 3, what="the batch after a reload")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
     assert errors() == []
 
 
@@ -222,7 +222,7 @@ async def test_rejected_and_refused_files_show_their_reason(
     # the app keeps working after a bad file
     await upload(user, {"monocyte.jpeg": images["monocyte.jpeg"]})
     await eventually(lambda: count(user, "stage-classified") == 1, what="the next image's result")
-    await user.should_see("3 of 3 finished")
+    await user.should_see("3 of 3 chosen finished")
 
     user.find("Start a new batch").click()
     await user.should_see("No images yet.")
@@ -236,7 +236,7 @@ async def test_batch_report_and_csv_match_the_results(
 ) -> None:
     await user.open("/")
     await upload(user, {**images, "notes.jpg": NOT_AN_IMAGE})
-    await eventually(lambda: texts(user, "progress") == ["6 of 6 finished"], what="the whole batch")
+    await eventually(lambda: texts(user, "progress") == ["6 of 6 chosen finished"], what="the whole batch")
     stored = worker.web_results()
     assert len(stored) == 6
 
@@ -315,7 +315,7 @@ async def test_history_lists_earlier_results_newest_first(
     await user.should_see("History")
     await user.should_see(content="24 results · page 1 of 2")
     shown = texts(user, "history-name")
-    assert shown[:3] == ["notes.jpg", "eosinophil.jpeg", "lymphocyte.jpeg"]
+    assert shown[:3] == ["by-hand / notes.jpg", "by-hand / eosinophil.jpeg", "by-hand / lymphocyte.jpeg"]
     assert len(shown) == 20
     await user.should_see(content="Rejected: " + worker.result("by-hand/notes.jpg")["reason"])
     eosinophil = worker.result("by-hand/eosinophil.jpeg")
@@ -395,6 +395,34 @@ async def test_model_page_renders_whatever_metrics_training_wrote(
     response = await user.http_client.get("/model-files/confusion_matrix.png")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     await user.should_see(content="Intended use: research only.")
+    assert errors() == []
+
+
+async def test_model_page_shows_the_new_figures_beside_the_previous_versions(
+    evaluated_model: Path, user: User, errors: Callable[[], list[str]]
+) -> None:
+    from PIL import Image
+
+    meta = json.loads((evaluated_model / "metadata.json").read_text())
+    meta["uncertainty"].update(temperature=1.4, views=["identity", "flip_horizontal"])
+    meta["baseline"] = {
+        "version": "1.0.0",
+        "metrics": {"Kaggle TEST": {"accuracy": 0.8842, "flag_rate": 0.0113, "accuracy_unflagged": 0.889}},
+    }
+    (evaluated_model / "metadata.json").write_text(json.dumps(meta))
+    Image.new("RGB", (40, 30), "white").save(evaluated_model / "calibration.png")
+
+    await user.open("/model")
+
+    await user.should_see(content="Version 2.1.0 beside 1.0.0")
+    await user.should_see(content="temperature 1.400")
+    table = next(t for t in user.find(ui.table).elements if "bc-comparison" in t.classes)
+    row = table.rows[0]
+    assert row["set"] == "Kaggle TEST"
+    assert row["accuracy-1.0.0"] == "0.884" and row["accuracy-2.1.0"] == "0.881"
+    assert (await user.http_client.get("/model-files/calibration.png")).status_code == 200
+    assert (await user.http_client.get("/model-files/errors.png")).status_code == 404  # not drawn here
+    assert (await user.http_client.get("/model-files/metadata.json")).status_code == 404  # not a figure
     assert errors() == []
 
 

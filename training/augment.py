@@ -4,16 +4,25 @@ Augmentation matches the variation between and within the sources: scale 0.75-1.
 nominal crop (covers PBC at 224 vs 360 px and localisation noise), a small shift, the 8
 rotations/flips (a cell has no orientation), and stain/colour jitter (hue rotation about the
 grey axis, per-channel gain, saturation, contrast, brightness) so the model learns
-morphology rather than one lab's colours.
+morphology rather than one lab's colours. Model 2 adds focus and sensor variation
+(a random 3x3 blur on a third of the cells, Gaussian pixel noise): the labs differ in
+optics and JPEG/camera noise as much as in stain.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import data as cache
 import numpy as np
 from splits import OTHER_INDEX
 
 from bloodcell.contract import CONTRACT
+
+AUGMENTATION = (
+    "scale 0.75-1.33x, shift, the 8 rotations/flips, hue/stain/saturation/contrast/brightness jitter, "
+    "3x3 blur on a third of the cells, Gaussian sensor noise"
+)
 
 
 class Sampler:
@@ -25,6 +34,9 @@ class Sampler:
         names = sorted(set(keys))
         self.groups = [np.array([i for i, k in enumerate(keys) if k == n]) for n in names]
         w = np.array([other_weight if n.endswith(f":{OTHER_INDEX}") else 1.0 for n in names])
+        # a handful of archive cells must not be drawn as often as a whole PBC class folder
+        sizes = np.array([len(g) for g in self.groups])
+        w = w * np.where([n.startswith("archive:") for n in names], np.minimum(1.0, sizes / 500.0), 1.0)
         self.weights = w / w.sum()
 
     def batch(self, size: int) -> np.ndarray:
@@ -47,7 +59,10 @@ def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
         cx = 0.5 + gen.uniform([n], -1.0, 1.0) * tf.minimum(room, 0.08)
         boxes = tf.stack([cy - side / 2, cx - side / 2, cy + side / 2, cx + side / 2], axis=1)
         x = tf.image.crop_and_resize(x, boxes, tf.range(n), [CONTRACT.height, CONTRACT.width])
-        pick = lambda: gen.uniform([n, 1, 1, 1]) < 0.5  # noqa: E731
+
+        def pick() -> Any:
+            return gen.uniform([n, 1, 1, 1]) < 0.5
+
         x = tf.where(pick(), tf.transpose(x, [0, 2, 1, 3]), x)
         x = tf.where(pick(), tf.reverse(x, [1]), x)
         x = tf.where(pick(), tf.reverse(x, [2]), x)
@@ -56,7 +71,10 @@ def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
         c, s = tf.cos(angle), tf.sin(angle)
         k = 1.0 / 3.0
         q = np.sqrt(1.0 / 3.0)
-        row = lambda a, b, d: tf.stack([a, b, d], axis=-1)  # noqa: E731
+
+        def row(a: Any, b: Any, d: Any) -> Any:
+            return tf.stack([a, b, d], axis=-1)
+
         rot = tf.stack(
             [
                 row(c + (1 - c) * k, k * (1 - c) - q * s, k * (1 - c) + q * s),
@@ -72,6 +90,15 @@ def augment_fn(tf, seed: int):  # type: ignore[no-untyped-def]
         mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
         x = mean + (x - mean) * tf.exp(gen.uniform([n, 1, 1, 1], -0.25, 0.25))
         x = x + gen.uniform([n, 1, 1, 1], -0.08, 0.08)
+        # focus: a 3x3 binomial blur, of random strength, on about a third of the cells
+        k1 = tf.constant([0.25, 0.5, 0.25], tf.float32)
+        kernel = tf.tile((k1[:, None] * k1[None, :])[:, :, None, None], [1, 1, 3, 1])
+        padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC")  # no dark zero border
+        blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+        amount = tf.where(gen.uniform([n, 1, 1, 1]) < 0.33, gen.uniform([n, 1, 1, 1], 0.3, 1.0), 0.0)
+        x = x + (blurred - x) * amount
+        # sensor noise
+        x = x + gen.normal(tf.shape(x)) * gen.uniform([n, 1, 1, 1], 0.0, 0.03)
         return tf.clip_by_value(x, 0.0, 1.0), y
 
     return augment

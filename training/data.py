@@ -47,7 +47,8 @@ def load_crops(items: list[Item], cache_dir: Path, name: str, workers: int = 2) 
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{name}-{_key(items)}.npy"
     if path.is_file():
-        return np.load(path)
+        cached: np.ndarray = np.load(path)
+        return cached
     start = time.monotonic()
     out = np.empty((len(items), CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     with ProcessPoolExecutor(workers) as pool:

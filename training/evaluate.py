@@ -1,21 +1,26 @@
-"""Evaluate the SHIPPED .tflite exactly as the runtime does, print the report, write it into metadata.
+"""Calibrate and evaluate the SHIPPED .tflite exactly as the runtime does; write it into metadata.
 
     PYTHONPATH=src python training/evaluate.py --data ../shared/datasets --model functions/predict/model
 
-Every image goes through ``decode_image`` -> ``cell_tensor`` -> ``Classifier.predict``, the
-path of ``bloodcell classify``; no TensorFlow is needed (LiteRT, numpy, Pillow only).
+Every image goes through ``decode_image`` -> ``cell_tensor`` -> ``Classifier`` (its test-time
+views, temperature and uncertainty rule), the path of ``bloodcell classify``; no TensorFlow is
+needed (LiteRT, numpy, Pillow only). The temperature and the rule are fitted on the validation
+sets only (Kaggle TRAIN smears held out, PBC validation); test sets are only reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,53 +28,43 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
-from report import draw_confusion, write_card  # noqa: E402
-from splits import OTHER_INDEX, WBC, Item, kaggle_items, pbc_val_items  # noqa: E402
+import figures  # noqa: E402
+import leakage  # noqa: E402
+import stats  # noqa: E402
+from calibrate import choose_thresholds  # noqa: E402
+from card import write_card  # noqa: E402
+from leakage import NEAR_DUPLICATE_BITS  # noqa: E402
+from report import draw_confusion  # noqa: E402
+from splits import (  # noqa: E402
+    LEGACY_PBC_VAL_FRACTION,
+    OTHER_INDEX,
+    WBC,
+    Item,
+    kaggle_items,
+    pbc_val_items,
+    split_kaggle_train,
+    split_pbc,
+)
 
 from bloodcell.cellcrop import cell_tensor  # noqa: E402
 from bloodcell.imaging import decode_image  # noqa: E402
 from bloodcell.model import Classifier  # noqa: E402
 
 NATIVE_PBC = (360, 363)  # width, height of the original PBC captures
+DEFAULT_VIEWS = "identity,flip_horizontal"
+Transform = Callable[[Image.Image], Image.Image] | None
 
 
-def classify(
-    clf: Classifier, items: Iterable[Item], transform: Callable[[Image.Image], Image.Image] | None = None
-) -> tuple[list[int], list[bool]]:
-    preds, flags = [], []
-    for it in items:
-        rgb = decode_image(it.path.read_bytes())
-        if transform is not None:
-            rgb = transform(rgb)
-        p = clf.predict(cell_tensor(rgb))
-        preds.append(WBC.index(p.label))
-        flags.append(p.uncertain)
-    return preds, flags
+def native(im: Image.Image) -> Image.Image:
+    return im.resize(NATIVE_PBC, Image.Resampling.BICUBIC)
 
 
-def wbc_metrics(labels: list[int], preds: list[int], flags: list[bool]) -> dict[str, object]:
-    y, p, f = np.array(labels), np.array(preds), np.array(flags)
-    cm = np.zeros((len(WBC), len(WBC)), int)
-    for t, q in zip(y, p, strict=True):
-        cm[t, q] += 1
-    recall, f1 = {}, []
-    for c, name in enumerate(WBC):
-        tp, support, predicted = cm[c, c], cm[c].sum(), cm[:, c].sum()
-        r = tp / support if support else float("nan")
-        prec = tp / predicted if predicted else 0.0
-        recall[name] = round(float(r), 4)
-        if support:
-            f1.append(2 * prec * r / (prec + r) if prec + r else 0.0)
-    kept = ~f
-    return {
-        "n": len(y),
-        "accuracy": round(float((y == p).mean()), 4),
-        "macro_f1": round(float(np.mean(f1)), 4),
-        "recall": recall,
-        "confusion_matrix": cm.tolist(),
-        "flag_rate": round(float(f.mean()), 4),
-        "accuracy_unflagged": round(float((y[kept] == p[kept]).mean()), 4) if kept.any() else None,
-    }
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    items: list[Item]
+    transform: Transform
+    role: str  # "validation" (fits the rule) or "test" (reported only)
 
 
 def bccd_test_items(data: Path) -> list[Item]:
@@ -79,29 +74,182 @@ def bccd_test_items(data: Path) -> list[Item]:
         for row in csv.DictReader(fh):
             category = (row.get("category") or "").strip()
             if row.get("kaggle_side") == "test" and category in WBC:
-                items.append(
-                    Item(data / "bccd" / "JPEGImages" / row["image"], WBC.index(category), "bccd", category)
-                )
+                path = data / "bccd" / "JPEGImages" / row["image"]
+                items.append(Item(path, WBC.index(category), "bccd", path.name))
     return items
 
 
-def timing(model_dir: Path, n: int = 300) -> dict[str, float]:
+def eval_sets(data: Path) -> list[EvalSet]:
+    pbc_val = pbc_val_items(data)
+    wbc = [it for it in pbc_val if it.label < OTHER_INDEX]
+    other = [it for it in pbc_val if it.label == OTHER_INDEX]
+    return [
+        EvalSet("Kaggle val (held-out TRAIN smears)", split_kaggle_train(data)[1], None, "validation"),
+        EvalSet("PBC val", wbc, None, "validation"),
+        EvalSet("pbc/other val", other, None, "validation"),
+        EvalSet("PBC val resized to 360x363", wbc, native, "test"),
+        EvalSet("pbc/other val resized to 360x363", other, native, "test"),
+        EvalSet("Kaggle TEST", kaggle_items(data, "TEST"), None, "test"),
+        EvalSet("Kaggle TEST_SIMPLE", kaggle_items(data, "TEST_SIMPLE"), None, "test"),
+        EvalSet("BCCD test fields 640x480", bccd_test_items(data), None, "test"),
+    ]
+
+
+def raw_outputs(clf: Classifier, s: EvalSet, model_dir: Path, cache_dir: Path) -> np.ndarray:
+    """(N, outputs) view-averaged softmax before calibration, cached per model file, views and set."""
+    key = hashlib.sha1((model_dir / "model.tflite").read_bytes())
+    key.update(f"{clf.info.views}|{s.name}|{len(s.items)}".encode())
+    path = cache_dir / f"eval-{key.hexdigest()[:16]}.npy"
+    if path.is_file():
+        cached: np.ndarray = np.load(path)
+        return cached
+    out = np.empty((len(s.items), len(clf.info.outputs)))
+    start = time.monotonic()
+    for i, it in enumerate(s.items):
+        rgb = decode_image(it.path.read_bytes())
+        out[i] = clf.raw(cell_tensor(s.transform(rgb) if s.transform else rgb))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    print(f"{s.name}: {len(s.items)} images in {time.monotonic() - start:.0f}s", flush=True)
+    return out
+
+
+def calibrate(model_dir: Path, raw: dict[str, np.ndarray], sets: list[EvalSet], views: list[str]) -> None:
+    """Temperature, then the flag rule, both fitted on the validation sets; written into metadata."""
+    val = [s for s in sets if s.role == "validation"]
+    probs = np.concatenate([raw[s.name] for s in val])
+    labels = np.concatenate([[it.label for it in s.items] for s in val])
+    sources = [it.source for s in val for it in s.items]
+    temperature = stats.fit_temperature(probs, labels)
+    rule = choose_thresholds(stats.scale(probs, temperature), labels, sources)
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["uncertainty"] = {
+        "min_top_probability": rule["min_top_probability"],
+        "max_other_probability": rule["max_other_probability"],
+        "temperature": temperature,
+        "views": views,
+    }
+    meta["uncertainty_calibration"] = {"fitted_on": [s.name for s in val], "temperature": temperature, **rule}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"calibrated on validation: T={temperature}, rule {rule}", flush=True)
+
+
+def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
+    y = np.array([it.label for it in s.items])
+    p = np.array([WBC.index(q.label) for q in preds])
+    flagged = np.array([q.uncertain for q in preds])
+    conf = np.array([q.confidence for q in preds])
+    gid = stats.group_ids([it.group if it.source == "kaggle" else str(it.path) for it in s.items])
+    correct = (y == p).astype(float)
+    cm = np.zeros((len(WBC), len(WBC)), int)
+    np.add.at(cm, (y, p), 1)
+    recall, recall_ci, f1 = {}, {}, []
+    for c, name in enumerate(WBC):
+        tp, support, predicted = cm[c, c], cm[c].sum(), cm[:, c].sum()
+        r = tp / support if support else float("nan")
+        prec = tp / predicted if predicted else 0.0
+        recall[name] = round(float(r), 4)
+        recall_ci[name] = list(stats.ratio_ci(correct * (y == c), (y == c).astype(float), gid))
+        if support:
+            f1.append(2 * prec * r / (prec + r) if prec + r else 0.0)
+    kept = ~flagged
+    score = np.array([max(q.probabilities.values()) * (1 - (q.other_probability or 0.0)) for q in preds])
+    curve = stats.risk_coverage(score, correct)
+    return {
+        "n": len(y),
+        "distinct_cells": int(gid.max()) + 1,
+        "accuracy": round(float(correct.mean()), 4),
+        "accuracy_ci95": list(stats.ratio_ci(correct, np.ones_like(correct), gid)),
+        "macro_f1": round(float(np.mean(f1)), 4),
+        "recall": recall,
+        "recall_ci95": recall_ci,
+        "confusion_matrix": cm.tolist(),
+        "flag_rate": round(float(flagged.mean()), 4),
+        "accuracy_unflagged": round(float(correct[kept].mean()), 4) if kept.any() else None,
+        "accuracy_unflagged_ci95": list(stats.ratio_ci(correct * kept, kept.astype(float), gid)),
+        "ece": stats.ece(conf, correct),
+        "selective_accuracy": {f"{int(c * 100)} % covered": a for c, a in curve if c in (0.8, 0.9, 0.95)},
+        "_curve": curve,
+        "_reliability": stats.reliability(conf, correct),
+    }
+
+
+def other_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
+    flagged = np.array([q.uncertain for q in preds])
+    groups = [it.group for it in s.items]
+    by_type = {g: round(float(flagged[[x == g for x in groups]].mean()), 4) for g in sorted(set(groups))}
+    return {"n": len(flagged), "flag_rate": round(float(flagged.mean()), 4), "flag_rate_by_type": by_type}
+
+
+def legacy_subset(s: EvalSet, data: Path, preds: list[Any]) -> tuple[EvalSet, list[Any]]:
+    """The part of a PBC validation set that 1.0.0 held out too: where the two models compare fairly."""
+    legacy = {str(it.path) for it in pbc_val_items(data, fraction=LEGACY_PBC_VAL_FRACTION)}
+    keep = [i for i, it in enumerate(s.items) if str(it.path) in legacy]
+    sub = EvalSet(f"{s.name} (1.0.0's 15 %)", [s.items[i] for i in keep], s.transform, s.role)
+    return sub, [preds[i] for i in keep]
+
+
+def timing(model_dir: Path, n: int = 300) -> dict[str, float | str]:
+    """CPU time per call, not wall time: the build machine is shared, and waiting for a core is not cost.
+
+    The interpreter runs on one thread (the caller's), so process CPU time is its compute time.
+    """
     clf = Classifier(model_dir, threads=1)
     x = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)
-    for _ in range(20):
-        clf.predict(x)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        clf.predict(x)
-    infer = (time.perf_counter() - t0) / n * 1000
+    runs = []
+    for _ in range(3):
+        for _ in range(20):
+            clf.predict(x)
+        t0 = time.process_time()
+        for _ in range(n):
+            clf.predict(x)
+        runs.append((time.process_time() - t0) / n * 1000)
     field = Image.new("RGB", (640, 480), (230, 200, 210))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(50):
         cell_tensor(field)
     return {
-        "inference_ms_1_thread": round(infer, 3),
-        "cell_tensor_ms_640x480": round((time.perf_counter() - t0) / 50 * 1000, 3),
+        "inference_ms_1_thread": round(float(np.median(runs)), 3),
+        "views": len(clf.info.views),
+        "cell_tensor_ms_640x480": round((time.process_time() - t0) / 50 * 1000, 3),
+        "clock": "process CPU time, median of 3 rounds",
     }
+
+
+def leakage_report(data: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
+    """Near-duplicates between test and train images; cached by the file lists (it is model-free)."""
+    train = [it.path for it in kaggle_items(data, "TRAIN")]
+    ptr, pva = split_pbc(data)
+    key = hashlib.sha1(str(NEAR_DUPLICATE_BITS).encode())
+    for it in [*kaggle_items(data, "TRAIN"), *kaggle_items(data, "TEST"), *ptr, *pva]:
+        key.update(str(it.path).encode())
+    path = cache_dir / f"leakage-{key.hexdigest()[:16]}.json"
+    if path.is_file():
+        cached: dict[str, dict[str, Any]] = json.loads(path.read_text())
+        return cached
+    report = {
+        "Kaggle TEST vs TRAIN": leakage.check([it.path for it in kaggle_items(data, "TEST")], train),
+        "Kaggle TEST_SIMPLE vs TRAIN": leakage.check(
+            [it.path for it in kaggle_items(data, "TEST_SIMPLE")], train
+        ),
+        "PBC val vs PBC train": leakage.check([it.path for it in pva], [it.path for it in ptr]),
+    }
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report))
+    return report
+
+
+SUMMARY_KEYS = ("n", "accuracy", "accuracy_ci95", "recall", "flag_rate", "accuracy_unflagged", "ece")
+
+
+def summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """A model's headline figures per set, kept so that the next version can be shown beside them."""
+    metrics = {
+        name: {k: m[k] for k in (*SUMMARY_KEYS, "flag_rate_by_type") if k in m}
+        for name, m in meta["metrics"].items()
+    }
+    return {"version": meta["version"], "metrics": metrics, "speed": meta.get("speed", {})}
 
 
 def main() -> int:
@@ -112,64 +260,69 @@ def main() -> int:
         "--data", type=Path, default=Path(os.environ.get("BLOODCELL_DATASETS", "../shared/datasets"))
     )
     parser.add_argument("--model", type=Path, default=REPO / "functions" / "predict" / "model")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave metadata.json alone")
+    parser.add_argument("--cache", type=Path, default=REPO / "training" / "cache")
+    parser.add_argument("--views", default=DEFAULT_VIEWS, help="test-time views, comma-separated")
+    parser.add_argument("--keep-rule", action="store_true", help="evaluate the shipped rule; do not refit it")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave the model folder alone")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=REPO / "training" / "baselines" / "1.0.0.json",
+        help="the previous version's figures (from --write-baseline), shown beside these",
+    )
+    parser.add_argument("--write-baseline", type=Path, help="also save this model's figures as a baseline")
     args = parser.parse_args()
-    clf = Classifier(args.model, threads=1)
     t0 = time.monotonic()
-    pbc_val = pbc_val_items(args.data)
-    pbc_wbc = [it for it in pbc_val if it.label < OTHER_INDEX]
-    pbc_other = [it for it in pbc_val if it.label == OTHER_INDEX]
-
-    def native(im: Image.Image) -> Image.Image:
-        return im.resize(NATIVE_PBC, Image.Resampling.BICUBIC)
-
-    sets: list[tuple[str, list[Item], Callable[[Image.Image], Image.Image] | None]] = [
-        ("Kaggle TEST", kaggle_items(args.data, "TEST"), None),
-        ("Kaggle TEST_SIMPLE", kaggle_items(args.data, "TEST_SIMPLE"), None),
-        ("BCCD test fields 640x480", bccd_test_items(args.data), None),
-        ("PBC val", pbc_wbc, None),
-        ("PBC val resized to 360x363", pbc_wbc, native),
-    ]
-    metrics: dict[str, object] = {}
-    for name, items, transform in sets:
-        preds, flags = classify(clf, items, transform)
-        metrics[name] = wbc_metrics([it.label for it in items], preds, flags)
-    for name, transform in (("pbc/other val", None), ("pbc/other val resized to 360x363", native)):
-        _, flags = classify(clf, pbc_other, transform)
-        by_type = {
-            g: round(float(np.mean([f for it, f in zip(pbc_other, flags, strict=True) if it.group == g])), 4)
-            for g in sorted({it.group for it in pbc_other})
-        }
-        metrics[name] = {
-            "n": len(pbc_other),
-            "flag_rate": round(float(np.mean(flags)), 4),
-            "flag_rate_by_type": by_type,
-        }
+    sets = eval_sets(args.data)
+    meta_path = args.model / "metadata.json"
+    if not args.keep_rule and not args.no_write:
+        meta = json.loads(meta_path.read_text())
+        meta.setdefault("uncertainty", {})["views"] = args.views.split(",")
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    clf = Classifier(args.model, threads=1)
+    raw = {s.name: raw_outputs(clf, s, args.model, args.cache) for s in sets}
+    if not args.keep_rule and not args.no_write:
+        calibrate(args.model, raw, sets, args.views.split(","))
+        clf = Classifier(args.model, threads=1)
+    metrics: dict[str, dict[str, Any]] = {}
+    for s in sets:
+        preds = [clf.interpret(r) for r in raw[s.name]]
+        subsets = [(s, preds)]
+        if s.name in ("PBC val", "pbc/other val"):
+            subsets.append(legacy_subset(s, args.data, preds))
+        for sub, sub_preds in subsets:
+            is_wbc = sub.items[0].label < OTHER_INDEX
+            metrics[sub.name] = wbc_metrics(sub, sub_preds) if is_wbc else other_metrics(sub, sub_preds)
     speed = timing(args.model)
+    leaks = leakage_report(args.data, args.cache)
     print(f"evaluated in {time.monotonic() - t0:.0f}s with {args.model / 'model.tflite'}\n")
     print(
-        f"{'dataset':34s} {'n':>5s} {'acc':>6s} {'mF1':>6s} {'flag':>6s}  "
-        + " ".join(f"{c[:4]:>6s}" for c in WBC)
+        f"{'dataset':40s} {'n':>5s} {'acc':>6s} {'CI95':>13s} {'flag':>6s} {'sel':>6s} {'ECE':>6s}  recalls"
     )
     for name, m in metrics.items():
-        if "accuracy" in m:  # type: ignore[operator]
-            rec = " ".join(f"{m['recall'][c]:6.3f}" for c in WBC)  # type: ignore[index]
+        if "accuracy" in m:
+            ci = "{:.3f}-{:.3f}".format(*m["accuracy_ci95"])
+            rec = " ".join(f"{v:.3f}" for v in m["recall"].values())
             print(
-                f"{name:34s} {m['n']:5d} {m['accuracy']:6.3f} {m['macro_f1']:6.3f} "
-                f"{m['flag_rate']:6.3f}  {rec}"
-            )  # type: ignore[index]
+                f"{name:40s} {m['n']:5d} {m['accuracy']:6.3f} {ci:>13s} {m['flag_rate']:6.3f} "
+                f"{m['accuracy_unflagged']:6.3f} {m['ece']:6.3f}  {rec}"
+            )
         else:
-            print(f"{name:34s} {m['n']:5d} {'':6s} {'':6s} {m['flag_rate']:6.3f}  {m['flag_rate_by_type']}")  # type: ignore[index]
+            print(f"{name:40s} {m['n']:5d} flagged {m['flag_rate']:.3f} {m['flag_rate_by_type']}")
     print(
-        f"\nLiteRT inference {speed['inference_ms_1_thread']:.2f} ms (1 thread); "
-        f"cell_tensor on 640x480 {speed['cell_tensor_ms_640x480']:.2f} ms; "
-        f"model file {(args.model / 'model.tflite').stat().st_size / 1e6:.2f} MB"
+        f"\nspeed {speed}; leakage near-duplicates "
+        + str({k: v["near_duplicates"] for k, v in leaks.items()})
     )
     if not args.no_write:
-        meta_path = args.model / "metadata.json"
         meta = json.loads(meta_path.read_text())
-        meta["metrics"] = metrics
-        meta["speed"] = speed
+        curves = {k: m.pop("_curve") for k, m in metrics.items() if "_curve" in m}
+        reliab = {k: m.pop("_reliability") for k, m in metrics.items() if "_reliability" in m}
+        meta.update(metrics=metrics, speed=speed, leakage=leaks)
+        if args.baseline.is_file() and json.loads(args.baseline.read_text())["version"] != meta["version"]:
+            meta["baseline"] = json.loads(args.baseline.read_text())
+        if args.write_baseline:
+            args.write_baseline.parent.mkdir(parents=True, exist_ok=True)
+            args.write_baseline.write_text(json.dumps(summary(meta), indent=2) + "\n")
         meta["file_bytes"] = (args.model / "model.tflite").stat().st_size
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         draw_confusion(
@@ -177,8 +330,10 @@ def main() -> int:
             ["Kaggle TEST", "PBC val", "PBC val resized to 360x363"],
             args.model / "confusion_matrix.png",
         )
+        figures.draw_calibration(reliab, curves, metrics, args.model / "calibration.png")
+        figures.draw_errors(sets, raw, clf, args.model / "errors.png")
         write_card(meta, args.model / "MODEL_CARD.md")
-        print(f"wrote metrics into {meta_path}, confusion_matrix.png and MODEL_CARD.md")
+        print(f"wrote {meta_path}, confusion_matrix.png, calibration.png, errors.png and MODEL_CARD.md")
     return 0
 
 

@@ -1,8 +1,15 @@
 """The LiteRT classifier: loaded once per process, read entirely from its model folder.
 
 Nothing about the model is written in code: labels, the uncertainty rule's
-thresholds, name and version all come from the files training ships beside
-``model.tflite``.
+thresholds, the calibration temperature, the test-time views, name and version all
+come from the files training ships beside ``model.tflite``.
+
+Test-time views: the softmax of each listed view of the tensor (``identity``,
+``flip_horizontal``) is averaged; a cell has no orientation, so the average is a free
+small ensemble. Temperature ``T`` (fitted on validation data) then recalibrates the
+averaged softmax ``p`` as ``p ** (1 / T)`` renormalised, which is exactly softmax of the
+logits divided by ``T`` when there is one view. Older metadata without these keys means
+one view and ``T = 1``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,14 @@ class ModelInfo:
     min_top_probability: float
     max_other_probability: float
     metadata: dict[str, object]
+    temperature: float = 1.0
+    views: tuple[str, ...] = ("identity",)
+
+
+VIEWS = {
+    "identity": lambda t: t,
+    "flip_horizontal": lambda t: t[:, ::-1, :],
+}
 
 
 def default_model_dir() -> Path:
@@ -60,6 +75,12 @@ def read_model_info(model_dir: Path) -> ModelInfo:
     if outputs[: len(CONTRACT.labels)] != CONTRACT.labels or set(outputs[len(CONTRACT.labels) :]) - {OTHER}:
         raise ConfigurationError(f"model outputs {outputs} do not start with {CONTRACT.labels}")
     rule = meta.get("uncertainty", {})
+    views = tuple(str(v) for v in rule.get("views", ["identity"]))
+    temperature = float(rule.get("temperature", 1.0))
+    if not views or set(views) - set(VIEWS):
+        raise ConfigurationError(f"model views {views} are not among {tuple(VIEWS)}")
+    if not temperature > 0:
+        raise ConfigurationError(f"model temperature {temperature} must be positive")
     return ModelInfo(
         name=str(meta["name"]),
         version=str(meta["version"]),
@@ -67,6 +88,8 @@ def read_model_info(model_dir: Path) -> ModelInfo:
         min_top_probability=float(rule.get("min_top_probability", 0.0)),
         max_other_probability=float(rule.get("max_other_probability", 1.0)),
         metadata=meta,
+        temperature=temperature,
+        views=views,
     )
 
 
@@ -100,14 +123,31 @@ class Classifier:
             )
         if not np.isfinite(tensor).all():
             raise RejectedInput("tensor holds NaN or infinite values")
+        return self.interpret(self.raw(tensor))
+
+    def raw(self, tensor: np.ndarray) -> np.ndarray:
+        """The model's softmax averaged over its test-time views, before calibration."""
+        total = np.zeros(len(self.info.outputs), dtype=np.float64)
         with self._lock:
-            self._interpreter.set_tensor(self._input_index, tensor[np.newaxis])
-            self._interpreter.invoke()
-            raw = np.array(self._interpreter.get_tensor(self._output_index)[0], dtype=np.float64)
-        return self.interpret(raw)
+            for view in self.info.views:
+                x = np.ascontiguousarray(VIEWS[view](tensor))
+                self._interpreter.set_tensor(self._input_index, x[np.newaxis])
+                self._interpreter.invoke()
+                total += self._interpreter.get_tensor(self._output_index)[0]
+        return total / len(self.info.views)
+
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """Temperature scaling of softmax outputs (p ** (1/T), renormalised)."""
+        if self.info.temperature == 1.0:
+            return raw
+        logp = np.log(np.clip(raw, 1e-12, None)) / self.info.temperature
+        p = np.exp(logp - logp.max())
+        out: np.ndarray = p / p.sum()
+        return out
 
     def interpret(self, raw: np.ndarray) -> Prediction:
         """Softmax outputs to the four-class answer plus the 'none of the four' flag."""
+        raw = self.calibrated(np.asarray(raw, dtype=np.float64))
         n = len(CONTRACT.labels)
         cells = raw[:n]
         other = float(raw[n]) if len(raw) > n else None

@@ -8,7 +8,7 @@ Derived names must never collide and never exceed a limit, on any backend:
   whose derived names fit both limits, whose folder components never end in ``.json``
   or ``.npy`` (so no derived file can sit where another upload's derived folder is),
   that holds no control character or backslash, no hidden (dot) component, and does
-  not start with the reserved folder ``_rejected``;
+  not start with a reserved system folder (``_rejected/``, ``_review/``: any top-level ``_`` folder);
 - every other name is answered by a ``rejected`` result at ``_rejected/<sha256>.json``:
   fixed length, and no processable name can ever derive a name in that folder.
 
@@ -24,6 +24,9 @@ import unicodedata
 RESULT_SUFFIX = ".json"
 TENSOR_SUFFIX = ".npy"
 REJECTED_FOLDER = "_rejected"
+# top-level folders of the result bucket that belong to the system, never to an upload's derived names:
+# ``_rejected/`` (results of unprocessable names) and ``_review/`` (review records, bloodcell.review)
+SYSTEM_FOLDER_PREFIX = "_"
 MAX_KEY_BYTES = 1024  # S3 and GCS object keys
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of Linux and macOS file systems
 _RESERVED_FOLDER_SUFFIXES = (RESULT_SUFFIX, TENSOR_SUFFIX)
@@ -50,8 +53,8 @@ def name_problem(name: str) -> str | None:
         return "object name is absolute or has empty, '.' or '..' parts"
     if any(p.startswith(".") for p in parts):
         return "object name has a hidden part (starting with '.')"
-    if parts[0] == REJECTED_FOLDER and len(parts) > 1:
-        return f"the folder {REJECTED_FOLDER}/ is reserved for rejected results"
+    if parts[0].startswith(SYSTEM_FOLDER_PREFIX) and len(parts) > 1:
+        return "top-level folders starting with '_' are reserved (rejected results, review records)"
     if any(p.endswith(_RESERVED_FOLDER_SUFFIXES) for p in parts[:-1]):
         return "folder names ending in .json or .npy are reserved for derived objects"
     longest = max(RESULT_SUFFIX, TENSOR_SUFFIX, key=len)

@@ -479,3 +479,19 @@ def _check_no_strays(
         if path.is_file() and ".locks" not in path.relative_to(data_dir).parts:  # writer locks
             assert path.suffix == ".json", f"stray file among sidecars: {path}"
             json.loads(path.read_bytes())  # sidecars are written atomically too
+
+
+BATCH = 200  # big enough that a kill always lands mid-batch
+
+
+def count_entries(folder: Path) -> int:
+    """Entries in a folder; 0 while it does not exist yet."""
+    try:
+        return sum(1 for _ in folder.iterdir())
+    except FileNotFoundError:
+        return 0
+
+
+def smear_batch(datasets: Path, count: int = BATCH, prefix: str = "slide") -> dict[str, Path]:
+    """Real BCCD smears (640x480) under distinct names."""
+    return {f"{prefix}-{i:04d}.jpg": path for i, path in enumerate(image_pool(datasets, count))}

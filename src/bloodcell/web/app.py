@@ -29,19 +29,22 @@ def frame(current: str) -> Iterator[None]:
     """Header with navigation and the disclaimer on every page, content in a centred column."""
     ui.colors(primary="#3949ab")
     ui.query("body").style("background-color: #f5f6fa")
-    with ui.header().classes("items-center bg-white text-grey-9 shadow-1 px-6 py-2"):
+    # wraps rather than scrolls sideways: at phone width (390 px) the links go under the name
+    with ui.header().classes(
+        "items-center bg-white text-grey-9 shadow-1 px-3 sm:px-6 py-2 flex-wrap gap-y-1"
+    ):
         ui.icon("biotech", size="28px").classes("text-primary")
         ui.label("bloodcell").classes("text-h6 font-medium")
         ui.label("white-blood-cell classifier").classes("text-grey-7 max-sm:hidden")
         ui.space()
         for title, path in pages.menu():
-            link = ui.link(title, path).classes("px-3 py-1 rounded no-underline text-grey-9")
+            link = ui.link(title, path).classes("px-2 sm:px-3 py-1 rounded no-underline text-grey-9")
             if path == current:
                 link.classes("bg-indigo-1 text-primary font-medium")
         if (name := signin.signed_in_name()) is not None:
             ui.label(name).classes("pl-4 text-grey-7").props("id=signed-in-user")
             ui.link("Sign out", "/signout").classes("px-3 py-1 no-underline text-grey-9")
-    with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
+    with ui.column().classes("w-full max-w-screen-xl mx-auto p-2 sm:p-4 gap-4"):
         with ui.row().classes("w-full items-center gap-2 px-4 py-2 rounded bg-amber-1 text-amber-10"):
             ui.icon("warning_amber")
             ui.label(DISCLAIMER).classes("font-medium")
@@ -51,7 +54,11 @@ def frame(current: str) -> Iterator[None]:
 def build(settings: Settings) -> None:
     """Register every page and route of the app, behind sign-in unless it listens on loopback."""
     signin.install(settings)
-    from bloodcell.web import batch_page, history_page, model_page  # noqa: F401  (importing declares their pages)
+    # importing declares their pages; the menu follows this order
+    # isort: off
+    from bloodcell.web import batch_page, slides_page, slide_page, history_page, model_page  # noqa: F401
+
+    # isort: on
     from bloodcell.web.report_routes import register as register_reports
 
     pages.install(settings, frame)
@@ -68,13 +75,18 @@ def build(settings: Settings) -> None:
             return Response(status_code=304, headers=headers)
         return Response(found.data, media_type="image/jpeg", headers=headers)
 
-    @app.get("/model-files/confusion_matrix.png", include_in_schema=False)
-    def confusion_matrix() -> Response:
+    @app.get("/model-files/{name}", include_in_schema=False)
+    def model_picture(name: str) -> Response:
+        """Pictures of the model folder (the confusion matrix, the model card's figures), nothing else."""
         folder = model_page.model_folder(settings)
-        path = folder / "confusion_matrix.png" if folder else None
+        match = model_page.MODEL_PICTURE.fullmatch(name)
+        path = folder / name if folder and match else None
         if path is None or not path.is_file():
             return Response(status_code=404)
-        return FileResponse(path, media_type="image/png")
+        kind = match.group(1).lower() if match else "png"
+        return FileResponse(
+            path, media_type={"jpg": "image/jpeg", "svg": "image/svg+xml"}.get(kind, f"image/{kind}")
+        )
 
 
 def storage_secret(settings: Settings) -> str:

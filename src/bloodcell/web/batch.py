@@ -200,7 +200,40 @@ def differential(entries: Iterable[Entry]) -> Differential:
     )
 
 
-CSV_COLUMNS = ("file_name", "status", "label", "confidence", "uncertain", *LABELS, "reason", "object_name")
+CSV_COLUMNS = (
+    "file_name",
+    "status",
+    "label",
+    "confidence",
+    "uncertain",
+    *LABELS,
+    "other_probability",
+    "reason",
+    "object_name",
+)
+
+
+def uncertain_reason(
+    confidence: float | None,
+    other_probability: float | None,
+    min_top: float | None = None,
+    max_other: float | None = None,
+) -> str:
+    """Why a cell was flagged, in words and with the numbers: which part of the model's rule it failed.
+
+    ``min_top``/``max_other`` are the model's thresholds (metadata.json); without
+    them the figures alone are given.
+    """
+    parts = []
+    top = float(confidence or 0.0)
+    if other_probability is not None and (max_other is None or other_probability > max_other):
+        limit = "" if max_other is None else f", above {100 * max_other:.0f} %"
+        parts.append(f"likely none of the four types ('other' {100 * other_probability:.0f} %{limit})")
+    if min_top is not None and top < min_top:
+        parts.append(f"low confidence ({100 * top:.0f} %, below {100 * min_top:.0f} %)")
+    if not parts:
+        parts.append(f"low confidence ({100 * top:.0f} %)")
+    return "Uncertain: " + "; ".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -219,6 +252,7 @@ def to_csv(entries: Iterable[Entry]) -> str:
         probs = (result.probabilities if result else None) or {}
         confidence = result.confidence if result else None
         uncertain = result.uncertain if result else None
+        other = result.other_probability if result else None
         writer.writerow(
             _cell(v)
             for v in (
@@ -228,6 +262,7 @@ def to_csv(entries: Iterable[Entry]) -> str:
                 "" if confidence is None else f"{confidence:.4f}",
                 "" if uncertain is None else str(uncertain).lower(),
                 *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
+                "" if other is None else f"{other:.4f}",
                 entry.reason or "",
                 entry.name or "",
             )

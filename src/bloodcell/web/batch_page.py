@@ -38,6 +38,10 @@ class BatchView:
         self.cards: dict[int, FileCard] = {}
         self.store: MutableMapping[str, Any] | None = None
         self._polling = False
+        # names the browser has chosen that have not reached on_upload yet: counted in "of N chosen",
+        # and reported as not uploaded if the page goes away before they arrive
+        self.pending: list[str] = []
+        self._guarded = False
         limit = format_size(settings.max_upload_bytes)
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-80 gap-2"):
@@ -69,14 +73,34 @@ class BatchView:
         self.report = Report(self.entries)
         ui.label("3 · Files").classes("text-subtitle1 font-medium")
         self.grid = ui.element("div").classes("w-full grid gap-3 grid-cols-1 md:grid-cols-2 xl:grid-cols-3")
+        self.upload.on("added", self.on_chosen, js_handler="(files) => emit(files.map(f => f.name))")
+        self.upload.on(
+            "rejected", self.on_refused_by_browser, js_handler="(items) => emit(items.map(i => i.file.name))"
+        )
         ui.timer(POLL_SECONDS, self.tick)
         self.refresh_summary()
 
     # ---- uploads ----
 
+    def on_chosen(self, event: events.GenericEventArguments) -> None:
+        self.pending.extend(batch.sanitise_name(str(name)) for name in event.args or [])
+        self.refresh_summary()
+        self._save()
+
+    def on_refused_by_browser(self, event: events.GenericEventArguments) -> None:
+        """Files the picker itself refused (too large, not an image) still get their one answer."""
+        limit = format_size(self.settings.max_upload_bytes)
+        for name in event.args or []:
+            entry = Entry(original=batch.sanitise_name(str(name)), stage=batch.REFUSED)
+            entry.reason = f"not an accepted image, or over the limit of {limit}"
+            self._add(entry)
+        self._save()
+
     async def on_upload(self, event: events.UploadEventArguments) -> None:
         file = event.file
         entry = Entry(original=batch.sanitise_name(file.name))
+        if entry.original in self.pending:
+            self.pending.remove(entry.original)
         self._add(entry)
         if reason := batch.refusal(file.name, file.size(), self.settings.max_upload_bytes):
             entry.stage, entry.reason = batch.REFUSED, reason
@@ -112,6 +136,7 @@ class BatchView:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.pending.clear()
         self.cards.clear()
         self.grid.clear()
         self.upload.reset()
@@ -130,6 +155,11 @@ class BatchView:
             else:
                 entry.stage, entry.reason = batch.REFUSED, item.get("reason")
             self._add(entry)
+        for name in store.get("chosen", []):  # chosen, then the page went away before they arrived
+            entry = Entry(str(name), stage=batch.REFUSED)
+            entry.reason = "the page was reloaded or closed while it was uploading; add it again"
+            self._add(entry)
+        self._save()
 
     def _save(self) -> None:
         if self.store is None:
@@ -139,10 +169,15 @@ class BatchView:
             for e in self.entries
             if e.stage != batch.UPLOADING
         ]
+        # in flight (chosen or uploading): what a reload would lose
+        self.store["chosen"] = [
+            *self.pending,
+            *(e.original for e in self.entries if e.stage == batch.UPLOADING),
+        ]
 
     def _add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        self.cards[id(entry)] = FileCard(entry, self.grid)
+        self.cards[id(entry)] = FileCard(entry, self.grid, results_feed.uncertainty_rule(self.settings))
         self.refresh_summary()
 
     def _changed(self, entry: Entry) -> None:
@@ -185,17 +220,23 @@ class BatchView:
 
     def refresh_summary(self) -> None:
         diff = batch.differential(self.entries)
-        total = diff.total
+        total = diff.total + len(self.pending)
         self.progress.set_value(diff.finished / total if total else 0.0)
         if total == 0:
             self.progress_label.set_text("No images yet.")
         else:
-            self.progress_label.set_text(f"{diff.finished} of {total} finished")
+            self.progress_label.set_text(f"{diff.finished} of {total} chosen finished")
         counts: dict[str, int] = {}
         for entry in self.entries:
             counts[entry.stage] = counts.get(entry.stage, 0) + 1
+        if self.pending:
+            counts["waiting to upload"] = len(self.pending)
         self.stage_counts.set_text(" · ".join(f"{n} {stage}" for stage, n in counts.items()))
         self.report.update()
+        in_flight = bool(self.pending) or counts.get(batch.UPLOADING, 0) > 0
+        if in_flight != self._guarded:  # leaving now would drop those files: let the browser ask first
+            self._guarded = in_flight
+            ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
 
 
 @pages.page("/", "batch", nav="Batch")

@@ -18,8 +18,11 @@ STEPS = (batch.UPLOADED, batch.PREPROCESSED, batch.CLASSIFIED)
 class FileCard:
     """One file's card; ``render`` rebuilds it from the entry."""
 
-    def __init__(self, entry: Entry, parent: ui.element) -> None:
+    def __init__(
+        self, entry: Entry, parent: ui.element, rule: tuple[float | None, float | None] = (None, None)
+    ) -> None:
         self.entry = entry
+        self.rule = rule
         with parent:
             self.card = ui.card().classes("w-full p-3 gap-2").props("flat bordered")
         self.card.mark(f"file-{entry.original}")
@@ -105,7 +108,8 @@ class FileCard:
                 ui.label(words).classes("text-h6 bc-label")
             ui.label(f"{100 * confidence:.0f} % confidence").classes("text-grey-8")
         if uncertain:
-            note = "Low confidence: check this cell by eye. It is not counted in the differential."
+            why = batch.uncertain_reason(result.confidence, result.other_probability, *self.rule)
+            note = f"{why}. Check this cell by eye; it is not counted in the differential."
             ui.label(note).classes("text-xs text-amber-10")
         ui.echart(charts.probability_chart(dict(result.probabilities or {}), uncertain)).classes(
             "w-full h-24"

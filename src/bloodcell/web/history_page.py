@@ -13,6 +13,7 @@ from nicegui import run, ui
 from bloodcell.deadletters import DeadLetter, DeadLetters
 from bloodcell.errors import BloodcellError
 from bloodcell.results import Result
+from bloodcell.review.slides import image_name, slide_of
 from bloodcell.settings import Settings
 from bloodcell.web import batch, pages, results_feed
 
@@ -28,17 +29,20 @@ def _when(result: Result) -> str:
 def _row(settings: Settings, result: Result) -> None:
     source = result.source
     name = source.name
-    with ui.row().classes("w-full items-center no-wrap gap-4 py-2 bc-history-row"):
+    # the name gets its own share of the row and wraps; the outcome goes below it when narrow
+    with ui.row().classes("w-full items-center gap-x-4 gap-y-1 py-2 bc-history-row"):
         if source.bucket == settings.upload_bucket:
             ui.image(f"/thumb/{name}").classes("w-16 h-16 rounded shrink-0").props("fit=cover")
         else:
             ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
-        with ui.column().classes("gap-0 grow min-w-0"):
-            shown = ui.label(batch.display_name(name)).mark("history-name")
-            shown.classes("font-medium ellipsis w-full")
+        with ui.column().classes("gap-0 grow basis-40 min-w-0"):
+            slide = slide_of(name)
+            words = f"{slide} / {image_name(name)}" if slide else batch.display_name(name)
+            shown = ui.label(words).mark("history-name")
+            shown.classes("font-medium break-all w-full")
             shown.tooltip(name)
             ui.label(_when(result)).classes("text-xs text-grey-7")
-        with ui.column().classes("gap-0 items-end shrink-0 max-w-md"):
+        with ui.column().classes("gap-0 items-start sm:items-end min-w-0 max-w-full sm:max-w-md"):
             if result.is_classified:
                 with ui.row().classes("items-center gap-2"):
                     if result.uncertain:

@@ -7,6 +7,7 @@ so whatever training writes into ``metadata.json`` shows up without a code chang
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,44 @@ from bloodcell.settings import Settings
 from bloodcell.web import pages
 from bloodcell.web.batch import label_words
 
+# a picture beside the model files, by plain name: what /model-files/ serves
+MODEL_PICTURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(png|jpg|jpeg|svg|webp)", re.IGNORECASE)
+_RELATIVE_IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s/:]+)(\))")
+
+
+def _width(path: Path) -> int:
+    """The picture's own width (header only), so it is shown at a size its digits can be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return max(320, min(int(image.size[0]), 2400))
+    except OSError:
+        return 640
+
+
+def card_markdown(text: str) -> str:
+    """The card links its figures by relative name (``confusion_matrix.png``); on /model they must
+    point at /model-files/, or the browser asks for /confusion_matrix.png and gets nothing."""
+
+    def fix(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if not MODEL_PICTURE.fullmatch(name):
+            return match.group(0)
+        return f"{match.group(1)}/model-files/{name}{match.group(3)}"
+
+    return _RELATIVE_IMAGE.sub(fix, text)
+
+
 SCALARS = (str, int, float, bool, type(None))
+# The pictures evaluation draws into the model folder, with their captions; served under /model-files/.
+MODEL_FIGURES = {
+    "confusion_matrix.png": "Confusion matrix",
+    "calibration.png": "Reliability diagram and risk-coverage curves",
+    "errors.png": "Main confusions, with example cells",
+}
+# Figures shown beside the previous version's, per evaluation set.
+COMPARED = ("accuracy", "flag_rate", "accuracy_unflagged", "ece")
 
 
 def fmt(value: Any) -> str:
@@ -75,6 +113,41 @@ def render_metrics(metrics: Mapping[str, Any], row_heading: str = "Evaluated on"
         ).classes("w-full bc-metrics")
 
 
+def render_comparison(meta: Mapping[str, Any]) -> None:
+    """The shipped version's figures beside the previous one's, evaluated the same way."""
+    base, metrics = meta.get("baseline"), meta.get("metrics")
+    if not isinstance(base, Mapping) or not isinstance(metrics, Mapping):
+        return
+    old_version, new_version = str(base.get("version", "previous")), str(meta.get("version", "shipped"))
+    columns = [{"name": "set", "label": "Evaluated on", "field": "set", "align": "left"}]
+    rows = []
+    for key in COMPARED:
+        for version in (old_version, new_version):
+            columns.append(
+                {
+                    "name": f"{key}-{version}",
+                    "label": f"{_title(key)} {version}",
+                    "field": f"{key}-{version}",
+                    "align": "right",
+                }
+            )
+    for name, old in (base.get("metrics") or {}).items():
+        new = metrics.get(name)
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            continue
+        row = {"set": name}
+        for key in COMPARED:
+            row[f"{key}-{old_version}"] = fmt(old.get(key))
+            row[f"{key}-{new_version}"] = fmt(new.get(key))
+        rows.append(row)
+    if rows:
+        with ui.card().classes("w-full gap-1"):
+            ui.label(f"Version {new_version} beside {old_version}").classes("text-subtitle1 font-medium")
+            ui.table(columns=columns, rows=rows, row_key="set").props(
+                "dense flat bordered wrap-cells"
+            ).classes("w-full bc-comparison")
+
+
 def model_folder(settings: Settings) -> Path | None:
     """MODEL_DIR, else the model shipped with the package; None when neither exists."""
     if settings.model_dir is not None:
@@ -116,6 +189,14 @@ def model_page(settings: Settings) -> None:
                 else "."
             )
         ).classes("text-grey-8 text-sm")
+        rule = meta.get("uncertainty")
+        if isinstance(rule, Mapping) and ("temperature" in rule or "views" in rule):
+            views = ", ".join(map(str, rule.get("views") or ["identity"]))
+            temperature = fmt(float(rule.get("temperature", 1.0)))
+            ui.label(
+                f"Each image is classified in these views, averaged: {views}; the probabilities are "
+                f"calibrated with temperature {temperature}, fitted on validation data."
+            ).classes("text-grey-8 text-sm")
         ui.label(
             "This page describes the model files the web app sees; every result also records the name "
             "and version of the model that actually produced it."
@@ -127,12 +208,19 @@ def model_page(settings: Settings) -> None:
             render_metrics(metrics)
         else:
             ui.label("metadata.json holds no metrics for this model yet.").classes("text-grey-7")
-        if (folder / "confusion_matrix.png").is_file():
-            ui.label("Confusion matrix").classes("text-subtitle2 mt-2")
-            ui.image("/model-files/confusion_matrix.png").classes("w-full max-w-xl bc-confusion").props(
-                "fit=contain"
-            )
-    facts = {k: v for k, v in meta.items() if k not in ("name", "version", "metrics", "uncertainty")}
+        for name, caption in MODEL_FIGURES.items():
+            if (folder / name).is_file():
+                ui.label(caption).classes("text-subtitle2 mt-2")
+                css = "bc-confusion" if name == "confusion_matrix.png" else f"bc-{name.removesuffix('.png')}"
+                # at its own size (shrunk to a column a matrix's digits were unreadable); scrolls in its box
+                with ui.element("div").classes("w-full overflow-x-auto"):
+                    ui.image(f"/model-files/{name}").classes(css).props("fit=contain").style(
+                        f"width: {_width(folder / name)}px; max-width: none"
+                    )
+                ui.link(f"Open the {caption.lower()} on its own", f"/model-files/{name}", new_tab=True)
+    render_comparison(meta)
+    hidden = ("name", "version", "metrics", "uncertainty", "baseline")
+    facts = {k: v for k, v in meta.items() if k not in hidden}
     if facts:
         with ui.card().classes("w-full gap-1"):
             ui.label("Other facts from metadata.json").classes("text-subtitle1 font-medium")
@@ -140,6 +228,6 @@ def model_page(settings: Settings) -> None:
     card = folder / "MODEL_CARD.md"
     if card.is_file():
         with ui.expansion("Model card", icon="description").classes("w-full bg-white rounded"):
-            ui.markdown(card.read_text(encoding="utf-8", errors="replace"))
+            ui.markdown(card_markdown(card.read_text(encoding="utf-8", errors="replace")))
     with ui.expansion("All of metadata.json", icon="data_object").classes("w-full bg-white rounded"):
         ui.code(json.dumps(meta, indent=2, ensure_ascii=False), language="json").classes("w-full")

@@ -22,6 +22,7 @@ from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_stora
 
 log = logging.getLogger(__name__)
 THUMB_SIDE = 320
+REVIEW_PREFIX = "_review/"  # review records share the result bucket (bloodcell.review.records.PREFIX)
 
 
 def storage_for(settings: Settings) -> Storage:
@@ -96,7 +97,11 @@ class HistoryPage:
 def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
     """Past results, newest first: one listing of the result bucket, then reads for one page only."""
     storage = storage_for(settings)
-    listed = [info for info in storage.list(settings.result_bucket) if info.name.endswith(".json")]
+    listed = [
+        info
+        for info in storage.list(settings.result_bucket)
+        if info.name.endswith(".json") and not info.name.startswith(REVIEW_PREFIX)
+    ]
     listed.sort(key=lambda info: (info.updated, info.name), reverse=True)
     pages = max(1, -(-len(listed) // per_page))
     page = min(max(1, page), pages)
@@ -167,3 +172,16 @@ PLACEHOLDER_SVG = (
     '<text x="80" y="66" font-family="sans-serif" font-size="13" fill="#78909c" text-anchor="middle">'
     "no preview</text></svg>"
 )
+
+
+@lru_cache(maxsize=4)
+def uncertainty_rule(settings: Settings) -> tuple[float | None, float | None]:
+    """The model's thresholds (top probability, 'other' probability), to say why a cell is uncertain."""
+    from bloodcell.errors import ConfigurationError
+    from bloodcell.model import default_model_dir, read_model_info
+
+    try:
+        info = read_model_info(settings.model_dir or default_model_dir())
+    except ConfigurationError:
+        return (None, None)
+    return (info.min_top_probability, info.max_other_probability)

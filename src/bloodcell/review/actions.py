@@ -1,0 +1,144 @@
+"""What a person may do to a slide, checked here once: role, slide state, labels.
+
+Every action becomes one create-only record (``state.write_record``). Signing
+off also writes the verified labels into the archive; a failure there leaves
+the sign-off recorded, and signing off again (after a reopen) rewrites them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bloodcell.errors import BloodcellError
+from bloodcell.review.records import (
+    APPROVE,
+    CREATE,
+    RECLASSIFY,
+    REOPEN,
+    REVIEW_LABELS,
+    SIGN_OFF,
+    CellRef,
+    ReviewRecord,
+    new_record,
+)
+from bloodcell.review.slides import CLASSIFIED, WAITING, Cell, check_slide_id, slide_cells
+from bloodcell.review.state import slide_review, write_record
+from bloodcell.review.verified import VerifiedLabel, verified_key
+from bloodcell.settings import Settings
+from bloodcell.storage import Storage
+from bloodcell.web.auth import REVIEWER, User
+
+log = logging.getLogger(__name__)
+
+
+class ReviewRefused(BloodcellError):
+    """The action is not allowed now; ``reason`` is shown to the person as it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _require_reviewer(user: User) -> None:
+    if not user.has(REVIEWER):
+        raise ReviewRefused(f"{user.name} does not have the reviewer role.")
+
+
+def create_slide(storage: Storage, settings: Settings, slide: str, user: User) -> ReviewRecord | None:
+    """Record who started the slide (once); a slide dropped into the bucket simply has no such record."""
+    slide = check_slide_id(slide)
+    if slide_review(storage, settings, slide).created_by is not None:
+        return None
+    return write_record(storage, settings, new_record(slide, CREATE, user.name))
+
+
+def review_cell(
+    storage: Storage, settings: Settings, slide: str, cell: Cell, label: str, user: User
+) -> ReviewRecord:
+    """Approve (same label) or reclassify one cell; ``before`` is its label as the reviewer saw it."""
+    _require_reviewer(user)
+    if label not in REVIEW_LABELS:
+        raise ReviewRefused(f"{label!r} is not a label a reviewer may give.")
+    if cell.status == WAITING:
+        raise ReviewRefused("This image has no result yet.")
+    state = slide_review(storage, settings, slide)
+    if state.status.signed_off:
+        raise ReviewRefused("The slide is signed off: reopen it to change a label.")
+    reviewed = state.cells.get(cell.key)
+    before = reviewed.label if reviewed else cell.label
+    action = APPROVE if before is not None and label == before else RECLASSIFY
+    record = new_record(
+        slide,
+        action,
+        user.name,
+        cell=CellRef(cell.upload_name, cell.generation),
+        before=before,
+        after=label,
+        model=cell.model,
+    )
+    return write_record(storage, settings, record)
+
+
+@dataclass(frozen=True)
+class SignOff:
+    record: ReviewRecord
+    verified: int  # verified labels written to the archive
+    not_archived: int  # reviewed cells without an archive copy (e.g. archive still pending)
+
+
+def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str, user: User) -> SignOff:
+    _require_reviewer(user)
+    state = slide_review(storage, settings, slide)
+    if state.status.signed_off:
+        raise ReviewRefused(f"Already signed off by {state.status.by}.")
+    cells = slide_cells(storage, settings, slide)
+    if any(c.status == WAITING for c in cells):
+        raise ReviewRefused("Some images are still being processed.")
+    open_cells = [c for c in cells if c.status == CLASSIFIED and c.key not in state.cells]
+    if open_cells:
+        raise ReviewRefused(f"{len(open_cells)} classified cells are not reviewed yet.")
+    if not cells:
+        raise ReviewRefused("The slide holds no images.")
+    record = write_record(storage, settings, new_record(slide, SIGN_OFF, user.name))
+    written = missing = 0
+    for cell in cells:
+        reviewed = state.cells.get(cell.key)
+        location = cell.result.archive.location if cell.result else None
+        if reviewed is None:
+            continue
+        if location is None:
+            missing += 1
+            continue
+        label = VerifiedLabel(
+            label=reviewed.label,
+            reviewer=reviewed.reviewer,
+            verified_at=reviewed.at,
+            model_label=cell.label,
+            model_name=cell.model.name if cell.model else None,
+            model_version=cell.model.version if cell.model else None,
+            source_name=cell.upload_name,
+            source_generation=cell.generation,
+            slide=slide,
+            signed_off_by=record.reviewer,
+            signed_off_at=record.at,
+        )
+        archive.write(
+            settings.archive_bucket, verified_key(location), label.to_json(), content_type="application/json"
+        )
+        written += 1
+    log.info(
+        "review: slide %r signed off by %r: %d verified labels archived, %d without archive copy",
+        slide,
+        user.name,
+        written,
+        missing,
+    )
+    return SignOff(record, written, missing)
+
+
+def reopen(storage: Storage, settings: Settings, slide: str, user: User) -> ReviewRecord:
+    _require_reviewer(user)
+    if not slide_review(storage, settings, slide).status.signed_off:
+        raise ReviewRefused("The slide is not signed off.")
+    return write_record(storage, settings, new_record(slide, REOPEN, user.name))

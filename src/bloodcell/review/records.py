@@ -1,0 +1,183 @@
+"""Review records: one immutable document per action a person took on a slide.
+
+A record is never rewritten. The slide's state (each cell's reviewed label,
+signed off or not) is what the records say when replayed in order, so two
+reviewers working at once both leave their actions behind and the later one
+wins. Records live in the result bucket under ``_review/<slide>/`` (see
+``record_name``); the key carries the time, a random id and the action, so a
+listing alone orders them and tells whether a slide is signed off.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bloodcell.contract import LABELS
+from bloodcell.errors import MalformedDocument
+from bloodcell.results import ModelRef
+
+SCHEMA_VERSION = "1"
+KIND = "bloodcell.review"
+PREFIX = "_review/"
+
+CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN = "create", "approve", "reclassify", "sign-off", "reopen"
+ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN)
+CELL_ACTIONS = (APPROVE, RECLASSIFY)
+
+NOT_A_WHITE_CELL, UNUSABLE = "NOT_A_WHITE_CELL", "UNUSABLE"
+# What a reviewer may call a cell: one of the model's four, or one of two verdicts
+# that take it out of the differential.
+REVIEW_LABELS: tuple[str, ...] = (*LABELS, NOT_A_WHITE_CELL, UNUSABLE)
+
+_NAME = re.compile(r"^_review/([^/]+)/(\d{8}T\d{12}Z)-([0-9a-f]{32})-([a-z-]+)\.json$")
+
+
+class RecordError(MalformedDocument):
+    """A stored object under the review prefix is not a review record we can read."""
+
+
+@dataclass(frozen=True)
+class CellRef:
+    """A cell is one version of one upload: a replaced image is a new cell."""
+
+    upload_name: str
+    generation: str
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """Who did what, when, to which cell, from which label to which, and whose prediction it was."""
+
+    id: str
+    slide: str
+    action: str
+    reviewer: str
+    at: str  # ISO 8601 UTC with microseconds: ordering is by (at, id)
+    cell: CellRef | None = None
+    before: str | None = None
+    after: str | None = None
+    model: ModelRef | None = None
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise RecordError(f"unknown review action {self.action!r}")
+        if self.action in CELL_ACTIONS:
+            if self.cell is None:
+                raise RecordError(f"a {self.action} record must name its cell")
+            if self.after not in REVIEW_LABELS:
+                raise RecordError(f"{self.after!r} is not a label a reviewer may give")
+            if self.action == APPROVE and self.before is not None and self.after != self.before:
+                raise RecordError("an approval keeps the label it approves")
+        elif self.cell is not None:
+            raise RecordError(f"a {self.action} record is about the slide, not a cell")
+        if not re.fullmatch(r"[0-9a-f]{32}", self.id):
+            raise RecordError(f"record id {self.id!r} is not a 32-digit hex uuid")
+
+    @property
+    def order(self) -> tuple[str, str]:
+        return (self.at, self.id)
+
+    @property
+    def name(self) -> str:
+        return record_name(self.slide, self.at, self.id, self.action)
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {
+            "kind": KIND,
+            "schema_version": self.schema_version,
+            "id": self.id,
+            "slide": self.slide,
+            "action": self.action,
+            "reviewer": self.reviewer,
+            "at": self.at,
+            "cell": None
+            if self.cell is None
+            else {"upload_name": self.cell.upload_name, "generation": self.cell.generation},
+            "before": self.before,
+            "after": self.after,
+            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+        }
+        return json.dumps(body, indent=2, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ReviewRecord:
+        try:
+            body = json.loads(data)
+            if not isinstance(body, dict) or body.get("kind") != KIND:
+                raise RecordError("not a bloodcell review record")
+            if str(body.get("schema_version")) != SCHEMA_VERSION:
+                raise RecordError(f"review record schema {body.get('schema_version')!r} is not supported")
+            cell, model = body.get("cell"), body.get("model")
+            return cls(
+                id=str(body["id"]),
+                slide=str(body["slide"]),
+                action=str(body["action"]),
+                reviewer=str(body["reviewer"]),
+                at=str(body["at"]),
+                cell=None if cell is None else CellRef(str(cell["upload_name"]), str(cell["generation"])),
+                before=body.get("before"),
+                after=body.get("after"),
+                model=None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, RecordError):
+                raise
+            raise RecordError(f"unreadable review record: {exc}") from exc
+
+
+def now_precise() -> str:
+    """Microseconds, so one person's quick succession of keys keeps its order."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_record(
+    slide: str,
+    action: str,
+    reviewer: str,
+    *,
+    cell: CellRef | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    model: ModelRef | None = None,
+    at: str | None = None,
+) -> ReviewRecord:
+    return ReviewRecord(
+        id=uuid.uuid4().hex,
+        slide=slide,
+        action=action,
+        reviewer=reviewer,
+        at=at or now_precise(),
+        cell=cell,
+        before=before,
+        after=after,
+        model=model,
+    )
+
+
+def record_name(slide: str, at: str, record_id: str, action: str) -> str:
+    """``_review/<slide>/<yyyymmddThhmmssffffffZ>-<uuid>-<action>.json``: sorts by time, then id."""
+    stamp = re.sub(r"[^0-9T]", "", at.removesuffix("Z"))
+    return f"{PREFIX}{slide}/{stamp}Z-{record_id}-{action}.json"
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    """What a record's key alone tells, without reading it."""
+
+    slide: str
+    stamp: str
+    id: str
+    action: str
+
+
+def parse_record_name(name: str) -> ListedRecord | None:
+    match = _NAME.match(name)
+    if not match or match.group(4) not in ACTIONS:
+        return None
+    return ListedRecord(*match.groups())

@@ -1,0 +1,206 @@
+"""A slide's review state, rebuilt from its records every time it is asked for.
+
+Nothing is kept in memory between requests except the bytes of records already
+read (records never change, so a cache of them can never be stale): a reload, a
+new tab, a second reviewer or a restarted server all see the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from bloodcell.errors import BloodcellError, PreconditionFailed
+from bloodcell.review.records import (
+    CELL_ACTIONS,
+    CREATE,
+    PREFIX,
+    REOPEN,
+    SIGN_OFF,
+    CellRef,
+    RecordError,
+    ReviewRecord,
+    parse_record_name,
+)
+from bloodcell.settings import Settings
+from bloodcell.storage import Storage
+
+log = logging.getLogger(__name__)
+_CACHE_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class ReviewedCell:
+    label: str
+    reviewer: str
+    at: str
+
+
+@dataclass(frozen=True)
+class SlideStatus:
+    signed_off: bool
+    by: str | None = None  # who signed it off (the latest sign-off while signed off)
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class SlideReview:
+    """Everything the records say about one slide, in order."""
+
+    slide: str
+    trail: tuple[ReviewRecord, ...]
+    cells: dict[tuple[str, str], ReviewedCell]
+    status: SlideStatus
+    created_by: str | None = None
+    ignored: frozenset[str] = field(default_factory=frozenset)  # ids of cell actions made while signed off
+
+
+class _RecordCache:
+    """Record bytes by object name; immutable objects, so entries are never invalidated."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[str, str], ReviewRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> ReviewRecord | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[str, str], record: ReviewRecord) -> None:
+        with self._lock:
+            self._items[key] = record
+            while len(self._items) > _CACHE_SIZE:
+                self._items.popitem(last=False)
+
+
+_cache = _RecordCache()
+
+
+def slide_prefix(slide: str) -> str:
+    return f"{PREFIX}{slide}/"
+
+
+def write_record(storage: Storage, settings: Settings, record: ReviewRecord) -> ReviewRecord:
+    """Store one action, create-only: an existing record is never replaced, whatever the backend."""
+    try:
+        storage.write(
+            settings.result_bucket,
+            record.name,
+            record.to_json(),
+            content_type="application/json",
+            if_absent=True,
+        )
+    except PreconditionFailed:
+        log.error("review: record %r already exists; not overwritten", record.name)
+        raise
+    log.info(
+        "review: %s slide=%r by %r cell=%r %s->%s",
+        record.action,
+        record.slide,
+        record.reviewer,
+        record.cell.upload_name if record.cell else None,
+        record.before,
+        record.after,
+    )
+    return record
+
+
+def read_trail(storage: Storage, settings: Settings, slide: str) -> tuple[ReviewRecord, ...]:
+    """Every readable record of the slide, oldest first (by time, then id)."""
+    records = []
+    for info in storage.list(settings.result_bucket, prefix=slide_prefix(slide)):
+        if parse_record_name(info.name) is None:
+            log.warning("review: %r under the review prefix is not a review record; skipped", info.name)
+            continue
+        key = (settings.result_bucket, info.name)
+        record = _cache.get(key)
+        if record is None:
+            try:
+                data, _ = storage.read(settings.result_bucket, info.name)
+                record = ReviewRecord.from_json(data)
+            except (RecordError, BloodcellError) as exc:
+                log.warning("review: cannot read %r: %s", info.name, exc)
+                continue
+            if record.slide != slide:
+                log.warning("review: %r names slide %r; skipped", info.name, record.slide)
+                continue
+            _cache.put(key, record)
+        records.append(record)
+    records.sort(key=lambda r: r.order)
+    return tuple(records)
+
+
+def replay(slide: str, trail: tuple[ReviewRecord, ...]) -> SlideReview:
+    """The state the records lead to: the latest action on a cell wins; none counts while signed off."""
+    cells: dict[tuple[str, str], ReviewedCell] = {}
+    status = SlideStatus(False)
+    created_by = None
+    ignored = set()
+    for record in trail:
+        if record.action == CREATE and created_by is None:
+            created_by = record.reviewer
+        elif record.action == SIGN_OFF:
+            status = SlideStatus(True, record.reviewer, record.at)
+        elif record.action == REOPEN:
+            status = SlideStatus(False)
+        elif record.action in CELL_ACTIONS and record.cell is not None and record.after is not None:
+            if status.signed_off:
+                ignored.add(record.id)  # a racing edit that reached storage after the sign-off
+                continue
+            key = (record.cell.upload_name, record.cell.generation)
+            cells[key] = ReviewedCell(record.after, record.reviewer, record.at)
+    return SlideReview(slide, trail, cells, status, created_by, frozenset(ignored))
+
+
+def slide_review(storage: Storage, settings: Settings, slide: str) -> SlideReview:
+    return replay(slide, read_trail(storage, settings, slide))
+
+
+def reviewed_labels(storage: Storage, settings: Settings, slide: str) -> dict[tuple[str, str], ReviewedCell]:
+    """Each reviewed cell's current label, keyed by (upload name, generation)."""
+    return slide_review(storage, settings, slide).cells
+
+
+def slide_status(storage: Storage, settings: Settings, slide: str) -> SlideStatus:
+    """Signed off or not, by whom and when: from the record names alone, no reads."""
+    status = SlideStatus(False)
+    listed = []
+    for info in storage.list(settings.result_bucket, prefix=slide_prefix(slide)):
+        parsed = parse_record_name(info.name)
+        if parsed and parsed.action in (SIGN_OFF, REOPEN):
+            listed.append((parsed.stamp, parsed.id, info.name, parsed.action))
+    if listed:
+        _, _, name, action = max(listed)
+        if action == SIGN_OFF:
+            record = read_record(storage, settings, name)
+            status = SlideStatus(True, record.reviewer, record.at) if record else SlideStatus(True)
+    return status
+
+
+def read_record(storage: Storage, settings: Settings, name: str) -> ReviewRecord | None:
+    key = (settings.result_bucket, name)
+    if (record := _cache.get(key)) is not None:
+        return record
+    try:
+        record = ReviewRecord.from_json(storage.read(settings.result_bucket, name)[0])
+    except (RecordError, BloodcellError) as exc:
+        log.warning("review: cannot read %r: %s", name, exc)
+        return None
+    _cache.put(key, record)
+    return record
+
+
+__all__ = [
+    "CellRef",
+    "ReviewedCell",
+    "SlideReview",
+    "SlideStatus",
+    "read_trail",
+    "replay",
+    "reviewed_labels",
+    "slide_review",
+    "slide_status",
+    "write_record",
+]

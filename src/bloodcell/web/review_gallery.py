@@ -1,0 +1,360 @@
+"""The review gallery: one page of cell crops at a time, a selected cell, and one key per verdict.
+
+Only the visible page exists in the browser (``PER_PAGE`` cards), so a 500-image
+slide costs the same as a 40-image one. A verdict redraws one card; moving the
+selection changes two cards' classes. Keys (ignored while typing in a field):
+N L M E give a class, X "not a white cell", U "unusable", A approves
+the current label; arrows or J/K move, PageUp/PageDown turn pages, F jumps to
+the first cell nobody has reviewed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from nicegui import events, ui
+
+from bloodcell.review.differential import group_of
+from bloodcell.review.records import NOT_A_WHITE_CELL, UNUSABLE
+from bloodcell.review.slides import CLASSIFIED, REJECTED, WAITING, Cell
+from bloodcell.review.state import ReviewedCell
+from bloodcell.web import batch
+
+PER_PAGE = 40
+REDRAW_WHILE_FILLING_S = 6.0
+
+
+def thumb_url(name: str) -> str:
+    """Names of dropped files may hold spaces, '#', '?' or quotes: always escaped in a URL."""
+    return "/thumb/" + quote(name, safe="/")
+
+
+VERDICT_KEYS = {
+    "n": "NEUTROPHIL",
+    "l": "LYMPHOCYTE",
+    "m": "MONOCYTE",
+    "e": "EOSINOPHIL",
+    "x": NOT_A_WHITE_CELL,
+    "u": UNUSABLE,
+}
+VERDICT_WORDS = {**batch.WORDS, NOT_A_WHITE_CELL: "Not a white cell", UNUSABLE: "Unusable"}
+GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "Still being processed"}
+SELECTED = "ring-4 ring-indigo-400"
+
+Verdict = Callable[[Cell, str], Awaitable[bool]]  # True once the verdict is stored
+
+
+def verdict_words(label: str | None) -> str:
+    return VERDICT_WORDS.get(label or "", label or "")
+
+
+def why_uncertain(cell: Cell, min_top: float | None, max_other: float | None) -> str:
+    result = cell.result
+    if result is None:
+        return ""
+    return batch.uncertain_reason(result.confidence, result.other_probability, min_top, max_other)
+
+
+class ReviewGallery:
+    def __init__(self, on_verdict: Verdict, rule: tuple[float | None, float | None] = (None, None)) -> None:
+        self.on_verdict = on_verdict
+        self.rule = rule
+        self.cells: list[Cell] = []
+        self.reviewed: Mapping[tuple[str, str], ReviewedCell] = {}
+        self.read_only = False
+        self.page = 0
+        self.selected = 0
+        self.cards: dict[int, ui.card] = {}
+        # keys are handled one at a time, in the order typed: a quick typist's keys are queued, not lost
+        self._keys = asyncio.Lock()
+        self._deciding = False  # during a verdict the bar is drawn once, for the next cell
+        self._drawn = 0.0  # when the visible page was last drawn
+        self.lock_text = "Read-only."  # why, when read_only: set by the page
+        with ui.card().classes("w-full gap-2 bc-review-bar sticky top-14 z-10"):
+            self.bar = ui.row().classes("w-full items-center gap-3")
+        self._build_bar()
+        with ui.row().classes("w-full items-center gap-2"):
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._paged)
+            self.pager.props("boundary-links max-pages=7 dense")
+            self.page_label = ui.label("").classes("text-xs text-grey-7").mark("gallery-page")
+        self.grid = ui.column().classes("w-full gap-2")
+        # buttons keep focus after a click; keys must still work then (no key here activates one)
+        ui.keyboard(on_key=self._key, ignore=["input", "select", "textarea"])
+
+    # ---- data ----
+
+    def set_data(
+        self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], ReviewedCell], read_only: bool
+    ) -> None:
+        """New state from the buckets; redraws only what the visible page shows differently.
+
+        While a slide is filling up, most changes are to cells on other pages: then only
+        the pager and the count change, not the forty cards.
+        """
+
+        def visible(items: Sequence[Cell]) -> list[tuple[tuple[str, str], str]]:
+            first = self.page * PER_PAGE
+            return [(c.key, c.status) for c in items[first : first + PER_PAGE]]
+
+        same_page = visible(cells) == visible(self.cells)
+        now = time.monotonic()
+        filling = any(c.status == WAITING for c in cells)
+        only_results = reviewed == self.reviewed and read_only == self.read_only
+        if (
+            not same_page
+            and filling
+            and only_results
+            and now - self._drawn < REDRAW_WHILE_FILLING_S
+            and self.cards
+        ):
+            # results are still arriving and re-sorting the page: redraw it every few seconds, not every poll
+            self.page_label.set_text(f"{len(cells)} images, results arriving…")
+            return
+
+        changed_keys = {
+            k for k in set(reviewed) | set(self.reviewed) if reviewed.get(k) != self.reviewed.get(k)
+        }
+        mode_changed = read_only != self.read_only
+        self.reviewed, self.read_only = reviewed, read_only
+        grew = len(cells) != len(self.cells)
+        self.cells = list(cells)
+        self.selected = min(self.selected, max(0, len(self.cells) - 1))
+        if not same_page:
+            self.render_page()
+            return
+        if grew:
+            self._pager()
+        for index in self.cards:
+            if self.cells[index].key in changed_keys:
+                self._fill(index)
+        if (mode_changed or changed_keys or grew) and not self._deciding:
+            self._render_bar()
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.cells) // PER_PAGE))
+
+    # ---- drawing ----
+
+    def _pager(self) -> None:
+        self.page = min(self.page, self.pages - 1)
+        self.pager.max = self.pages
+        self.pager.value = self.page + 1
+        self.pager.set_visibility(self.pages > 1)
+        first = self.page * PER_PAGE
+        shown = len(self.cells[first : first + PER_PAGE])
+        self.page_label.set_text(
+            f"cells {first + 1}–{first + shown} of {len(self.cells)}" if shown else "No images yet."
+        )
+
+    def render_page(self) -> None:
+        self._drawn = time.monotonic()
+        self._pager()
+        first = self.page * PER_PAGE
+        shown = self.cells[first : first + PER_PAGE]
+        self.grid.clear()
+        self.cards = {}
+        group = None
+        row: ui.element | None = None
+        with self.grid:
+            for offset, cell in enumerate(shown):
+                if group_of(cell) != group:
+                    group = group_of(cell)
+                    ui.label(GROUP_WORDS.get(group, group)).classes("text-subtitle2 text-grey-8 mt-2")
+                    row = ui.element("div").classes("w-full flex flex-wrap gap-2")
+                assert row is not None
+                with row:
+                    index = first + offset
+                    card = ui.card().classes("p-1 gap-1 w-36 sm:w-44 cursor-pointer").props("flat bordered")
+                    card.on("click", lambda _, i=index: self.select(i))
+                    card.classes(f"bc-cell-{index}").mark(f"cell-{cell.display}")
+                    self.cards[index] = card
+                    self._fill(index)
+        self._render_bar()
+
+    def _fill(self, index: int) -> None:
+        cell, card = self.cells[index], self.cards[index]
+        review = self.reviewed.get(cell.key)
+        card.clear()
+        card.classes(remove=SELECTED)
+        if index == self.selected:
+            card.classes(SELECTED)
+        with card:
+            ui.element("img").props(f'src="{thumb_url(cell.upload_name)}" loading=lazy alt=""').classes(
+                "w-full aspect-square object-cover rounded"
+            )
+            ui.label(cell.display).classes("text-xs text-grey-8 break-all leading-tight")
+            if cell.status == CLASSIFIED and cell.result is not None:
+                confidence = 100 * float(cell.result.confidence or 0.0)
+                text = f"{batch.label_words(cell.label)} {confidence:.0f} %"
+                colour = "text-amber-10" if cell.result.uncertain else "text-grey-9"
+                ui.label(("? " if cell.result.uncertain else "") + text).classes(f"text-sm {colour}")
+            elif cell.status == REJECTED:
+                ui.label("rejected").classes("text-sm text-negative")
+            else:
+                ui.label("waiting…").classes("text-sm text-grey-6")
+            if review is not None:
+                ui.badge(f"✓ {verdict_words(review.label)}", color="positive").mark(
+                    f"reviewed-{cell.display}"
+                )
+            elif cell.status == CLASSIFIED:
+                ui.badge("to review", color="grey-5").classes("text-black")
+
+    def _build_bar(self) -> None:
+        """The selected cell's panel, built once: moving on changes texts and the picture, not elements."""
+        with self.bar:
+            self.bar_empty = ui.label("Add images; they appear here as results arrive.").classes(
+                "text-grey-7"
+            )
+            self.bar_image = (
+                ui.element("img")
+                .props('alt=""')
+                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0")
+            )
+            with ui.column().classes("gap-1 grow min-w-0 basis-60") as self.bar_text:
+                self.bar_title = ui.label("").classes("font-medium break-all").mark("selected-cell")
+                self.bar_model = ui.label("").classes("text-sm")
+                self.bar_why = ui.label("").classes("text-sm text-amber-10").mark("why-uncertain")
+                self.bar_version = ui.label("").classes("text-xs text-grey-6")
+                self.bar_review = ui.label("").classes("text-positive text-sm")
+                self.bar_locked = ui.label("Signed off: read-only. Reopen the slide to change labels.")
+                self.bar_locked.classes("text-sm text-grey-8")
+                with ui.row().classes("gap-1") as self.bar_buttons:
+                    self.approve = ui.button("Approve (A)", icon="check", on_click=lambda: self.verdict(None))
+                    self.approve.props("dense unelevated color=positive").mark("verdict-approve")
+                    for key, label in VERDICT_KEYS.items():
+                        ui.button(
+                            f"{verdict_words(label)} ({key.upper()})",
+                            on_click=lambda _, v=label: self.verdict(v),
+                        ).props("dense outline no-caps").mark(f"verdict-{label}")
+                self.bar_keys = ui.label(
+                    "Keys: N L M E · X not a white cell · U unusable · A approve · ←/→ move · "
+                    "PgUp/PgDn page · F first unreviewed"
+                ).classes("text-xs text-grey-6 max-sm:hidden")
+
+    @staticmethod
+    def _show(element: ui.element, text: str | None) -> None:
+        if text:
+            element.set_text(text)  # type: ignore[attr-defined]
+        element.set_visibility(bool(text))
+
+    def _render_bar(self) -> None:
+        has_cells = bool(self.cells)
+        self.bar_empty.set_visibility(not has_cells)
+        self.bar_image.set_visibility(has_cells)
+        self.bar_text.set_visibility(has_cells)
+        if not has_cells:
+            return
+        cell = self.cells[self.selected]
+        review = self.reviewed.get(cell.key)
+        result = cell.result
+        src = thumb_url(cell.upload_name)
+        if self.bar_image.props.get("src") != src:
+            self.bar_image.props(f'src="{src}"')
+        self.bar_title.set_text(f"{self.selected + 1} of {len(self.cells)} · {cell.display}")
+        model = why = version = None
+        if cell.status == REJECTED and result is not None:
+            model = f"Rejected: {result.reason}"
+        elif cell.status == CLASSIFIED and result is not None:
+            confidence = 100 * float(result.confidence or 0.0)
+            model = f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence"
+            why = why_uncertain(cell, *self.rule) if result.uncertain else None
+            version = f"model {result.model.name} {result.model.version}" if result.model else None
+        if result is not None and result.source.uploader:
+            version = " · ".join(filter(None, [version, f"uploaded by {result.source.uploader}"]))
+        else:
+            model = "Still being processed."
+        self._show(self.bar_model, model)
+        self.bar_model.classes(
+            add="text-negative" if cell.status == REJECTED else "",
+            remove="" if cell.status == REJECTED else "text-negative",
+        )
+        self._show(self.bar_why, why)
+        self._show(self.bar_version, version)
+        self._show(
+            self.bar_review,
+            f"Reviewed: {verdict_words(review.label)} by {review.reviewer}" if review else None,
+        )
+        self.bar_locked.set_text(self.lock_text)
+        self.bar_locked.set_visibility(self.read_only)
+        can_decide = not self.read_only and cell.status != WAITING
+        self.bar_buttons.set_visibility(can_decide)
+        self.bar_keys.set_visibility(can_decide)
+        self.approve.set_visibility(bool(cell.label))
+
+    # ---- moving and deciding ----
+
+    def select(self, index: int) -> None:
+        if not self.cells:
+            return
+        index = max(0, min(index, len(self.cells) - 1))
+        old, self.selected = self.selected, index
+        if index // PER_PAGE != self.page:
+            self.page = index // PER_PAGE
+            self.render_page()
+            return
+        if old in self.cards:
+            self.cards[old].classes(remove=SELECTED)
+        if index in self.cards:
+            self.cards[index].classes(SELECTED)
+        self._render_bar()
+        ui.run_javascript(f"document.querySelector('.bc-cell-{index}')?.scrollIntoView({{block: 'nearest'}})")
+
+    def first_unreviewed(self) -> int | None:
+        for index, cell in enumerate(self.cells):
+            if cell.status == CLASSIFIED and cell.key not in self.reviewed:
+                return index
+        return None
+
+    async def verdict(self, label: str | None) -> None:
+        """``None`` approves the current label; then the selection moves to the next cell to review."""
+        if self.read_only or not self.cells:
+            return
+        cell = self.cells[self.selected]
+        review = self.reviewed.get(cell.key)
+        label = label or (review.label if review else cell.label)
+        if label is None or cell.status == WAITING:
+            return
+        self._deciding = True
+        try:
+            stored = await self.on_verdict(cell, label)
+        finally:
+            self._deciding = False
+        after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != WAITING]
+        if stored and after:
+            self.select(after[0])
+        else:
+            self._render_bar()
+
+    def _paged(self, event: events.ValueChangeEventArguments[Any]) -> None:
+        page = int(event.value or 1) - 1
+        if page != self.page:
+            self.select(page * PER_PAGE)
+
+    async def _key(self, event: events.KeyEventArguments) -> None:
+        if not event.action.keydown or event.modifiers.ctrl or event.modifiers.meta or event.modifiers.alt:
+            return
+        async with self._keys:
+            await self._one_key(event)
+
+    async def _one_key(self, event: events.KeyEventArguments) -> None:
+        key = event.key
+        name = key.name.lower() if len(key.name) == 1 else key.name
+        if name in VERDICT_KEYS:
+            await self.verdict(VERDICT_KEYS[name])
+        elif name == "a":
+            await self.verdict(None)
+        elif name in ("ArrowRight", "ArrowDown", "j"):
+            self.select(self.selected + 1)
+        elif name in ("ArrowLeft", "ArrowUp", "k"):
+            self.select(self.selected - 1)
+        elif name == "PageDown":
+            self.select((self.page + 1) * PER_PAGE)
+        elif name == "PageUp":
+            self.select((self.page - 1) * PER_PAGE)
+        elif name == "f" and (index := self.first_unreviewed()) is not None:
+            self.select(index)

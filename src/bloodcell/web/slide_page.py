@@ -1,0 +1,319 @@
+"""One slide (``/slides/<id>``): add images, review each cell, compare the counts, sign off.
+
+Everything shown is read from the buckets (uploads, results, review records) and
+re-read every few seconds, so a reload, a second tab or a second reviewer all
+see the same slide; this page keeps no state a restart could lose.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nicegui import events, run, ui
+
+from bloodcell.errors import BloodcellError
+from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
+from bloodcell.review import actions, slides
+from bloodcell.review.records import ReviewRecord
+from bloodcell.review.slides import Cell
+from bloodcell.review.state import SlideReview, replay, slide_review
+from bloodcell.settings import Settings
+from bloodcell.storage import open_archive
+from bloodcell.web import batch, pages, results_feed
+from bloodcell.web.auth import REVIEWER, current_user
+from bloodcell.web.review_gallery import ReviewGallery, verdict_words
+from bloodcell.web.review_report import ReviewReport
+
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = 2.0
+TRAIL_ROWS = 50  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cells: list[Cell]
+    review: SlideReview
+
+
+def load(settings: Settings, slide: str) -> Snapshot:
+    storage = results_feed.storage_for(settings)
+    from bloodcell.review.differential import gallery_order
+
+    return Snapshot(
+        gallery_order(slides.slide_cells(storage, settings, slide)), slide_review(storage, settings, slide)
+    )
+
+
+class SlideView:
+    def __init__(self, settings: Settings, slide: str) -> None:
+        self.settings = settings
+        self.slide = slide
+        self.user = current_user()
+        self.snapshot: Snapshot | None = None
+        self._loading = False
+        self._created = False
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.link("← Slides", "/slides").classes("text-primary")
+            ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
+            self.status = ui.badge("").mark("slide-status")
+            ui.space()
+            self.meta = ui.label("").classes("text-sm text-grey-7")
+        with ui.row().classes("w-full items-center gap-2 bc-report-links"):
+            from bloodcell.web.report_routes import report_url
+
+            ui.label("Report:").classes("text-sm text-grey-8")
+            for kind, words in (
+                ("pdf", "PDF"),
+                ("fhir", "FHIR R4"),
+                ("csv", "cells CSV"),
+                ("summary", "summary CSV"),
+            ):
+                ui.link(words, report_url(slide, kind)).classes("text-sm text-primary").mark(f"report-{kind}")
+        with ui.row().classes("w-full gap-4 items-start"):
+            with ui.card().classes("grow basis-72 gap-2 min-w-0"):
+                ui.label("Add images of this slide").classes("text-subtitle1 font-medium")
+                self.upload = ui.upload(
+                    multiple=True,
+                    auto_upload=True,
+                    max_file_size=settings.max_upload_bytes,
+                    on_upload=self.on_upload,
+                    label="Cell images",
+                ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                self.upload.classes("w-full bc-slide-upload")
+                # no per-file previews: hundreds of them froze the page; the count below says it all
+                with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-2"):
+                    ui.icon("cloud_upload", size="32px").classes("text-indigo-3")
+                    ui.label("Drop this slide's cell images here").classes("text-grey-8 text-center")
+                limit = format_size(settings.max_upload_bytes)
+                ui.label(f"{KINDS} · up to {limit} each").classes("text-xs text-grey-7")
+                self.upload.on("added", self._chosen, js_handler="(files) => emit(files.length)")
+                self.upload.on(
+                    "rejected", self._refused_by_browser, js_handler="(items) => emit(items.length)"
+                )
+                self.upload_note = ui.label("").classes("text-sm text-grey-8").mark("upload-note")
+                self.chosen = self.stored = self.not_stored = 0
+                self.signoff = ui.column().classes("w-full gap-2")
+            self.report = ReviewReport()
+        self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
+        with ui.card().classes("w-full gap-2"):
+            ui.label("Audit trail").classes("text-subtitle1 font-medium")
+            self.trail_note = ui.label("").classes("text-xs text-grey-7").mark("trail-note")
+            self.trail = (
+                ui.table(
+                    columns=[
+                        {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
+                        {"name": "who", "label": "Who", "field": "who", "align": "left"},
+                        {"name": "action", "label": "Action", "field": "action", "align": "left"},
+                        {"name": "cell", "label": "Cell", "field": "cell", "align": "left"},
+                        {"name": "change", "label": "Before → after", "field": "change", "align": "left"},
+                        {"name": "model", "label": "Model", "field": "model", "align": "left"},
+                    ],
+                    rows=[],
+                    row_key="id",
+                    pagination={"rowsPerPage": 10, "sortBy": "at", "descending": True},
+                )
+                .classes("w-full bc-trail")
+                .props("flat dense wrap-cells")
+            )
+        ui.timer(REFRESH_SECONDS, self.refresh)
+
+    # ---- reading ----
+
+    async def refresh(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        try:
+            snapshot = await run.io_bound(load, self.settings, self.slide)
+        except BloodcellError as exc:
+            log.warning("web: cannot read slide %r: %s", self.slide, exc)
+            return
+        finally:
+            self._loading = False
+        if snapshot is not None:
+            self.show(snapshot)
+
+    def show(self, snapshot: Snapshot) -> None:
+        before = self.snapshot
+        if before is not None and {r.id for r in before.review.trail} - {r.id for r in snapshot.review.trail}:
+            return  # read before a record this page already shows was written: records are never removed
+        self.snapshot = snapshot
+        review, cells = snapshot.review, snapshot.cells
+        if before is not None and before.review.trail == review.trail and before.cells == cells:
+            return
+        status = review.status
+        self.status.set_text("signed off" if status.signed_off else "open for review")
+        self.status.props(f"color={'positive' if status.signed_off else 'primary'}")
+        who = review.created_by or "dropped into the bucket"
+        self.meta.set_text(f"{len(cells)} images · created by {who}")
+        reviewer = self.user.has(REVIEWER)
+        self.gallery.lock_text = (
+            "Signed off: read-only. Reopen the slide to change labels."
+            if status.signed_off
+            else f"Read-only: {self.user.name} does not have the reviewer role."
+        )
+        self.gallery.set_data(cells, review.cells, status.signed_off or not reviewer)
+        self.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
+        self.report.update(cells, review.cells)
+        self._render_signoff()
+        shown = review.trail[-TRAIL_ROWS:]
+        self.trail.rows = [self._trail_row(r) for r in shown]
+        self.trail.update()
+        hidden = len(review.trail) - len(shown)
+        self.trail_note.set_text(
+            f"{len(review.trail)} records, newest first"
+            + (f"; the {hidden} oldest are kept in the bucket but not listed here" if hidden else "")
+        )
+
+    def _trail_row(self, record: ReviewRecord) -> dict[str, str]:
+        ignored = self.snapshot is not None and record.id in self.snapshot.review.ignored
+        change = ""
+        if record.after is not None:
+            change = f"{verdict_words(record.before) or '–'} → {verdict_words(record.after)}"
+        return {
+            "id": record.id,
+            "at": record.at.replace("T", " ")[:23],
+            "who": record.reviewer,
+            "action": record.action + (" (after sign-off: not counted)" if ignored else ""),
+            "cell": slides.image_name(record.cell.upload_name) if record.cell else "",
+            "change": change,
+            "model": f"{record.model.name} {record.model.version}" if record.model else "",
+        }
+
+    def _render_signoff(self) -> None:
+        assert self.snapshot is not None
+        status = self.snapshot.review.status
+        self.signoff.clear()
+        with self.signoff:
+            if status.signed_off:
+                ui.label(f"Signed off by {status.by} at {str(status.at).replace('T', ' ')[:19]} UTC").classes(
+                    "text-positive font-medium"
+                ).mark("signed-off-by")
+                if self.user.has(REVIEWER):
+                    ui.button("Reopen for review", icon="lock_open", on_click=self.reopen).props("outline")
+            elif self.user.has(REVIEWER):
+                ui.button("Sign off slide", icon="verified", on_click=self.sign_off).props("unelevated")
+            else:
+                ui.label("Only a reviewer can review and sign off.").classes("text-sm text-grey-7")
+
+    # ---- acting ----
+
+    async def _act(self, func: object, *args: object) -> object:
+        try:
+            return await run.io_bound(func, *args)  # type: ignore[arg-type]
+        except actions.ReviewRefused as exc:
+            ui.notify(exc.reason, type="warning")
+        except BloodcellError as exc:
+            log.warning("web: review action on %r failed: %s", self.slide, exc)
+            ui.notify(f"Not saved: storage is not reachable ({exc}). Try again.", type="negative")
+        return None
+
+    async def _reload(self) -> None:
+        snapshot = await run.io_bound(load, self.settings, self.slide)
+        if snapshot is not None:
+            self.show(snapshot)
+
+    async def on_verdict(self, cell: Cell, label: str) -> bool:
+        """Store the verdict, then show it at once from the record itself (no re-read of the slide)."""
+        storage = results_feed.storage_for(self.settings)
+        record = await self._act(
+            actions.review_cell, storage, self.settings, self.slide, cell, label, self.user
+        )
+        if not isinstance(record, ReviewRecord) or self.snapshot is None:
+            return False
+        trail = tuple(sorted((*self.snapshot.review.trail, record), key=lambda r: r.order))
+        self.show(Snapshot(self.snapshot.cells, replay(self.slide, trail)))
+        return True
+
+    async def sign_off(self) -> None:
+        storage = results_feed.storage_for(self.settings)
+        archive = open_archive(self.settings)
+        done = await self._act(actions.sign_off, storage, archive, self.settings, self.slide, self.user)
+        if isinstance(done, actions.SignOff):
+            note = f"Signed off. {done.verified} verified labels written to the archive."
+            if done.not_archived:
+                note += f" {done.not_archived} cells have no archive copy yet."
+            ui.notify(note, type="positive")
+            await self._reload()
+
+    async def reopen(self) -> None:
+        storage = results_feed.storage_for(self.settings)
+        if await self._act(actions.reopen, storage, self.settings, self.slide, self.user):
+            await self._reload()
+
+    # ---- uploads: "n of N chosen", and a warning before leaving while some are in flight ----
+
+    def _chosen(self, event: events.GenericEventArguments) -> None:
+        self.chosen += int(event.args or 0)
+        self._upload_progress()
+
+    def _refused_by_browser(self, event: events.GenericEventArguments) -> None:
+        count = int(event.args or 0)
+        self.chosen += count
+        self.not_stored += count
+        ui.notify(
+            f"{count} files not uploaded: only images up to {format_size(self.settings.max_upload_bytes)}"
+        )
+        self._upload_progress()
+
+    def _upload_progress(self) -> None:
+        done = self.stored + self.not_stored
+        text = f"{self.stored} of {self.chosen} chosen stored"
+        if self.not_stored:
+            text += f" · {self.not_stored} not uploaded"
+        in_flight = done < self.chosen
+        self.upload_note.set_text(text + (" · uploading, keep this page open" if in_flight else ""))
+        # leaving now would drop the files still in the browser: let the browser ask first
+        ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
+
+    async def on_upload(self, event: events.UploadEventArguments) -> None:
+        try:
+            await self._store(event)
+        finally:
+            self._upload_progress()
+
+    async def _store(self, event: events.UploadEventArguments) -> None:
+        file = event.file
+        if reason := batch.refusal(file.name, file.size(), self.settings.max_upload_bytes):
+            self.not_stored += 1
+            ui.notify(f"{file.name}: not uploaded, {reason}", type="warning")
+            return
+        name = slides.upload_object_name(self.slide, file.name)
+        data = await file.read()
+        try:
+            await run.io_bound(
+                results_feed.store_upload,
+                self.settings,
+                name,
+                data,
+                content_type(file.name),
+                self.user.name,
+            )
+        except BloodcellError as exc:
+            self.not_stored += 1
+            ui.notify(f"{file.name}: could not be stored ({exc})", type="negative")
+            return
+        self.stored += 1
+        if not self._created and self.snapshot is not None and self.snapshot.review.created_by is None:
+            self._created = True  # once, however many files arrive at the same time
+            await run.io_bound(
+                actions.create_slide,
+                results_feed.storage_for(self.settings),
+                self.settings,
+                self.slide,
+                self.user,
+            )
+        # no redraw per file: the page's timer picks new images up, a few seconds' worth at a time
+
+
+@pages.page("/slides/{slide}", "slide")
+async def slide_page(settings: Settings, slide: str) -> None:
+    try:
+        slides.check_slide_id(slide)
+    except slides.SlideIdError as exc:
+        ui.label(f"No such slide: {exc}").classes("text-negative")
+        return
+    view = SlideView(settings, slide)
+    await ui.context.client.connected()
+    await view.refresh()

@@ -1,0 +1,44 @@
+"""Storage doubles for in-process tests: a real backend with faults injected on purpose."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from bloodcell.errors import TransientError
+from bloodcell.storage import LocalStorage, ObjectInfo
+
+
+class FlakyStorage:
+    """LocalStorage whose reads and stats fail twice per object before they succeed."""
+
+    def __init__(self, inner: LocalStorage, failures: int = 2) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.injected = 0
+        self._lock = threading.Lock()
+
+    def _maybe_fail(self, op: str, bucket: str, name: str) -> None:
+        with self._lock:
+            self.calls[(op, bucket, name)] += 1
+            if self.calls[(op, bucket, name)] > self.failures:
+                return
+            self.injected += 1
+        raise TransientError(f"injected {op} failure on {bucket}/{name}")
+
+    def read(self, bucket: str, name: str, **kwargs: Any) -> tuple[bytes, ObjectInfo]:
+        self._maybe_fail("read", bucket, name)
+        return self.inner.read(bucket, name, **kwargs)
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        self._maybe_fail("stat", bucket, name)
+        return self.inner.stat(bucket, name)
+
+    def write(self, bucket: str, name: str, data: bytes, **kwargs: Any) -> ObjectInfo:
+        return self.inner.write(bucket, name, data, **kwargs)
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(bucket, prefix)
