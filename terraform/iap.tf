@@ -41,8 +41,6 @@ variable "webapp_iap_reviewers" {
 locals {
   # The `aud` claim IAP puts in its assertion for a Cloud Run service with IAP enabled.
   webapp_iap_audience = "/projects/${data.google_project.this.number}/locations/${var.region}/services/${google_cloud_run_v2_service.webapp.name}"
-  # IAP's service agent, which calls the service once a person is let through.
-  iap_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-iap.iam.gserviceaccount.com"
 }
 
 resource "google_project_service" "iap" {
@@ -53,6 +51,18 @@ resource "google_project_service" "iap" {
   disable_on_destroy = false
 }
 
+# IAP's service agent, which calls the service once a person is let through:
+# ensured (created now, address returned) rather than spelled out, like the
+# Pub/Sub and Eventarc agents (apis.tf).
+resource "google_project_service_identity" "iap" {
+  provider = google-beta
+  count    = var.webapp_iap ? 1 : 0
+
+  project    = var.project
+  service    = "iap.googleapis.com"
+  depends_on = [google_project_service.iap]
+}
+
 # IAP, not the people, invokes the service: the web app stays closed to allUsers.
 resource "google_cloud_run_v2_service_iam_member" "webapp_iap_invoker" {
   count = var.webapp_iap ? 1 : 0
@@ -60,7 +70,7 @@ resource "google_cloud_run_v2_service_iam_member" "webapp_iap_invoker" {
   name     = google_cloud_run_v2_service.webapp.name
   location = google_cloud_run_v2_service.webapp.location
   role     = "roles/run.invoker"
-  member   = local.iap_service_agent
+  member   = google_project_service_identity.iap[0].member
 
   depends_on = [google_project_service.iap]
 }
