@@ -69,9 +69,7 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
     """The bucket event source alone, configured by environment (as in Knative)."""
     import tempfile
 
-    from bloodcell.deadletters import DeadLetters
     from bloodcell.eventsource import EventSource
-    from bloodcell.pipeline import Pipeline
     from bloodcell.storage import open_storage
 
     settings = _settings(args)
@@ -82,25 +80,12 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
     if mode == "watch" and settings.storage != "local":
         raise ConfigurationError("EVENT_SOURCE_MODE=watch needs folder buckets (BLOODCELL_STORAGE=local)")
     storage = open_storage(settings)
-    pipeline = Pipeline(settings, storage)
-    done = {settings.upload_bucket: pipeline.upload_done, settings.tensor_bucket: pipeline.tensor_done}
     verify: bool | str = True
     if settings.ca_certs:  # the SinkBinding hands PEM text; requests wants a file
         with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as pem:
             pem.write(settings.ca_certs)
         verify = pem.name
-    source = EventSource(
-        storage,
-        routes,
-        concurrency=settings.event_source_concurrency,
-        is_done={b: f for b, f in done.items() if b in routes},
-        max_attempts=settings.event_source_max_attempts,
-        dead_letters=DeadLetters(storage, settings.dead_letter_bucket)
-        if settings.storage == "local"
-        else None,
-        overrides=dict(settings.ce_overrides),
-        verify=verify,
-    )
+    source = EventSource.for_settings(settings, storage, routes, verify)
     if mode == "receive":
         from bloodcell.receiver import webhook_receiver
 

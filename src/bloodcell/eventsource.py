@@ -28,6 +28,7 @@ import requests
 from bloodcell.deadletters import DeadLetters
 from bloodcell.events import gcs_event, structured_http
 from bloodcell.names import escape
+from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,32 @@ class EventSource:
                 log.exception("delivery worker: unexpected error; it carries on")
                 if item is not None:
                     self._failed(item, "internal error in the event source")
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, storage: Storage, routes: Mapping[str, str], verify: bool | str = True
+    ) -> EventSource:
+        """The one way `bloodcell serve` and `bloodcell eventsource` build a source from settings.
+
+        "Done" is asked of the pipeline's own idempotency checks, so the reconcile and
+        the functions agree on what still needs an event; dead letters are kept in the
+        store only where there is no platform dead-letter sink (folder buckets).
+        """
+        from bloodcell.pipeline import Pipeline
+
+        pipeline = Pipeline(settings, storage)
+        done = {settings.upload_bucket: pipeline.upload_done, settings.tensor_bucket: pipeline.tensor_done}
+        local = settings.storage == "local"
+        return cls(
+            storage,
+            routes,
+            concurrency=settings.event_source_concurrency,
+            is_done={bucket: check for bucket, check in done.items() if bucket in routes},
+            max_attempts=settings.event_source_max_attempts,
+            dead_letters=DeadLetters(storage, settings.dead_letter_bucket) if local else None,
+            overrides=dict(settings.ce_overrides),
+            verify=verify,
+        )
 
     def start_workers(self, stop: threading.Event) -> None:
         """Bring the pool to full strength: start workers that are missing or died."""

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import requests
 
-from bloodcell.deadletters import DeadLetters
 from bloodcell.errors import ConfigurationError
 from bloodcell.eventsource import EventSource
-from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from bloodcell.watch import folder_watcher
@@ -139,16 +137,9 @@ class LocalStack:
         self.stop_event = threading.Event()
         storage = LocalStorage(self.data_dir)
         self.storage = storage
-        pipeline = Pipeline(self.settings, storage)
         s = self.settings
-        self.source = EventSource(
-            storage,
-            {s.upload_bucket: self.children[0].url, s.tensor_bucket: self.children[1].url},
-            concurrency=s.event_source_concurrency,
-            is_done={s.upload_bucket: pipeline.upload_done, s.tensor_bucket: pipeline.tensor_done},
-            max_attempts=s.event_source_max_attempts,
-            dead_letters=DeadLetters(storage, s.dead_letter_bucket),
-        )
+        routes = {s.upload_bucket: self.children[0].url, s.tensor_bucket: self.children[1].url}
+        self.source = EventSource.for_settings(s, storage, routes)
         # inotify announces a file once its writer closed it: no listing, no settle poll
         self.announcer = folder_watcher(
             storage, {b: self.data_dir / b for b in (s.upload_bucket, s.tensor_bucket)}
