@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from bloodcell import results
 from bloodcell.errors import RejectedInput
 from bloodcell.reports import fhir
 from bloodcell.reports.loader import check_slide, load_slide
@@ -197,3 +198,18 @@ def test_a_slide_over_the_limit_is_refused_whole(
         load_slide(local, settings, "huge")
     write_slide(local, settings, "ok", specs(neutrophil=3), [image_bytes()])
     assert len(load_slide(local, settings, "ok").cells) == 3
+
+
+def test_an_unprocessable_name_is_reported_with_its_rejection(
+    local: LocalStorage, settings: Settings
+) -> None:
+    """Its one answer lives in the reserved rejected folder, not beside it (bloodcell.names)."""
+    names = write_slide(
+        local, settings, "s3", [Spec("NEUTROPHIL"), Spec(None, name="vue.npy/cellule-é.jpg")], [image_bytes()]
+    )
+    assert not results.result_name(names[1]).startswith("s3/")
+    cells = load_slide(local, settings, "s3").cells
+    assert [(c.name, c.status) for c in cells] == [
+        ("s3/cell-000.jpg", "classified"),
+        ("s3/vue.npy/cellule-é.jpg", REJECTED),
+    ]

@@ -111,7 +111,8 @@ def load_slide(storage: Storage, settings: Settings, slide: str) -> SlideReport:
     for upload in uploads:
         name = result_object(upload.name)
         cell = ReportCell(upload.name, upload.generation, PENDING)
-        if name in listed:
+        # an unprocessable name is answered outside the slide's folder (names.result_name)
+        if name in listed or not name.startswith(f"{slide}/"):
             try:
                 data, _ = storage.read(settings.result_bucket, name)
                 found = cell_from_result(upload.name, upload.generation, data)
