@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,8 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.support.common import free_port
-from tests.support.stack import clean_env, stop_process_group, wait_for, wait_listening
+from tests.support.stack import webapp_process
 
 BUDGET_MB = 400
 COPIES = 10
@@ -29,40 +26,12 @@ def _vm(pid: int, field: str) -> float:
     raise AssertionError(f"no {field} for {pid}")
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 @pytest.fixture
 def webapp(tmp_path: Path, model_dir: Path) -> Iterator[tuple[str, int, Path]]:
     uploads = tmp_path / "data" / "uploads"
     uploads.mkdir(parents=True)
-    port = free_port()
-    env = clean_env(
-        model_dir,
-        BLOODCELL_STORAGE="local",
-        BLOODCELL_DATA_DIR=str(tmp_path / "data"),
-        HOST="127.0.0.1",
-        PORT=str(port),
-    )
-    with (tmp_path / "webapp.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bloodcell.cli", "webapp"],
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_listening(port, process, timeout=90)
-        base = f"http://127.0.0.1:{port}"
-        wait_for("the web app's health route", lambda: _answers(base + "/healthz"), timeout=60)
+    with webapp_process(tmp_path, model_dir, "127.0.0.1") as (base, process):
         yield base, process.pid, uploads
-    finally:
-        stop_process_group(process)
 
 
 def test_twenty_concurrent_thumbnails_of_the_worst_image_stay_under_400_mb(

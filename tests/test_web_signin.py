@@ -24,46 +24,17 @@ from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from bloodcell.web import auth
 from bloodcell.web.results_feed import store_upload
-from tests.support.common import free_port, image_bytes
-from tests.support.stack import clean_env, stop_process_group, wait_for, wait_listening
+from tests.support.common import image_bytes
+from tests.support.stack import webapp_process
 
 PASSWORD = "correct horse battery"
 AUDIENCE = "/projects/123456/global/backendServices/987654"
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def _webapp(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[str]:
-    port = free_port()
-    values = clean_env(
-        model_dir,
-        BLOODCELL_STORAGE="local",
-        BLOODCELL_DATA_DIR=str(tmp_path / "data"),
-        HOST="0.0.0.0",
-        PORT=str(port),
-        STORAGE_SECRET="test-secret-" + "x" * 20,
-        **env,
-    )
-    with (tmp_path / "webapp.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bloodcell.cli", "webapp"],
-            env=values,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_listening(port, process, timeout=90)
-        base = f"http://127.0.0.1:{port}"
-        wait_for("the web app's health route", lambda: _answers(base + "/healthz"), timeout=60)
+    secret = "test-secret-" + "x" * 20
+    with webapp_process(tmp_path, model_dir, "0.0.0.0", STORAGE_SECRET=secret, **env) as (base, _):
         yield base
-    finally:
-        stop_process_group(process)
 
 
 @pytest.fixture

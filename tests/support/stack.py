@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from bloodcell import names
 from bloodcell import settings as settings_module
 from bloodcell.storage import LocalStorage
-from tests.support.common import REPO
+from tests.support.common import REPO, free_port
 
 BUCKETS = ("uploads", "tensors", "results", "archive")
 
@@ -268,6 +269,46 @@ def stop_process_group(process: subprocess.Popen[Any], timeout: float = 10.0) ->
         os.killpg(process.pid, signal.SIGKILL)
     if process.poll() is None:
         process.wait(timeout=timeout)
+
+
+def answers(url: str) -> bool:
+    """True once ``url`` answers 200 (a health route); connection errors count as not yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def webapp_process(
+    tmp_path: Path, model_dir: Path, host: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """`bloodcell webapp` alone on folder buckets under tmp_path/data, once its /healthz answers."""
+    port = free_port()
+    values = clean_env(
+        model_dir,
+        BLOODCELL_STORAGE="local",
+        BLOODCELL_DATA_DIR=str(tmp_path / "data"),
+        HOST=host,
+        PORT=str(port),
+        **env,
+    )
+    with (tmp_path / "webapp.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bloodcell.cli", "webapp"],
+            env=values,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        wait_listening(port, process, timeout=90)
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the web app's health route", lambda: answers(base + "/healthz"), timeout=60)
+        yield base, process
+    finally:
+        stop_process_group(process)
 
 
 # ---- input ----
