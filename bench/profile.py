@@ -1,7 +1,10 @@
 """Profile the local stack under a burst: py-spy samples every process, stacks are summed per process.
 
     pip install py-spy
-    python bench/profile.py --images 300 [--model-dir DIR]
+    python bench/profile.py --images 300 [--model-dir DIR] [--no-spy]
+
+``--no-spy`` runs the same burst without the profiler attached (py-spy pauses each
+process to read its stacks), for CPU milliseconds per image alone.
 
 Writes bench/out/profile-<time>.txt (py-spy's raw collapsed stacks) and prints, per
 process (event source, preprocess server, predict server), the functions with the
@@ -77,16 +80,18 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--model-dir")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-spy", action="store_true", help="CPU per image only, no profiler attached")
     args = parser.parse_args()
-    if not shutil.which("py-spy"):
+    if not args.no_spy and not shutil.which("py-spy"):
         raise SystemExit("pip install py-spy first")
+    OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="profile-", dir=OUT))
     stack = Stack(work / "data", model_dir(args.model_dir), work / "serve.log")
     raw = OUT / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     images = real_images(args.images)
     try:
         time.sleep(1.0)
-        spy = subprocess.Popen(
+        spy = None if args.no_spy else subprocess.Popen(
             [
                 "py-spy",
                 "record",
@@ -112,17 +117,21 @@ def main() -> int:
             time.sleep(0.1)
         elapsed = time.monotonic() - started
         after = cpu_seconds(stack.process.pid)
-        spy.send_signal(2)
-        spy.wait(timeout=60)
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
     finally:
         stack.stop()
     shutil.rmtree(work, ignore_errors=True)
+    per_image = {k: round((after[k] - before.get(k, 0)) * 1000 / len(images), 2) for k in after}
     print(
         f"{len(images)} images in {elapsed:.1f}s ({len(images) / elapsed:.1f}/s); CPU ms per image:",
-        {k: round((after[k] - before.get(k, 0)) * 1000 / len(images), 2) for k in after},
+        per_image,
+        f"total {sum(per_image.values()):.2f}",
     )
-    print(summarise(raw, args.top))
-    print(f"raw stacks: {raw}")
+    if spy is not None:
+        print(summarise(raw, args.top))
+        print(f"raw stacks: {raw}")
     return 0
 
 
