@@ -37,15 +37,16 @@ log = logging.getLogger(__name__)
 Done = Callable[[ObjectInfo], bool]
 
 
-def _tls_options(verify: bool | str) -> dict[str, str]:
+def _tls_options(verify: bool | str) -> tuple[str, str | None, str | None]:
     """urllib3's TLS options for what requests calls ``verify`` (a flag, or a CA file or folder)."""
     if verify is False:
-        return {"cert_reqs": "CERT_NONE"}
+        return "CERT_NONE", None, None
     if verify is True:
-        from requests.certs import where
+        import certifi  # what requests verifies against, when no bundle is named
 
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or where()
-    return {"cert_reqs": "CERT_REQUIRED", ("ca_cert_dir" if os.path.isdir(verify) else "ca_certs"): verify}
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    folder = os.path.isdir(verify)
+    return "CERT_REQUIRED", None if folder else verify, verify if folder else None
 
 
 @dataclass(order=True)
@@ -179,12 +180,15 @@ class EventSource:
         """
         with self._http_lock:
             if self._http is None:
+                cert_reqs, ca_certs, ca_cert_dir = _tls_options(self.verify)
                 self._http = urllib3.PoolManager(
                     num_pools=max(4, len(set(self.routes.values()))),
                     maxsize=self.concurrency,
                     retries=False,  # retries are ours: bounded, with backoff, then dead-lettered
                     timeout=urllib3.Timeout(total=self.timeout),
-                    **_tls_options(self.verify),
+                    cert_reqs=cert_reqs,
+                    ca_certs=ca_certs,
+                    ca_cert_dir=ca_cert_dir,
                 )
             return self._http
 
