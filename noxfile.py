@@ -170,4 +170,5 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite: prints a table, writes bench/results.json (`-- --quick` for a smoke run)."""
     _install_runtime(session)
     session.install("selenium==4.51.0")  # the slide page in Chromium (bench/reviewpage.py)
+    session.install("py-spy==0.4.3")  # bench/profile.py: where the local stack spends its CPU
     session.run("python", "bench/run.py", *session.posargs, env={"BLOODCELL_DATASETS": DATASETS})

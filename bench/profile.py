@@ -91,22 +91,26 @@ def main() -> int:
     images = real_images(args.images)
     try:
         time.sleep(1.0)
-        spy = None if args.no_spy else subprocess.Popen(
-            [
-                "py-spy",
-                "record",
-                "-p",
-                str(stack.process.pid),
-                "--subprocesses",
-                "-r",
-                "250",
-                "-f",
-                "raw",
-                "-o",
-                str(raw),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        spy = (
+            None
+            if args.no_spy
+            else subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(stack.process.pid),
+                    "--subprocesses",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
         time.sleep(2.0)
         before = cpu_seconds(stack.process.pid)
