@@ -125,6 +125,43 @@ def test_local_symlinks_out_of_the_bucket_are_neither_read_nor_listed(tmp_path: 
     assert list(storage.list("uploads")) == []
 
 
+def test_local_links_are_checked_at_any_depth_of_the_name(tmp_path: Path) -> None:
+    """Only the name's own parts are followed: a link deep inside, out of the bucket, is
+    refused; one that stays inside is an ordinary way in."""
+    storage = LocalStorage(tmp_path / "root")
+    storage.write("uploads", "inside/cell.jpg", b"jpeg")
+    (tmp_path / "root" / "uploads" / "a" / "b").mkdir(parents=True)
+    os.symlink(tmp_path, tmp_path / "root" / "uploads" / "a" / "b" / "out")
+    os.symlink(tmp_path / "root" / "uploads" / "inside", tmp_path / "root" / "uploads" / "a" / "in")
+
+    with pytest.raises(RejectedInput):
+        storage.write("uploads", "a/b/out/new.jpg", b"x")
+    with pytest.raises(RejectedInput):
+        storage.stat("uploads", "a/b/out/secret.txt")
+    assert storage.read("uploads", "a/in/cell.jpg")[0] == b"jpeg"
+    assert not (tmp_path / "new.jpg").exists()
+
+
+def test_local_plain_copies_need_no_sidecar_and_keep_their_type(tmp_path: Path) -> None:
+    """The archive's copies carry no metadata: no sidecar file is made for them, and their
+    type is the one their suffix implies. A version that had a sidecar never lends its
+    metadata to a later plain version, even of the same bytes."""
+    storage = LocalStorage(tmp_path)
+
+    written = storage.write("archive", "d/cell.jpg", b"jpeg", content_type="image/jpeg")
+    storage.write("archive", "d/cell.jpg.json", b"{}", content_type="application/json")
+
+    assert not list((tmp_path / ".meta").rglob("*.json"))  # (its lock files are shared)
+    found = storage.stat("archive", "d/cell.jpg")
+    assert found is not None and found.content_type == "image/jpeg" and found.metadata == {}
+    assert found.generation == written.generation
+    other = storage.write("archive", "d/cell.jpg", b"jpeg", content_type="image/png", metadata={"k": "v"})
+    assert other.metadata == {"k": "v"}
+    storage.write("archive", "d/cell.jpg", b"jpeg", content_type="image/jpeg")
+    again = storage.stat("archive", "d/cell.jpg")
+    assert again is not None and again.metadata == {} and again.content_type == "image/jpeg"
+
+
 def test_local_writes_leave_no_partial_file_under_the_final_name(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
 

@@ -5,7 +5,9 @@ no absolute names, no ``..``, and no symlink that resolves elsewhere. Writes go
 to a temporary file outside the bucket and are renamed into place, so a watcher
 never sees half an object under its final name. Object metadata lives in a
 sidecar tree beside the buckets (``.meta/<bucket>/<hh>/<sha256 of name>.json``:
-fixed-length names, whatever the object's), not inside them.
+fixed-length names, whatever the object's), not inside them. An object written with no
+metadata and the content type its suffix implies (the archive's copies) gets no
+sidecar: creating a file is the costliest step of a write.
 
 A generation means "these bytes": the first 128 bits of the content's SHA-256.
 Changed content always gets a new one (even with the same size, mtime and inode);
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
+from bloodcell.formats import IMAGE_TYPES, suffix_of
 from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, check_read_size
 
 _META = ".meta"
@@ -48,6 +51,11 @@ def _stat_key(path: Path, st: os.stat_result) -> _StatKey:
 
 def _digest_generation(digest: str) -> str:
     return digest[:32]
+
+
+def implied_type(name: str) -> str | None:
+    """The content type a name's suffix implies: what an object without a sidecar reports."""
+    return "application/json" if name.endswith(".json") else IMAGE_TYPES.get(suffix_of(name))
 
 
 def _make_folder(folder: Path) -> None:
@@ -166,13 +174,13 @@ class LocalStorage:
 
     def _meta_path(self, bucket: str, name: str) -> Path:
         digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
-        return self.root / _META / bucket / digest[:2] / f"{digest}.json"
+        return Path(f"{self.root}/{_META}/{bucket}/{digest[:2]}/{digest}.json")  # one parse, not five
 
     def _info(
         self, bucket: str, name: str, path: Path, st: os.stat_result, generation: str | None = None
     ) -> ObjectInfo:
         meta: dict[str, str] = {}
-        content_type = None
+        content_type = implied_type(name)  # unless a sidecar describes this version
         generation = generation or self._generation(path, st)
         try:
             side = json.loads(self._meta_path(bucket, name).read_text())
@@ -266,7 +274,8 @@ class LocalStorage:
                     # writer at a time, or concurrent writers of one name (duplicate events)
                     # could leave one version's object beside another version's metadata
                     with self._exclusive(bucket, name):
-                        self._write_meta(bucket, name, generation, content_type, metadata, path)
+                        if not self._bare(bucket, name, content_type, metadata):
+                            self._write_meta(bucket, name, generation, content_type, metadata, path)
                         os.replace(tmp, path)
                         st = path.stat()
                         self._remember(_stat_key(path, st), generation)
@@ -286,6 +295,16 @@ class LocalStorage:
             updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
             metadata=dict(metadata or {}),
             content_type=content_type,
+        )
+
+    def _bare(self, bucket: str, name: str, content_type: str, metadata: Mapping[str, str] | None) -> bool:
+        """True when a sidecar would say nothing the object's name doesn't (no metadata, the
+        type its suffix implies) and no sidecar describes an earlier version: the archive's
+        copies. A sidecar is a second file to create, the costliest step of a write."""
+        return (
+            not metadata
+            and content_type == implied_type(name)
+            and not os.path.lexists(self._meta_path(bucket, name))
         )
 
     @contextmanager
