@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import shutil
@@ -20,8 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 KNATIVE = REPO / "knative"
 sys.path.insert(0, str(REPO / "src"))
 
+from bloodcell.errors import ConfigurationError  # noqa: E402
 from bloodcell.events import GCS_FINALIZED  # noqa: E402
-from bloodcell.settings import ENV_VARS  # noqa: E402
+from bloodcell.settings import ENV_VARS, Settings  # noqa: E402
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered manifests")
 
@@ -165,6 +167,32 @@ def test_every_environment_name_is_a_setting_the_code_reads():
     # Assert
     assert set(PIPELINE_WORKLOADS) <= set(workloads)
     assert all(not names for names in unknown.values()), f"unknown environment variables: {unknown}"
+
+
+@needs_kubectl
+def test_every_value_parses_and_no_bound_is_looser_than_the_code_default():
+    """A manifest written before a bound was tightened must not quietly loosen it in the cluster."""
+    # Arrange
+    declared = {spec.metadata["env"]: spec for spec in dataclasses.fields(Settings)}
+
+    # Act
+    looser, unparsable = [], []
+    for workload, obj in _workloads().items():
+        for env, raw in _environment(obj).items():
+            spec = declared.get(env)
+            if spec is None or raw.startswith("<from "):
+                continue
+            try:
+                value = spec.metadata["parse"](env, raw)
+            except ConfigurationError:
+                unparsable.append(f"{workload}: {env}={raw}")
+                continue
+            if env.startswith("MAX_") and isinstance(value, int | float) and value > spec.default:
+                looser.append(f"{workload}: {env}={raw} > {spec.default}")
+
+    # Assert
+    assert not unparsable, unparsable
+    assert not looser, f"bounds looser than the code's defaults: {looser}"
 
 
 @needs_kubectl
