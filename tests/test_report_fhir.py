@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -34,7 +35,7 @@ def slide(local: LocalStorage, settings: Settings) -> str:
     return SLIDE
 
 
-def resources(data: dict[str, object], kind: str) -> list[dict[str, object]]:
+def resources(data: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     entries = data["entry"]
     assert isinstance(entries, list)
     return [e["resource"] for e in entries if e["resource"]["resourceType"] == kind]
