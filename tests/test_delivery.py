@@ -469,6 +469,11 @@ def test_receive_mode_forwards_s3_notifications_to_k_sink(
         base = f"http://127.0.0.1:{port}/"
         auth = {"Authorization": "Bearer s3cret"}
         assert requests.get(base + "healthz", timeout=10).status_code == 200
+        # MinIO-family stores probe the webhook URL with HEAD before sending (no token)
+        head = requests.head(base, timeout=10)
+        assert head.status_code == 200 and head.content == b""
+        assert requests.head(base + "nowhere", timeout=10).status_code == 404
+        assert requests.get(base, timeout=10).status_code == 200
         # the reconcile at start-up found the object uploaded before it ran
         wait_for("the reconcile", lambda: len(recorder.received) >= 1, 30)
 

@@ -11,7 +11,10 @@ their own persistent queue until it answers 2xx. This server is that webhook:
   a notification (a retry would not help); 401 without the bearer token
   ``EVENT_WEBHOOK_TOKEN`` when one is set. A test event (empty ``Records``, or
   ``"Event": "s3:TestEvent"``) is answered 200.
-- ``GET /healthz``: 200 while the server runs (the probes').
+- ``GET`` or ``HEAD`` on ``/healthz`` or ``/``: 200 while the server runs, for the
+  probes and for the store itself: MinIO-family stores send ``HEAD`` to the webhook URL
+  to check the target is up (RustFS only opens a TCP connection). Health answers need no
+  token; they say nothing but "up".
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ def notification_objects(body: bytes) -> list[ObjectInfo]:
     return objects
 
 
+HEALTH_PATHS = ("/healthz", "/")
+
+
 def make_server(source: EventSource, host: str, port: int, token: str = "") -> ThreadingHTTPServer:
     """The webhook server; deliveries share the source's bounded concurrency."""
     slots = threading.BoundedSemaphore(source.concurrency)
@@ -91,7 +97,16 @@ def make_server(source: EventSource, host: str, port: int, token: str = "") -> T
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            self._answer(200, "ok") if self.path == "/healthz" else self._answer(404, "not found")
+            self._answer(200, "ok") if self.path in HEALTH_PATHS else self._answer(404, "not found")
+
+        def do_HEAD(self) -> None:
+            # MinIO-family stores probe a webhook target with HEAD on its URL before sending
+            # to it (any answer means "up"); headers only, as HEAD requires
+            code = 200 if self.path in HEALTH_PATHS else 404
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "3" if code == 200 else "10")
+            self.end_headers()
 
         def do_POST(self) -> None:
             if token and not hmac.compare_digest(
