@@ -17,6 +17,7 @@ on Cloud Run):
 
 from __future__ import annotations
 
+import gc
 import io
 import socket
 import time
@@ -139,4 +140,9 @@ def run(target: str, source: str, host: str, port: int, settings: Settings | Non
     server = GunicornApplication(  # type: ignore[no-untyped-call]
         app, host, port, False, **gunicorn_options(settings)
     )
+    # Everything loaded so far (the model, the libraries) lives as long as the process:
+    # out of the collector's sight, every collection in a worker stops re-walking it, and
+    # the forked workers stop touching (copying) those pages (Python's gc docs advise
+    # freeze() before fork).
+    gc.freeze()
     server.run()
