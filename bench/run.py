@@ -41,7 +41,7 @@ FULL = {
     "idle_repeats": 20,
     "bursts": 3,
     "review_images": 300,
-    "scale": (100, 100_000, 20_000),  # small bucket, large folder bucket, large S3 bucket
+    "scale": (100, 100_000, 100_000),  # small bucket, large folder bucket, large S3 bucket
 }
 QUICK = {
     "cold_repeats": 2,
