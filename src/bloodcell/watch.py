@@ -51,8 +51,6 @@ class _BucketHandler(FileSystemEventHandler):
             name = Path(os.fsdecode(path)).relative_to(self.root).as_posix()
         except ValueError:
             return  # moved out of the bucket
-        if any(part.startswith(".") for part in name.split("/")):
-            return
         for attempt in range(3):
             try:
                 info = self.storage.stat(self.bucket, name)
