@@ -4,7 +4,10 @@
     python bench/profile.py --images 300 [--model-dir DIR] [--no-spy]
 
 ``--no-spy`` runs the same burst without the profiler attached (py-spy pauses each
-process to read its stacks), for CPU milliseconds per image alone.
+process to read its stacks), for CPU milliseconds per image alone. ``--steps`` runs no
+servers at all: both pipeline steps in this one process over a folder bucket, against
+the bare steps (``make_tensor`` then ``predict``) on the same images, so what storage
+costs per image shows apart from HTTP and the frameworks.
 
 Writes bench/out/profile-<time>.txt (py-spy's raw collapsed stacks) and prints, per
 process (event source, preprocess server, predict server), the functions with the
@@ -73,6 +76,57 @@ def summarise(raw: Path, top: int) -> str:
     return "\n".join(out)
 
 
+def steps_only(mdir: Path, images: list[Path], work: Path) -> str:
+    """CPU ms per image: the two steps over a LocalStorage, and the bare steps, in this process."""
+    import os
+
+    from bloodcell import names
+    from bloodcell.events import ObjectRef
+    from bloodcell.pipeline import Pipeline, make_tensor
+    from bloodcell.settings import Settings
+    from bloodcell.storage import LocalStorage
+
+    env = dict(os.environ, BLOODCELL_STORAGE="local", ARCHIVE_STORAGE="local", MODEL_DIR=str(mdir))
+    settings = Settings.from_env(env | {"BLOODCELL_DATA_DIR": str(work)})
+    # one storage per step, as the two function processes each have their own caches
+    pre, pred = Pipeline(settings, LocalStorage(work)), Pipeline(settings, LocalStorage(work))
+    blobs = [p.read_bytes() for p in images]
+    pred.classifier.predict(make_tensor(blobs[0], pre.limits))  # load and warm up
+    started = time.process_time()
+    for blob in blobs:
+        pred.classifier.predict(make_tensor(blob, pre.limits))
+    bare = (time.process_time() - started) * 1000 / len(blobs)
+    uploads = work / settings.upload_bucket
+    uploads.mkdir(parents=True, exist_ok=True)
+    upload_names = [f"s{i:05d}-{p.name}" for i, p in enumerate(images)]
+    for src, name in zip(images, upload_names, strict=True):
+        shutil.copyfile(src, uploads / name)
+    source = LocalStorage(work)  # what the event source would have announced
+    refs = []
+    for name in upload_names:
+        info = source.stat(settings.upload_bucket, name)
+        assert info is not None
+        refs.append(ObjectRef(info.bucket, info.name, info.generation, info.size))
+    started = time.process_time()
+    for ref in refs:
+        pre.preprocess(ref)
+    preprocess = (time.process_time() - started) * 1000 / len(refs)
+    tensors = []
+    for name in upload_names:
+        info = source.stat(settings.tensor_bucket, names.tensor_name(name))
+        assert info is not None
+        tensors.append(ObjectRef(info.bucket, info.name, info.generation, info.size))
+    started = time.process_time()
+    outcomes = [pred.predict(ref).status for ref in tensors]
+    predict = (time.process_time() - started) * 1000 / len(tensors)
+    assert outcomes.count("classified") == len(tensors), outcomes
+    return (
+        f"{len(images)} images, CPU ms per image: bare steps {bare:.2f}; over a folder bucket "
+        f"preprocess {preprocess:.2f} + predict {predict:.2f} = {preprocess + predict:.2f} "
+        f"(storage and checks: {preprocess + predict - bare:.2f})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,7 +135,17 @@ def main() -> int:
     parser.add_argument("--model-dir")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-spy", action="store_true", help="CPU per image only, no profiler attached")
+    parser.add_argument("--steps", action="store_true", help="the two steps in one process, no servers")
     args = parser.parse_args()
+    print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    if args.steps:
+        OUT.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="steps-", dir=OUT))
+        try:
+            print(steps_only(model_dir(args.model_dir), real_images(args.images), work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     if not args.no_spy and not shutil.which("py-spy"):
         raise SystemExit("pip install py-spy first")
     OUT.mkdir(parents=True, exist_ok=True)
