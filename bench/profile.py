@@ -136,11 +136,17 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-spy", action="store_true", help="CPU per image only, no profiler attached")
     parser.add_argument("--steps", action="store_true", help="the two steps in one process, no servers")
+    parser.add_argument(
+        "--data-parent",
+        type=Path,
+        default=OUT,
+        help="where the stack's data folder is made (default bench/out; /dev/shm: the disk's share)",
+    )
     args = parser.parse_args()
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if args.steps:
-        OUT.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="steps-", dir=OUT))
+        args.data_parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="steps-", dir=args.data_parent))
         try:
             print(steps_only(model_dir(args.model_dir), real_images(args.images), work))
         finally:
@@ -149,7 +155,8 @@ def main() -> int:
     if not args.no_spy and not shutil.which("py-spy"):
         raise SystemExit("pip install py-spy first")
     OUT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="profile-", dir=OUT))
+    args.data_parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="profile-", dir=args.data_parent))
     stack = Stack(work / "data", model_dir(args.model_dir), work / "serve.log")
     raw = OUT / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     images = real_images(args.images)
