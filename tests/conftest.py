@@ -14,6 +14,7 @@ from bloodcell import storage as storage_module
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.common import REPO, SHIPPED_MODEL, free_port
+from tests.support.gcs_proxy import PreconditionProxy
 from tests.support.stack import Stack, clean_env
 
 # ---- pipeline fixtures ----
@@ -133,6 +134,18 @@ def gcs_emulator() -> Iterator[str]:
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = previous
     server.stop()
+
+
+@pytest.fixture
+def gcs_precondition_proxy(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PreconditionProxy]:
+    """The emulator behind a recording proxy that answers 412 as GCS would (tests/support/gcs_proxy.py).
+
+    Only clients created inside the test see it: GcsStorage reads STORAGE_EMULATOR_HOST lazily.
+    """
+    proxy = PreconditionProxy(gcs_emulator).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+    yield proxy
+    proxy.stop()
 
 
 # ---- web app: NiceGUI's `user` fixture (tests/test_web_user.py) ----
