@@ -239,7 +239,8 @@ class SlideView:
 
     async def reopen(self) -> None:
         storage = results_feed.storage_for(self.settings)
-        if await self._act(actions.reopen, storage, self.settings, self.slide, self.user):
+        archive = open_archive(self.settings)
+        if await self._act(actions.reopen, storage, archive, self.settings, self.slide, self.user):
             await self._reload()
 
     # ---- uploads: "n of N chosen", and a warning before leaving while some are in flight ----
