@@ -11,7 +11,8 @@ from fhir.resources.R4B.bundle import Bundle
 from bloodcell import results
 from bloodcell.errors import RejectedInput
 from bloodcell.reports import fhir
-from bloodcell.reports.loader import check_slide, load_slide
+from bloodcell.reports.loader import load_slide
+from bloodcell.review.slides import check_slide_id
 from bloodcell.reports.model import PENDING, REJECTED, SignOff
 from bloodcell.reports.stats import differential
 from bloodcell.settings import Settings
@@ -63,7 +64,7 @@ def test_a_result_of_an_older_upload_version_is_pending(local: LocalStorage, set
 def test_slide_ids_never_escape_the_bucket(local: LocalStorage, settings: Settings) -> None:
     for bad in ("..", "a/b", "", "x\x00"):
         with pytest.raises(RejectedInput):
-            check_slide(bad)
+            check_slide_id(bad)
     with pytest.raises(RejectedInput, match="no uploads"):
         load_slide(local, settings, "nothing-here")
 

@@ -181,7 +181,7 @@ async def test_bad_slide_ids_are_explained(settings: Settings, user: User) -> No
     await user.open("/slides")
     user.find(marker="new-slide-id").type("../etc")
     user.find(marker="new-slide-open").click()
-    await user.should_see(content="A slide id is 1 to 64 letters", retries=100)
+    await user.should_see(content="is not a slide id: one is 1 to 64 letters", retries=100)
     user.find(marker="new-slide-id").clear().type("Dupont")
     user.find(marker="new-slide-open").click()
     await user.should_see(content="looks like a name", retries=100)
