@@ -12,9 +12,9 @@ from bloodcell import results
 from bloodcell.errors import RejectedInput
 from bloodcell.reports import fhir
 from bloodcell.reports.loader import load_slide
-from bloodcell.review.slides import check_slide_id
 from bloodcell.reports.model import PENDING, REJECTED, SignOff
 from bloodcell.reports.stats import differential
+from bloodcell.review.slides import check_slide_id
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes

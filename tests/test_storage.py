@@ -77,8 +77,9 @@ def test_delete_removes_an_object_once(backend: tuple[Storage, str]) -> None:
     storage.write(bucket, "dossier/cell.jpg.verified.json", b"{}", content_type="application/json")
     storage.write(bucket, "dossier/cell.jpg", b"pixels")
 
-    removed, again = storage.delete(bucket, "dossier/cell.jpg.verified.json"), storage.delete(
-        bucket, "dossier/cell.jpg.verified.json"
+    removed, again = (
+        storage.delete(bucket, "dossier/cell.jpg.verified.json"),
+        storage.delete(bucket, "dossier/cell.jpg.verified.json"),
     )
 
     assert (removed, again) == (True, False)

@@ -126,7 +126,10 @@ class GcsStorage:
 
     def delete(self, bucket: str, name: str) -> bool:
         try:
-            self._call(f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).blob(name).delete(retry=self.retry))
+            self._call(
+                f"gs://{bucket}/{name}",
+                lambda: self.client.bucket(bucket).blob(name).delete(retry=self.retry),
+            )
         except ObjectNotFound:
             return False
         return True
