@@ -67,24 +67,24 @@ def run(model_dir: Path, images: list[Path], work: Path) -> dict[str, Any]:
             from selenium.common.exceptions import TimeoutException
             from selenium.webdriver.common.by import By
 
-            wait_text = chromium.wait_text
+            wait = chromium.wait_content  # reads textContent: polling costs the page ~nothing
             n = len(images)
             driver = chromium.chromium(work, probe=True)
             driver.get(f"{base}slides/{SLIDE}")
-            wait_text(driver, ".q-page", f"Slide {SLIDE}", 60, poll=0.05)
+            wait(driver, ".q-page", f"Slide {SLIDE}", 60)
             started = time.perf_counter()
             driver.find_element(By.CSS_SELECTOR, ".bc-slide-upload input[type=file]").send_keys(
                 "\n".join(str(p) for p in images)
             )
-            wait_text(driver, ".q-page", f"{n} of {n} chosen stored", 600, poll=0.05)
+            wait(driver, ".q-page", rf"(^|\D){n} of {n} chosen stored", 600)
             upload_s = time.perf_counter() - started
-            wait_text(driver, ".bc-review-report", "0 waiting", 600, poll=0.05)
-            wait_text(driver, ".q-page", f"{n} images", 60, poll=0.05)
+            wait(driver, ".bc-review-report", r"(^|\D)0 waiting", 600)
+            wait(driver, ".q-page", rf"(^|\D){n} images", 60)
             upload = _tasks(driver.execute_script("return window.__longTasks"))
             upload_frames = _frames(driver.execute_script("return window.__longFrames"))
 
             driver.refresh()  # the review phase starts from a fresh page, as a reviewer's would
-            wait_text(driver, ".bc-review-bar", f"1 of {n}", 120, poll=0.05)
+            wait(driver, ".bc-selected-cell", f"^1 of {n} ", 120)
             load_tasks = list(driver.execute_script("return window.__longTasks"))
             load_frames = len(driver.execute_script("return window.__longFrames"))
             body = driver.find_element(By.TAG_NAME, "body")
@@ -93,13 +93,13 @@ def run(model_dir: Path, images: list[Path], work: Path) -> dict[str, Any]:
                 pressed = time.perf_counter()
                 body.send_keys("a")
                 try:
-                    wait_text(driver, ".bc-review-bar", f"{index + 1} of {n}", 60, poll=0.05)
+                    wait(driver, ".bc-selected-cell", f"^{index + 1} of {n} ", 60)
                 except TimeoutException:
                     break  # a rejected image (nothing to approve) ends the run of A keys
                 keys.append((time.perf_counter() - pressed) * 1000)
             else:
                 body.send_keys("a")
-            wait_text(driver, ".bc-review-report", "0 not reviewed yet", 120, poll=0.05)
+            wait(driver, ".bc-review-report", r"(^|\D)0 not reviewed yet", 120)
             review = _tasks(driver.execute_script("return window.__longTasks")[len(load_tasks) :])
             review_frames = _frames(driver.execute_script("return window.__longFrames")[load_frames:])
             return {

@@ -144,6 +144,22 @@ def open_and_upload(driver: Any, url: str, files: list[Path], picker: str = ".bc
     return wait
 
 
+def wait_content(driver: Any, css: str, pattern: str, timeout: float = 120, poll: float = 0.05) -> None:
+    """Until the ``textContent`` of ``css`` matches the JavaScript regular expression ``pattern``.
+
+    Unlike ``wait_text`` no layout is forced, so a benchmark polling 20 times a second
+    measures the page, not selenium's visible-text atom (which styles every node it
+    reads, and was most of the page's main-thread time while the bench waited).
+    """
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    probe = (
+        "const e = document.querySelector(arguments[0]);"
+        " return !!e && new RegExp(arguments[1]).test(e.textContent)"
+    )
+    WebDriverWait(driver, timeout, poll_frequency=poll).until(lambda d: d.execute_script(probe, css, pattern))
+
+
 def severe_console(driver: Any) -> list[Any]:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 

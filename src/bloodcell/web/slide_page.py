@@ -8,16 +8,18 @@ see the same slide; this page keeps no state a restart could lose.
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
-from nicegui import events, run, ui
+from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.review import actions, slides
 from bloodcell.review.records import ReviewRecord
 from bloodcell.review.slides import Cell
-from bloodcell.review.state import SlideReview, replay, slide_review
+from bloodcell.review.state import SlideReview, SlideStatus, replay, slide_review
 from bloodcell.settings import Settings
 from bloodcell.storage import open_archive
 from bloodcell.web import batch, pages, results_feed
@@ -27,7 +29,32 @@ from bloodcell.web.review_report import ReviewReport
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
-TRAIL_ROWS = 50  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+# QUploader waits for its factory's promise before it sends a file: a semaphore of UPLOADS_AT_ONCE
+UPLOADS_AT_ONCE = 4
+UPLOAD_SLOTS = """<script>
+window.bcUploadSlots = window.bcUploadSlots || (() => {
+  let free = UPLOADS_AT_ONCE;
+  const waiting = [];
+  return {
+    take: () => new Promise(go => { if (free > 0) { free -= 1; go({}); } else waiting.push(go); }),
+    free: (count) => {
+      for (let i = 0; i < count; i += 1) { const next = waiting.shift(); if (next) next({}); else free += 1; }
+    },
+  };
+})();
+</script>""".replace("UPLOADS_AT_ONCE", str(UPLOADS_AT_ONCE))
+TRAIL_PER_PAGE = 10  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+TRAIL_COLUMNS = [
+    {"name": name, "label": label, "field": name, "align": "left"}
+    for name, label in (
+        ("at", "When (UTC)"),
+        ("who", "Who"),
+        ("action", "Action"),
+        ("cell", "Cell"),
+        ("change", "Before → after"),
+        ("model", "Model"),
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,7 @@ class SlideView:
         self.snapshot: Snapshot | None = None
         self._loading = False
         self._created = False
+        self._signoff_shown: SlideStatus | None = None
         with ui.row().classes("w-full items-center gap-3"):
             ui.link("← Slides", "/slides").classes("text-primary")
             ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
@@ -79,20 +107,33 @@ class SlideView:
                     max_file_size=settings.max_upload_bytes,
                     on_upload=self.on_upload,
                     label="Cell images",
-                ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
+                ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary no-thumbnails')
                 self.upload.classes("w-full bc-slide-upload")
+                # a few files in flight at a time: 300 files chosen at once no longer build 300
+                # requests in one task, and thumbnails keep a connection of their own
+                ui.add_head_html(UPLOAD_SLOTS)
+                self.upload.props(':factory="() => window.bcUploadSlots.take()"')
+                for done in ("uploaded", "failed"):
+                    self.upload.on(done, js_handler="(e) => window.bcUploadSlots.free(e.files.length)")
                 # no per-file previews: hundreds of them froze the page; the count below says it all
                 with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-2"):
                     ui.icon("cloud_upload", size="32px").classes("text-indigo-3")
                     ui.label("Drop this slide's cell images here").classes("text-grey-8 text-center")
                 limit = format_size(settings.max_upload_bytes)
                 ui.label(f"{KINDS} · up to {limit} each").classes("text-xs text-grey-7")
-                self.upload.on("added", self._chosen, js_handler="(files) => emit(files.length)")
+                self.upload.on("added", self._chosen, js_handler="(files) => emit(files.map(f => f.name))")
                 self.upload.on(
-                    "rejected", self._refused_by_browser, js_handler="(items) => emit(items.length)"
+                    "rejected",
+                    self._refused_by_browser,
+                    js_handler="(items) => emit(items.map(i => i.file.name))",
                 )
                 self.upload_note = ui.label("").classes("text-sm text-grey-8").mark("upload-note")
+                self.lost = ui.column().classes("w-full gap-0")
                 self.chosen = self.stored = self.not_stored = 0
+                # names chosen but not yet received, in the tab's storage: what a reload would lose
+                self.store: MutableMapping[str, Any] | None = None
+                self.in_flight: list[str] = []
+                self._guarded = False
                 self.signoff = ui.column().classes("w-full gap-2")
             self.report = ReviewReport()
         self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
@@ -100,22 +141,14 @@ class SlideView:
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
             self.trail_note = ui.label("").classes("text-xs text-grey-7").mark("trail-note")
             self.trail = (
-                ui.table(
-                    columns=[
-                        {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
-                        {"name": "who", "label": "Who", "field": "who", "align": "left"},
-                        {"name": "action", "label": "Action", "field": "action", "align": "left"},
-                        {"name": "cell", "label": "Cell", "field": "cell", "align": "left"},
-                        {"name": "change", "label": "Before → after", "field": "change", "align": "left"},
-                        {"name": "model", "label": "Model", "field": "model", "align": "left"},
-                    ],
-                    rows=[],
-                    row_key="id",
-                    pagination={"rowsPerPage": 10, "sortBy": "at", "descending": True},
-                )
+                ui.table(columns=TRAIL_COLUMNS, rows=[], row_key="id", pagination=0)
                 .classes("w-full bc-trail")
-                .props("flat dense wrap-cells")
+                .props("flat dense wrap-cells hide-pagination")
             )
+            # every record, a page at a time: only the page shown is sent, never the whole trail per key
+            self.trail_page = 0
+            self.trail_pager = ui.pagination(1, 1, direction_links=True, on_change=self._trail_paged)
+            self.trail_pager.props("boundary-links max-pages=7 dense").mark("trail-pager")
         ui.timer(REFRESH_SECONDS, self.refresh)
 
     # ---- reading ----
@@ -157,14 +190,34 @@ class SlideView:
         self.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
         self.report.update(cells, review.cells)
         self._render_signoff()
-        shown = review.trail[-TRAIL_ROWS:]
-        self.trail.rows = [self._trail_row(r) for r in shown]
-        self.trail.update()
-        hidden = len(review.trail) - len(shown)
+        self._render_trail()
+
+    def _render_trail(self) -> None:
+        """The trail's page ``trail_page``, newest first; page 1 follows new records as they come."""
+        assert self.snapshot is not None
+        trail = self.snapshot.review.trail
+        pages = max(1, -(-len(trail) // TRAIL_PER_PAGE))
+        self.trail_page = min(self.trail_page, pages - 1)
+        newest = len(trail) - self.trail_page * TRAIL_PER_PAGE
+        shown = trail[max(0, newest - TRAIL_PER_PAGE) : newest][::-1]
+        rows = [self._trail_row(r) for r in shown]
+        if rows != self.trail.rows:
+            self.trail.rows = rows
+            self.trail.update()
+        self.trail_pager.max = pages
+        self.trail_pager.value = self.trail_page + 1
+        self.trail_pager.set_visibility(pages > 1)
+        first = self.trail_page * TRAIL_PER_PAGE
         self.trail_note.set_text(
-            f"{len(review.trail)} records, newest first"
-            + (f"; the {hidden} oldest are kept in the bucket but not listed here" if hidden else "")
+            f"{len(trail)} records, newest first"
+            + (f" · {first + 1}–{first + len(shown)} shown" if pages > 1 else "")
         )
+
+    def _trail_paged(self, event: events.ValueChangeEventArguments[Any]) -> None:
+        page = int(event.value or 1) - 1
+        if page != self.trail_page and self.snapshot is not None:
+            self.trail_page = page
+            self._render_trail()
 
     def _trail_row(self, record: ReviewRecord) -> dict[str, str]:
         ignored = self.snapshot is not None and record.id in self.snapshot.review.ignored
@@ -182,8 +235,12 @@ class SlideView:
         }
 
     def _render_signoff(self) -> None:
+        """Rebuilt only when the sign-off state changes, not on every verdict."""
         assert self.snapshot is not None
         status = self.snapshot.review.status
+        if status == self._signoff_shown:
+            return
+        self._signoff_shown = status
         self.signoff.clear()
         with self.signoff:
             if status.signed_off:
@@ -245,12 +302,39 @@ class SlideView:
 
     # ---- uploads: "n of N chosen", and a warning before leaving while some are in flight ----
 
+    def restore(self, store: MutableMapping[str, Any]) -> None:
+        """List by name the files an earlier page of this tab chose but the server never received."""
+        self.store = store
+        lost = [str(name) for name in store.pop(self._store_key, [])]
+        if not lost:
+            return
+        with self.lost:
+            ui.label(
+                f"Not uploaded: the page was reloaded or closed while these {len(lost)} files were "
+                "uploading. Add them again:"
+            ).classes("text-sm text-negative")
+            with ui.column().classes("gap-0 pl-3 max-h-40 overflow-y-auto w-full"):
+                for name in lost:
+                    ui.label(f"• {name}").classes("text-sm break-all").mark("lost-file")
+            ui.button("Dismiss", on_click=self.lost.clear).props("flat dense size=sm")
+
+    @property
+    def _store_key(self) -> str:
+        return f"slide-upload:{self.slide}"
+
+    def _save_in_flight(self) -> None:
+        if self.store is not None:
+            self.store[self._store_key] = list(self.in_flight)
+
     def _chosen(self, event: events.GenericEventArguments) -> None:
-        self.chosen += int(event.args or 0)
+        names = [str(name) for name in event.args or []]
+        self.chosen += len(names)
+        self.in_flight.extend(names)
+        self._save_in_flight()
         self._upload_progress()
 
     def _refused_by_browser(self, event: events.GenericEventArguments) -> None:
-        count = int(event.args or 0)
+        count = len(event.args or [])
         self.chosen += count
         self.not_stored += count
         ui.notify(
@@ -265,10 +349,15 @@ class SlideView:
             text += f" · {self.not_stored} not uploaded"
         in_flight = done < self.chosen
         self.upload_note.set_text(text + (" · uploading, keep this page open" if in_flight else ""))
-        # leaving now would drop the files still in the browser: let the browser ask first
-        ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
+        if in_flight != self._guarded:  # leaving now would drop the files still in the browser: ask first
+            self._guarded = in_flight
+            ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
 
     async def on_upload(self, event: events.UploadEventArguments) -> None:
+        # received: the server stores it (or says why not) even if the page goes away now
+        if event.file.name in self.in_flight:
+            self.in_flight.remove(event.file.name)
+            self._save_in_flight()
         try:
             await self._store(event)
         finally:
@@ -308,7 +397,7 @@ class SlideView:
         # no redraw per file: the page's timer picks new images up, a few seconds' worth at a time
 
 
-@pages.page("/slides/{slide}", "slide")
+@pages.page("/slides/{slide}", "slide", under="/slides")
 async def slide_page(settings: Settings, slide: str) -> None:
     try:
         slides.check_slide_id(slide)
@@ -316,5 +405,6 @@ async def slide_page(settings: Settings, slide: str) -> None:
         ui.label(f"No such slide: {exc}").classes("text-negative")
         return
     view = SlideView(settings, slide)
-    await ui.context.client.connected()
+    await ui.context.client.connected()  # tab storage exists once the browser is connected
+    view.restore(app.storage.tab)
     await view.refresh()
