@@ -271,3 +271,58 @@ async def test_without_the_reviewer_role_a_slide_is_read_only(
     await user.should_not_see("Sign off slide")
     assert state.read_trail(worker.storage, settings, "RO-1") == ()
     assert errors() == []
+
+
+async def test_files_lost_to_a_reload_on_a_slide_are_listed_by_name(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], errors: Callable[[], list[str]]
+) -> None:
+    await user.open("/slides/LOST-1")
+    await user.should_see("Slide LOST-1", retries=100)
+    assert texts(user, "nav-current") == ["Slides"]  # the menu entry this page belongs to
+    # the browser chose three files (Quasar's "added"); only the first reaches the server
+    user.find(ui.upload).trigger("added", ["neutrophil.jpeg", "Cellule été.jpeg", "monocyte.jpeg"])
+    await user.should_see(content="0 of 3 chosen stored", retries=100)
+    await upload(user, {"neutrophil.jpeg": images["neutrophil.jpeg"]})
+    await user.should_see(content="1 of 3 chosen stored", retries=100)
+
+    await user.open("/slides/LOST-1")  # the reload: the other two never arrived
+    await eventually(lambda: count(user, "lost-file") == 2, what="the two lost files")
+    lost = texts(user, "lost-file")
+    await user.should_see(content="while these 2 files were uploading", retries=100)
+    await user.open("/slides/LOST-1")  # said once, not on every later visit
+    await user.should_see("Slide LOST-1", retries=100)
+
+    assert lost == ["• Cellule été.jpeg", "• monocyte.jpeg"]
+    assert count(user, "lost-file") == 0
+    assert errors() == []
+
+
+async def test_the_trail_lists_every_record_a_page_at_a_time(
+    settings: Settings, user: User, errors: Callable[[], list[str]]
+) -> None:
+    from bloodcell.review import records
+    from bloodcell.review.records import CellRef, new_record
+
+    storage = LocalStorage(settings.data_dir)
+    storage.write(settings.upload_bucket, "TR-1/a.jpg", b"not decoded here")
+    for second in range(23):
+        record = new_record(
+            "TR-1",
+            records.APPROVE,
+            f"r{second:02d}",
+            cell=CellRef("TR-1/a.jpg", "g"),
+            before="MONOCYTE",
+            after="MONOCYTE",
+            at=f"2026-12-01T10:00:{second:02d}.000000Z",
+        )
+        state.write_record(storage, settings, record)
+    await user.open("/slides/TR-1")
+    await user.should_see(content="23 records, newest first · 1–10 shown", retries=100)
+    table = user.find(ui.table).elements.pop()
+    first_page = [row["who"] for row in table.rows]
+    user.find(marker="trail-pager").elements.pop().set_value(3)
+    await user.should_see(content="23 records, newest first · 21–23 shown", retries=100)
+
+    assert first_page == [f"r{s:02d}" for s in range(22, 12, -1)]  # newest first
+    assert [row["who"] for row in table.rows] == ["r02", "r01", "r00"]  # the oldest are listed too
+    assert errors() == []
