@@ -4,8 +4,8 @@ Only the visible page exists in the browser (``PER_PAGE`` cards), so a 500-image
 slide costs the same as a 40-image one. Each card is one element of plain HTML: a
 verdict resends one card's content, and moving the selection changes two cards'
 classes. Keys (ignored while typing in a field): N L M E give a class, X "not a
-white cell", U "unusable", A approves the current label; arrows or J/K move, PageUp/PageDown turn pages, F jumps to
-the first cell nobody has reviewed.
+white cell", U "unusable", A approves the current label; arrows or J/K move,
+PageUp/PageDown turn pages, F jumps to the first cell nobody has reviewed.
 """
 
 from __future__ import annotations
