@@ -47,6 +47,8 @@ GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "St
 SELECTED = "ring-4 ring-indigo-400"
 # Quasar's own classes for a flat bordered card and a badge, on plain elements
 CARD = "q-card q-card--bordered q-card--flat no-shadow flex flex-col p-1 gap-1 w-36 sm:w-44 cursor-pointer"
+# cards below the fold are neither laid out nor painted until scrolled to: a page turn lays out a few
+CARD_STYLE = "content-visibility: auto; contain-intrinsic-size: auto 13rem"
 BADGE = "q-badge flex inline items-center no-wrap q-badge--single-line self-start"
 
 Verdict = Callable[[Cell, str], Awaitable[bool]]  # True once the verdict is stored
@@ -175,7 +177,7 @@ class ReviewGallery:
                     index = first + offset
                     # one element per card, its content plain HTML: a page turn builds 40 elements,
                     # not 200 components, and a verdict resends one card's content
-                    card = ui.html(self._card_html(index), sanitize=False).classes(CARD)
+                    card = ui.html(self._card_html(index), sanitize=False).classes(CARD).style(CARD_STYLE)
                     card.on("click", lambda _, i=index: self.select(i))
                     card.classes(f"bc-cell-{index}" + (f" {SELECTED}" if index == self.selected else ""))
                     self.cards[index] = card.mark(f"cell-{cell.display}")
