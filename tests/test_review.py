@@ -83,8 +83,12 @@ def test_record_round_trips_and_is_named_for_its_order() -> None:
 def test_malformed_records_are_refused(fields: dict[str, object]) -> None:
     with pytest.raises(RecordError):
         ReviewRecord(
-            id=uuid.uuid4().hex, slide="S1", reviewer="anne", at="2026-12-01T00:00:00.000000Z", **fields
-        )  # type: ignore[arg-type]
+            id=uuid.uuid4().hex,
+            slide="S1",
+            reviewer="anne",
+            at="2026-12-01T00:00:00.000000Z",
+            **fields,  # type: ignore[arg-type]
+        )
 
 
 def test_an_object_that_is_not_a_record_is_refused() -> None:

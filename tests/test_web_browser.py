@@ -71,7 +71,7 @@ def test_a_dozen_cells_and_one_unreadable_file_all_finish(
     url, _ = browser_stack
     wait = chromium.open_and_upload(browser, url, [*files, fake])
     total = len(files) + 1
-    wait.until(  # type: ignore[attr-defined]
+    wait.until(
         ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".q-page"), f"{total} of {total} chosen finished")
     )
     chromium.full_page_screenshot(browser, ARTIFACTS / "webapp-batch.png")

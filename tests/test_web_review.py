@@ -18,7 +18,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from bloodcell.review import state
-from bloodcell.review.slides import slide_cells
+from bloodcell.review.slides import Cell, slide_cells
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
@@ -80,7 +80,10 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg", "eosinophil.jpeg")
     }
     await upload(user, {**files, "notes.jpg": b"not a picture"})
-    stored = lambda: slide_cells(worker.storage, settings, SLIDE)  # noqa: E731
+
+    def stored() -> list[Cell]:
+        return slide_cells(worker.storage, settings, SLIDE)
+
     await eventually(lambda: [c.status for c in stored()].count("classified") == 4, what="four results")
     await eventually(lambda: one(user, "review-tally-unreviewed") == "4 not reviewed yet", what="the page")
     cells = [c for c in stored() if c.status == "classified"]
@@ -104,7 +107,7 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         expected = sum(1 for r in reviewed.values() if r.label == label)
         assert one(user, f"reviewed-count-{label}") == str(expected)
     model_counts = {
-        label: sum(1 for c in cells if c.label == label and not c.result.uncertain)  # type: ignore[union-attr]
+        label: sum(1 for c in cells if c.label == label and c.result is not None and not c.result.uncertain)
         for label in batch.REPORT_ORDER
     }
     assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
@@ -320,7 +323,9 @@ async def test_the_trail_lists_every_record_a_page_at_a_time(
     await user.should_see(content="23 records, newest first · 1–10 shown", retries=100)
     table = user.find(ui.table).elements.pop()
     first_page = [row["who"] for row in table.rows]
-    user.find(marker="trail-pager").elements.pop().set_value(3)
+    pager = user.find(marker="trail-pager").elements.pop()
+    assert isinstance(pager, ui.pagination)
+    pager.set_value(3)
     await user.should_see(content="23 records, newest first · 21–23 shown", retries=100)
 
     assert first_page == [f"r{s:02d}" for s in range(22, 12, -1)]  # newest first

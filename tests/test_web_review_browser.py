@@ -132,3 +132,49 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
         assert console == [], console
     log = log_path.read_text(errors="replace")
     assert " ERROR " not in log and "Traceback" not in log, log
+
+
+DROP_FILES = """
+const [count, done] = [arguments[0], arguments[arguments.length - 1]];
+const canvas = Object.assign(document.createElement('canvas'), {width: 64, height: 64});
+const context = canvas.getContext('2d');
+const files = [];
+for (let i = 0; i < count; i += 1) {
+  context.fillStyle = `rgb(${200 - i}, 120, 180)`;
+  context.fillRect(0, 0, 64, 64);
+  const blob = await new Promise(ok => canvas.toBlob(ok, 'image/png'));
+  files.push(new File([blob], `goutte ${i}.png`, {type: 'image/png'}));
+}
+const data = new DataTransfer();
+files.forEach(file => data.items.add(file));
+const target = document.querySelector('.bc-slide-upload');
+for (const type of ['dragenter', 'dragover', 'drop']) {
+  target.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
+}
+done(document.querySelectorAll('.q-uploader__dnd').length);
+"""
+
+
+def test_files_dropped_on_a_slide_are_added_a_few_at_a_time_and_all_stored(
+    browser_stack: tuple[str, Path], browsers: Callable[..., Any]
+) -> None:
+    """A drop of more files than one batch of ADDED_AT_ONCE: every one is stored, once."""
+    from bloodcell.web.slide_page import ADDED_AT_ONCE
+
+    url, log_path = browser_stack
+    count = ADDED_AT_ONCE + 5
+    driver = browsers()
+    driver.get(f"{url}slides/DROP-2")
+    chromium.wait_text(driver, ".q-page", "Slide DROP-2")
+    chromium.wait_text(driver, ".q-page", "0 images")
+
+    overlays = driver.execute_async_script(DROP_FILES, count)
+    chromium.wait_text(driver, ".q-page", f"{count} of {count} chosen stored")
+    chromium.wait_text(driver, ".q-page", f"{count} images")
+
+    stored = [
+        path.name.split("-", 1)[1] for path in (log_path.parent / "data" / "uploads" / "DROP-2").iterdir()
+    ]
+    assert overlays == 0  # the drop overlay went away as after any drop
+    assert sorted(stored) == sorted(f"goutte_{i}.png" for i in range(count))  # each once
+    assert chromium.severe_console(driver) == []

@@ -104,7 +104,7 @@ def chromium(parent: Path, width: int = 1400, height: int = 1200, probe: bool = 
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     if probe:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PERFORMANCE_PROBE})
-    driver.profile_dir = profile
+    driver.profile_dir = profile  # type: ignore[attr-defined]  # for close()
     return driver
 
 

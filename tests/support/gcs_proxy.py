@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from email.message import Message
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -79,8 +80,12 @@ def _upload_target(path: str, query: dict[str, list[str]], headers: Any, body: b
         return bucket, query["name"][0]
     content_type = headers.get("Content-Type", "")
     message = BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    first = message.get_payload()[0] if message.is_multipart() else message
-    return bucket, str(json.loads(first.get_payload(decode=True))["name"])
+    parts = message.get_payload()
+    first = parts[0] if isinstance(parts, list) else message
+    assert isinstance(first, Message), "an upload whose body is not a MIME message"
+    metadata = first.get_payload(decode=True)
+    assert isinstance(metadata, bytes), "an upload without its JSON metadata part"
+    return bucket, str(json.loads(metadata)["name"])
 
 
 def _handler(proxy: PreconditionProxy) -> type[BaseHTTPRequestHandler]:

@@ -88,6 +88,9 @@ class ReviewGallery:
             self.pager.props("boundary-links max-pages=7 dense")
             self.page_label = ui.label("").classes("text-xs text-grey-7").mark("gallery-page")
         self.grid = ui.column().classes("w-full gap-2")
+        # the cards' component is loaded with the page: otherwise the first cards to arrive wait
+        # for it and are all mounted in one long task when it comes
+        ui.html("", sanitize=False).set_visibility(False)
         # buttons keep focus after a click; keys must still work then (no key here activates one)
         ui.keyboard(on_key=self._key, ignore=["input", "select", "textarea"])
 

@@ -29,9 +29,11 @@ from bloodcell.web.review_report import ReviewReport
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
-# QUploader waits for its factory's promise before it sends a file: a semaphore of UPLOADS_AT_ONCE
-UPLOADS_AT_ONCE = 4
-UPLOAD_SLOTS = """<script>
+# Hundreds of files chosen or dropped at once reach QUploader ADDED_AT_ONCE at a time, one task
+# each (all at once was one task of half a second or more); it then sends them UPLOADS_AT_ONCE at
+# a time: it waits for its factory's promise before sending a file, and that promise is a semaphore.
+ADDED_AT_ONCE, UPLOADS_AT_ONCE = 20, 4
+UPLOAD_SCRIPT = """<script>
 window.bcUploadSlots = window.bcUploadSlots || (() => {
   let free = UPLOADS_AT_ONCE;
   const waiting = [];
@@ -42,7 +44,35 @@ window.bcUploadSlots = window.bcUploadSlots || (() => {
     },
   };
 })();
-</script>""".replace("UPLOADS_AT_ONCE", str(UPLOADS_AT_ONCE))
+window.bcChunkedUploader = (id) => {
+  const root = getHtmlElement(id);
+  if (!root || root.bcChunked) return;
+  root.bcChunked = true;
+  const feed = (files) => {
+    const next = () => {
+      getElement(id).$refs.qRef.addFiles(files.splice(0, ADDED_AT_ONCE));
+      if (files.length) setTimeout(next, 0);
+    };
+    next();
+  };
+  root.addEventListener('change', (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.type !== 'file' || !input.files.length) return;
+    event.stopImmediatePropagation();
+    const files = Array.from(input.files);
+    input.value = '';
+    feed(files);
+  }, true);
+  root.addEventListener('drop', (event) => {
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const overlay = root.querySelector('.q-uploader__dnd');  // QUploader hides it on leave
+    if (overlay) overlay.dispatchEvent(new DragEvent('dragleave', {relatedTarget: document.body}));
+    feed(Array.from(event.dataTransfer.files));
+  }, true);
+};
+</script>""".replace("UPLOADS_AT_ONCE", str(UPLOADS_AT_ONCE)).replace("ADDED_AT_ONCE", str(ADDED_AT_ONCE))
 TRAIL_PER_PAGE = 10  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
 TRAIL_COLUMNS = [
     {"name": name, "label": label, "field": name, "align": "left"}
@@ -109,9 +139,9 @@ class SlideView:
                     label="Cell images",
                 ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary no-thumbnails')
                 self.upload.classes("w-full bc-slide-upload")
-                # a few files in flight at a time: 300 files chosen at once no longer build 300
-                # requests in one task, and thumbnails keep a connection of their own
-                ui.add_head_html(UPLOAD_SLOTS)
+                # a few files added and in flight at a time: 300 files chosen at once no longer build
+                # 300 entries and requests in one task, and thumbnails keep a connection of their own
+                ui.add_head_html(UPLOAD_SCRIPT)
                 self.upload.props(':factory="() => window.bcUploadSlots.take()"')
                 for done in ("uploaded", "failed"):
                     self.upload.on(done, js_handler="(e) => window.bcUploadSlots.free(e.files.length)")
@@ -406,5 +436,6 @@ async def slide_page(settings: Settings, slide: str) -> None:
         return
     view = SlideView(settings, slide)
     await ui.context.client.connected()  # tab storage exists once the browser is connected
+    ui.run_javascript(f"window.bcChunkedUploader({view.upload.id})")
     view.restore(app.storage.tab)
     await view.refresh()
