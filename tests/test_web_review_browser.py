@@ -159,7 +159,7 @@ def test_files_dropped_on_a_slide_are_added_a_few_at_a_time_and_all_stored(
     browser_stack: tuple[str, Path], browsers: Callable[..., Any]
 ) -> None:
     """A drop of more files than one batch of ADDED_AT_ONCE: every one is stored, once."""
-    from bloodcell.web.slide_page import ADDED_AT_ONCE
+    from bloodcell.web.slide_upload import ADDED_AT_ONCE
 
     url, log_path = browser_stack
     count = ADDED_AT_ONCE + 5
