@@ -330,8 +330,6 @@ class LocalStorage:
             except OSError:
                 continue  # vanished while we walked
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # editors' swap files, .DS_Store: never objects
                 name = rel + entry.name
                 try:
                     if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(base):
