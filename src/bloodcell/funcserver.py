@@ -136,7 +136,5 @@ def run(target: str, source: str, host: str, port: int, settings: Settings | Non
     app = functions_framework.create_app(target, source, "cloudevent")
     limit_body(app, settings.function_max_request_bytes)
     BoundedThreadWorker.read_timeout = float(settings.function_read_timeout_seconds)
-    server = GunicornApplication(
-        app, host, port, False, **gunicorn_options(settings)
-    )
+    server = GunicornApplication(app, host, port, False, **gunicorn_options(settings))
     server.run()
