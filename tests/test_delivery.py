@@ -234,7 +234,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
             [{"s3": {"bucket": "uploads", "object": {}}}],
             [{"s3": {"bucket": {"name": "uploads"}, "object": {"key": "a", "size": "big"}}}],
         ):
-            body = json.dumps(
+            envelope = json.dumps(
                 {
                     "specversion": "1.0",
                     "id": "1",
@@ -245,7 +245,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
             )
             reply = requests.post(
                 urls["uploads"],
-                data=body,
+                data=envelope,
                 timeout=30,
                 headers={"Content-Type": "application/cloudevents+json"},
             )

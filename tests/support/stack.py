@@ -138,7 +138,9 @@ class Stack:
             argv, env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True
         )
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()), daemon=True)
+        stdout = self.process.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         if not lines or not lines[0].startswith("bloodcell ready"):
@@ -417,7 +419,8 @@ def wait_results(
         found = read_results(data_dir)
         return f"{len(names & found.keys())}/{len(names)} results" + (f"\n{log()}" if log else "")
 
-    return wait_for(f"{len(names)} final results", done, timeout, log=progress)
+    found: dict[str, dict[str, Any]] = wait_for(f"{len(names)} final results", done, timeout, log=progress)
+    return found
 
 
 def archive_objects(data_dir: Path) -> list[str]:
