@@ -40,7 +40,7 @@ def cell_jpeg(datasets: Path) -> bytes:
 
 
 @pytest.fixture
-def env(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A clean local configuration rooted in tmp_path, visible to get_settings()."""
     values = {
         "BLOODCELL_STORAGE": "local",

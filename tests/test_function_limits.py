@@ -87,7 +87,7 @@ def _slow_loris(port: int, stop: threading.Event, opened: list[socket.socket]) -
 def test_slow_clients_do_not_stop_a_real_event(preprocess_server: tuple[str, LocalStorage]) -> None:
     url, storage = preprocess_server
     port = int(url.rsplit(":", 1)[1].strip("/"))
-    stop, opened = threading.Event(), []
+    stop, opened = threading.Event(), list[socket.socket]()
     lorises = [threading.Thread(target=_slow_loris, args=(port, stop, opened)) for _ in range(20)]
     for thread in lorises:
         thread.start()

@@ -54,11 +54,12 @@ def _typed(name: str, kind: str = "resource") -> dict[tuple[str, str], dict[str,
 
 def _one(body: dict[str, Any], block: str) -> dict[str, Any]:
     (found,) = body[block]
+    assert isinstance(found, dict)
     return found
 
 
 @pytest.mark.parametrize("name", ["cluster", "knative"])
-def test_every_variable_is_typed_and_described(name: str):
+def test_every_variable_is_typed_and_described(name: str) -> None:
     # Arrange
     variables = {k: v for block in _module(name)["variable"] for k, v in block.items()}
 
@@ -71,7 +72,7 @@ def test_every_variable_is_typed_and_described(name: str):
     assert variables and not lacking
 
 
-def test_cluster_is_standard_with_workload_identity_and_dataplane_v2():
+def test_cluster_is_standard_with_workload_identity_and_dataplane_v2() -> None:
     # Arrange
     cluster = _typed("cluster")[("google_container_cluster", "this")]
     pool = _typed("cluster")[("google_container_node_pool", "default")]
@@ -89,7 +90,7 @@ def test_cluster_is_standard_with_workload_identity_and_dataplane_v2():
     assert pool["cluster"] == "${google_container_cluster.this.id}"
 
 
-def test_node_account_has_only_the_node_role_and_pull_rights_on_our_repository():
+def test_node_account_has_only_the_node_role_and_pull_rights_on_our_repository() -> None:
     # Arrange
     member = "${google_service_account.nodes.member}"
 
@@ -111,7 +112,7 @@ def test_node_account_has_only_the_node_role_and_pull_rights_on_our_repository()
     ]
 
 
-def test_knative_module_configures_its_providers_from_data_sources_only():
+def test_knative_module_configures_its_providers_from_data_sources_only() -> None:
     # Arrange
     providers = {k: v for block in _module("knative")["provider"] for k, v in block.items()}
 
@@ -124,7 +125,7 @@ def test_knative_module_configures_its_providers_from_data_sources_only():
     assert not _typed("knative", "resource").keys() & {("google_container_cluster", "this")}
 
 
-def test_knative_version_is_pinned_and_matches_the_readme_and_schemas():
+def test_knative_version_is_pinned_and_matches_the_readme_and_schemas() -> None:
     # Arrange
     variables = {k: v for block in _module("knative")["variable"] for k, v in block.items()}
     readme = (REPO / "knative" / "README.md").read_text()
@@ -156,7 +157,7 @@ def _overlay() -> list[dict[str, Any]]:
 
 
 @needs_kubectl
-def test_overlay_points_every_bloodcell_image_at_the_repository_terraform_substitutes():
+def test_overlay_points_every_bloodcell_image_at_the_repository_terraform_substitutes() -> None:
     # Arrange
     app = (GKE / "knative" / "app.tf").read_text()
     placeholder = re.search(r'placeholder_repository = "([^"]+)"', app)

@@ -38,7 +38,7 @@ def _pins(requirements: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("dockerfile", sorted(IMAGES))
-def test_image_installs_its_lock_with_required_hashes(dockerfile: str):
+def test_image_installs_its_lock_with_required_hashes(dockerfile: str) -> None:
     # Arrange
     text = (REPO / dockerfile).read_text()
     lock = f"{IMAGES[dockerfile]}.lock"
@@ -55,7 +55,7 @@ def test_image_installs_its_lock_with_required_hashes(dockerfile: str):
 
 
 @pytest.mark.parametrize("base", [*sorted(set(IMAGES.values())), "tools/build-requirements"])
-def test_lock_hashes_every_package_and_matches_the_direct_pins(base: str):
+def test_lock_hashes_every_package_and_matches_the_direct_pins(base: str) -> None:
     # Arrange
     source = REPO / (f"{base}.txt" if (REPO / f"{base}.txt").exists() else f"{base}.in")
     locked = _locked(REPO / f"{base}.lock")
@@ -73,7 +73,7 @@ def test_lock_hashes_every_package_and_matches_the_direct_pins(base: str):
     assert not mismatched, f"{source.name} pins vs lock: {mismatched}"
 
 
-def test_function_servers_are_pinned_in_the_locks():
+def test_function_servers_are_pinned_in_the_locks() -> None:
     # Arrange: gunicorn comes in through functions-framework, unpinned in requirements.txt.
     locks = [REPO / f"{IMAGES[d]}.lock" for d in IMAGES if "webapp" not in d]
 
@@ -85,7 +85,7 @@ def test_function_servers_are_pinned_in_the_locks():
 
 
 @pytest.mark.parametrize("dockerfile", sorted(IMAGES))
-def test_runtime_stage_points_xdg_runtime_dir_at_tmp(dockerfile: str):
+def test_runtime_stage_points_xdg_runtime_dir_at_tmp(dockerfile: str) -> None:
     # Arrange
     text = (REPO / dockerfile).read_text()
 
@@ -98,7 +98,7 @@ def test_runtime_stage_points_xdg_runtime_dir_at_tmp(dockerfile: str):
 
 
 @pytest.mark.parametrize("dockerfile", sorted(IMAGES))
-def test_everything_the_dockerfile_copies_is_in_the_build_context(dockerfile: str):
+def test_everything_the_dockerfile_copies_is_in_the_build_context(dockerfile: str) -> None:
     # Arrange: .dockerignore is an allow-list ("*", then "!path" lines).
     allowed = [
         line[1:].rstrip("/")

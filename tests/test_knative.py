@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import shutil
@@ -20,8 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 KNATIVE = REPO / "knative"
 sys.path.insert(0, str(REPO / "src"))
 
+from bloodcell.errors import ConfigurationError  # noqa: E402
 from bloodcell.events import GCS_FINALIZED  # noqa: E402
-from bloodcell.settings import ENV_VARS  # noqa: E402
+from bloodcell.settings import ENV_VARS, Settings  # noqa: E402
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered manifests")
 
@@ -61,7 +63,8 @@ def _objects(api_version: str, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj["spec"]["template"]["spec"]
+    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    return spec
 
 
 def _environment(obj: dict[str, Any]) -> dict[str, str]:
@@ -101,7 +104,7 @@ def _workloads() -> dict[str, dict[str, Any]]:
 
 
 @needs_kubectl
-def test_kustomize_renders_one_namespace_of_objects():
+def test_kustomize_renders_one_namespace_of_objects() -> None:
     # Arrange
     namespaced = [doc for doc in _rendered() if doc["kind"] != "Namespace"]
 
@@ -114,7 +117,7 @@ def test_kustomize_renders_one_namespace_of_objects():
 
 
 @needs_kubectl
-def test_kustomize_sets_all_four_bloodcell_images():
+def test_kustomize_sets_all_four_bloodcell_images() -> None:
     # Arrange
     images = {
         c["image"]
@@ -136,7 +139,7 @@ def test_kustomize_sets_all_four_bloodcell_images():
     assert all(":" in image and not image.endswith(":latest") for image in images), images
 
 
-def test_manifests_pass_yamllint():
+def test_manifests_pass_yamllint() -> None:
     # Arrange
     pytest.importorskip("yamllint", reason="yamllint is not installed")
     command = [sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint.yaml"), str(KNATIVE)]
@@ -152,7 +155,7 @@ def test_manifests_pass_yamllint():
 
 
 @needs_kubectl
-def test_every_environment_name_is_a_setting_the_code_reads():
+def test_every_environment_name_is_a_setting_the_code_reads() -> None:
     # Arrange
     workloads = _workloads()
 
@@ -168,7 +171,35 @@ def test_every_environment_name_is_a_setting_the_code_reads():
 
 
 @needs_kubectl
-def test_pipeline_workloads_have_their_bucket_settings_and_credentials():
+def test_every_value_parses_and_no_bound_is_looser_than_the_code_default() -> None:
+    """A manifest written before a bound was tightened must not quietly loosen it in the cluster."""
+    # Arrange
+    declared = {spec.metadata["env"]: spec for spec in dataclasses.fields(Settings)}
+
+    # Act
+    looser, unparsable = [], []
+    for workload, obj in _workloads().items():
+        for env, raw in _environment(obj).items():
+            spec = declared.get(env)
+            if spec is None or raw.startswith("<from "):
+                continue
+            try:
+                value = spec.metadata["parse"](env, raw)
+            except ConfigurationError:
+                unparsable.append(f"{workload}: {env}={raw}")
+                continue
+            default = spec.default
+            numbers = isinstance(value, int | float) and isinstance(default, int | float)
+            if env.startswith("MAX_") and numbers and value > default:
+                looser.append(f"{workload}: {env}={raw} > {default}")
+
+    # Assert
+    assert not unparsable, unparsable
+    assert not looser, f"bounds looser than the code's defaults: {looser}"
+
+
+@needs_kubectl
+def test_pipeline_workloads_have_their_bucket_settings_and_credentials() -> None:
     # Arrange
     workloads = _workloads()
 
@@ -186,7 +217,7 @@ def test_pipeline_workloads_have_their_bucket_settings_and_credentials():
 
 
 @needs_kubectl
-def test_no_workload_sets_the_reserved_port_or_sink():
+def test_no_workload_sets_the_reserved_port_or_sink() -> None:
     # Arrange: Knative sets PORT on Services, and the SinkBinding sets K_SINK and K_CE_OVERRIDES.
     workloads = _workloads()
     services = set(_objects(*KSVC))
@@ -206,7 +237,7 @@ def test_no_workload_sets_the_reserved_port_or_sink():
 
 
 @needs_kubectl
-def test_functions_scale_to_zero_and_the_webapp_keeps_one_instance():
+def test_functions_scale_to_zero_and_the_webapp_keeps_one_instance() -> None:
     # Arrange
     services = _objects(*KSVC)
 
@@ -226,7 +257,7 @@ def test_functions_scale_to_zero_and_the_webapp_keeps_one_instance():
 
 
 @needs_kubectl
-def test_every_container_has_requests_limits_and_runs_as_non_root():
+def test_every_container_has_requests_limits_and_runs_as_non_root() -> None:
     # Arrange
     pods = [doc for doc in _rendered() if "template" in doc.get("spec", {}) and doc["kind"] != "Trigger"]
 
@@ -249,7 +280,7 @@ def test_every_container_has_requests_limits_and_runs_as_non_root():
 
 
 @needs_kubectl
-def test_every_knative_service_bounds_its_concurrency():
+def test_every_knative_service_bounds_its_concurrency() -> None:
     # Arrange
     services = _objects(*KSVC)
 
@@ -266,7 +297,7 @@ def test_every_knative_service_bounds_its_concurrency():
 
 
 @needs_kubectl
-def test_event_source_is_bound_to_the_broker_the_triggers_use():
+def test_event_source_is_bound_to_the_broker_the_triggers_use() -> None:
     # Arrange
     (binding,) = _objects("sources.knative.dev/v1", "SinkBinding").values()
     deployments = _objects("apps/v1", "Deployment")
@@ -285,7 +316,7 @@ def test_event_source_is_bound_to_the_broker_the_triggers_use():
 
 
 @needs_kubectl
-def test_event_source_runs_in_receive_mode_behind_a_service():
+def test_event_source_runs_in_receive_mode_behind_a_service() -> None:
     # Arrange
     deployment = _objects("apps/v1", "Deployment")["bucket-events"]
     service = _objects("v1", "Service")["bucket-events"]
@@ -312,7 +343,7 @@ def _store_env() -> dict[str, Any]:
 
 
 @needs_kubectl
-def test_store_notifications_reach_the_event_source_with_its_token():
+def test_store_notifications_reach_the_event_source_with_its_token() -> None:
     # Arrange
     env = _store_env()
     service = _objects("v1", "Service")["bucket-events"]
@@ -333,7 +364,7 @@ def test_store_notifications_reach_the_event_source_with_its_token():
 
 
 @needs_kubectl
-def test_store_keeps_undelivered_notifications_on_its_volume():
+def test_store_keeps_undelivered_notifications_on_its_volume() -> None:
     # Arrange
     deployment = _objects("apps/v1", "Deployment")["object-store"]
     container = _container(deployment)
@@ -349,7 +380,7 @@ def test_store_keeps_undelivered_notifications_on_its_volume():
 
 
 @needs_kubectl
-def test_bucket_job_routes_the_watched_buckets_to_the_store_target():
+def test_bucket_job_routes_the_watched_buckets_to_the_store_target() -> None:
     # Arrange
     job = _objects("batch/v1", "Job")["create-buckets"]
     container = _container(job)
@@ -374,7 +405,7 @@ def test_bucket_job_routes_the_watched_buckets_to_the_store_target():
 # ---- credentials and images ----
 
 
-def test_no_manifest_commits_a_secret():
+def test_no_manifest_commits_a_secret() -> None:
     # Arrange
     manifests = sorted(KNATIVE.glob("*.yaml"))
 
@@ -395,7 +426,7 @@ def test_no_manifest_commits_a_secret():
 
 
 @needs_kubectl
-def test_every_secret_is_generated_at_install_with_fresh_values():
+def test_every_secret_is_generated_at_install_with_fresh_values() -> None:
     # Arrange
     secrets = _objects("v1", "Secret")
     again = _rendered.__wrapped__()
@@ -419,7 +450,7 @@ def _check_images() -> Any:
 
 
 @needs_kubectl
-def test_every_image_is_pinned_and_from_an_allowed_registry():
+def test_every_image_is_pinned_and_from_an_allowed_registry() -> None:
     # Arrange
     check = _check_images()
     dockerfiles = [
@@ -442,7 +473,7 @@ def test_every_image_is_pinned_and_from_an_allowed_registry():
     assert check.problems(images) == []
 
 
-def test_image_rule_refuses_gone_unlisted_and_unpinned_images():
+def test_image_rule_refuses_gone_unlisted_and_unpinned_images() -> None:
     # Arrange
     check = _check_images()
     bad = [
@@ -466,7 +497,7 @@ def test_image_rule_refuses_gone_unlisted_and_unpinned_images():
 
 
 @needs_kubectl
-def test_every_trigger_points_at_an_existing_service_with_a_dead_letter_sink():
+def test_every_trigger_points_at_an_existing_service_with_a_dead_letter_sink() -> None:
     # Arrange
     services = _objects(*KSVC)
     triggers = _objects("eventing.knative.dev/v1", "Trigger")
@@ -489,7 +520,7 @@ def test_every_trigger_points_at_an_existing_service_with_a_dead_letter_sink():
 
 
 @needs_kubectl
-def test_every_trigger_retries_with_exponential_backoff():
+def test_every_trigger_retries_with_exponential_backoff() -> None:
     # Arrange
     triggers = _objects("eventing.knative.dev/v1", "Trigger")
 
@@ -504,7 +535,7 @@ def test_every_trigger_retries_with_exponential_backoff():
 
 
 @needs_kubectl
-def test_each_trigger_filters_finalized_events_of_its_function_input_bucket():
+def test_each_trigger_filters_finalized_events_of_its_function_input_bucket() -> None:
     # Arrange
     services = _objects(*KSVC)
     triggers = _objects("eventing.knative.dev/v1", "Trigger")

@@ -62,7 +62,9 @@ def _render(target: str) -> tuple[dict[str, Any], ...]:
 
 
 @pytest.mark.parametrize("target", ["knative", "terraform/gke/knative/overlay"])
-def test_rendered_manifests_satisfy_kubernetes_and_the_knative_crds(validator: Any, crds: Any, target: str):
+def test_rendered_manifests_satisfy_kubernetes_and_the_knative_crds(
+    validator: Any, crds: Any, target: str
+) -> None:
     # Arrange
     docs = list(_render(target))
 
@@ -102,7 +104,7 @@ MUTATIONS = [
 @pytest.mark.parametrize(("kind", "name", "change", "expected"), MUTATIONS)
 def test_validator_refuses_what_the_cluster_would(
     validator: Any, crds: Any, kind: str, name: str, change: Any, expected: str
-):
+) -> None:
     # Arrange
     docs = _mutated(kind, name, change)
 
@@ -113,7 +115,7 @@ def test_validator_refuses_what_the_cluster_would(
     assert any(expected in line and f"{kind}/{name}" in line for line in found), found
 
 
-def test_validator_refuses_kinds_it_has_no_schema_for(validator: Any, crds: Any):
+def test_validator_refuses_kinds_it_has_no_schema_for(validator: Any, crds: Any) -> None:
     # Arrange
     docs = [
         {"apiVersion": "sources.knative.dev/v1", "kind": "PingSource", "metadata": {"name": "x"}, "spec": {}}

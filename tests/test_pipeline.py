@@ -177,7 +177,7 @@ def test_archive_outage_publishes_a_pending_result_then_completes_on_retry(
 ) -> None:
     settings, archive, _ = s3_archive
     flaky = _FlakyArchive(archive)
-    pipe = Pipeline(settings, local, flaky)  # type: ignore[arg-type]
+    pipe = Pipeline(settings, local, flaky)
     pipe.preprocess(_ref(local.write("uploads", "a.jpg", cell_jpeg)))
     tensor = _ref(local.stat("tensors", "a.jpg.npy"))
 

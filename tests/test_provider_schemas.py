@@ -67,7 +67,7 @@ def _package(tmp_path: Path) -> Path:
     return tgz
 
 
-def test_extract_reads_arguments_and_nested_blocks(tmp_path: Path):
+def test_extract_reads_arguments_and_nested_blocks(tmp_path: Path) -> None:
     # Act
     schema = _tool().extract(_package(tmp_path))
 
@@ -75,7 +75,7 @@ def test_extract_reads_arguments_and_nested_blocks(tmp_path: Path):
     assert schema["resource"] == {"demo_thing": {"name": None, "labels": None, "probe": {"port": None}}}
 
 
-def test_check_body_reports_unknown_arguments_and_blocks_but_not_map_values(tmp_path: Path):
+def test_check_body_reports_unknown_arguments_and_blocks_but_not_map_values(tmp_path: Path) -> None:
     # Arrange
     tree = _tool().extract(_package(tmp_path))["resource"]["demo_thing"]
     body = {

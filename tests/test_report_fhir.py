@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from bloodcell import results
 from bloodcell.errors import RejectedInput
+from bloodcell.names import result_name
 from bloodcell.reports import fhir
 from bloodcell.reports.loader import check_slide, load_slide
 from bloodcell.reports.model import PENDING, REJECTED, SignOff
@@ -34,7 +35,7 @@ def slide(local: LocalStorage, settings: Settings) -> str:
     return SLIDE
 
 
-def resources(data: dict[str, object], kind: str) -> list[dict[str, object]]:
+def resources(data: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     entries = data["entry"]
     assert isinstance(entries, list)
     return [e["resource"] for e in entries if e["resource"]["resourceType"] == kind]
@@ -207,7 +208,7 @@ def test_an_unprocessable_name_is_reported_with_its_rejection(
     names = write_slide(
         local, settings, "s3", [Spec("NEUTROPHIL"), Spec(None, name="vue.npy/cellule-é.jpg")], [image_bytes()]
     )
-    assert not results.result_name(names[1]).startswith("s3/")
+    assert not result_name(names[1]).startswith("s3/")
     cells = load_slide(local, settings, "s3").cells
     assert [(c.name, c.status) for c in cells] == [
         ("s3/cell-000.jpg", "classified"),

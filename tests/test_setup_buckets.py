@@ -22,7 +22,7 @@ def _run(endpoint: str, names: dict[str, str]) -> subprocess.CompletedProcess[st
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_server: str):
+def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_server: str) -> None:
     # Arrange
     tag = uuid.uuid4().hex[:8]
     names = {key: f"{key.split('_')[0].lower()}-{tag}" for key in ("UPLOAD_BUCKET", "TENSOR_BUCKET")}
@@ -47,7 +47,7 @@ def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_
     assert routes[names["RESULT_BUCKET"]] == [] and routes[names["ARCHIVE_BUCKET"]] == []
 
 
-def test_gives_up_with_an_error_when_the_store_never_answers():
+def test_gives_up_with_an_error_when_the_store_never_answers() -> None:
     # Arrange: nothing listens on this port.
     from tests.support.common import free_port
 

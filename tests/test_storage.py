@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
-from bloodcell.storage import LocalStorage, ObjectTooLarge, Storage
+from bloodcell.storage import LocalStorage, ObjectInfo, ObjectTooLarge, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
 from tests.support.common import free_port
@@ -204,7 +204,12 @@ def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) 
     storage = LocalStorage(tmp_path / "root")
     source = EventSource(storage, {"uploads": "http://127.0.0.1:9/"}, max_attempts=1)
     announced: list[str] = []
-    source.announce = lambda info: announced.append(info.name) or True  # type: ignore[method-assign]
+
+    def announce(info: ObjectInfo) -> bool:
+        announced.append(info.name)
+        return True
+
+    source.announce = announce  # type: ignore[method-assign]
     stop = threading.Event()
     close = folder_watcher(storage, {"uploads": tmp_path / "root" / "uploads"})(source, stop)
     try:

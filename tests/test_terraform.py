@@ -131,7 +131,7 @@ def _resources(rtype: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary is not on PATH")
-def test_terraform_files_are_formatted():
+def test_terraform_files_are_formatted() -> None:
     # Arrange
     command = ["terraform", "fmt", "-check", "-recursive", "-diff"]
 
@@ -145,7 +145,7 @@ def test_terraform_files_are_formatted():
 # ---- references ----
 
 
-def test_every_reference_points_at_something_declared():
+def test_every_reference_points_at_something_declared() -> None:
     # Arrange
     variables = set(_named("variable"))
     local_names = set(_locals())
@@ -168,7 +168,7 @@ def test_every_reference_points_at_something_declared():
     assert not missing, f"references to undeclared things: {sorted(missing)}"
 
 
-def test_every_variable_has_a_type_and_a_description():
+def test_every_variable_has_a_type_and_a_description() -> None:
     # Arrange
     variables = _named("variable")
 
@@ -183,7 +183,7 @@ def test_every_variable_has_a_type_and_a_description():
     assert variables and not lacking, f"variables without type or description: {lacking}"
 
 
-def test_every_output_has_a_description():
+def test_every_output_has_a_description() -> None:
     # Arrange
     outputs = _named("output")
 
@@ -196,7 +196,7 @@ def test_every_output_has_a_description():
     assert outputs and not lacking, f"outputs without description: {lacking}"
 
 
-def test_project_is_the_only_required_variable():
+def test_project_is_the_only_required_variable() -> None:
     # Arrange: the README promises `terraform apply -var project=...` is enough.
     variables = _named("variable")
 
@@ -210,7 +210,7 @@ def test_project_is_the_only_required_variable():
 # ---- nothing public ----
 
 
-def test_google_buckets_are_private_and_uniform():
+def test_google_buckets_are_private_and_uniform() -> None:
     # Arrange
     buckets = _resources("google_storage_bucket")
 
@@ -227,7 +227,7 @@ def test_google_buckets_are_private_and_uniform():
     assert not loose, f"buckets without uniform access or enforced public access prevention: {loose}"
 
 
-def test_tensor_bucket_expires_its_objects():
+def test_tensor_bucket_expires_its_objects() -> None:
     # Arrange
     tensors = _resources("google_storage_bucket")["tensors"]
 
@@ -244,7 +244,7 @@ def test_tensor_bucket_expires_its_objects():
     assert deletes_by_age, "the tensor bucket needs a lifecycle rule deleting objects by age"
 
 
-def test_no_iam_grant_makes_a_bucket_public():
+def test_no_iam_grant_makes_a_bucket_public() -> None:
     # Arrange
     grants = {
         (t, n): body
@@ -263,7 +263,7 @@ def test_no_iam_grant_makes_a_bucket_public():
     assert not public, f"public bucket grants: {public}"
 
 
-def test_s3_archive_blocks_all_public_access():
+def test_s3_archive_blocks_all_public_access() -> None:
     # Arrange
     blocks = _resources("aws_s3_bucket_public_access_block")
     flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
@@ -280,7 +280,7 @@ def test_s3_archive_blocks_all_public_access():
     assert not _resources("aws_s3_bucket_acl"), "object ACLs are disabled; no bucket ACL should be set"
 
 
-def test_archive_writer_may_only_put_objects_under_the_prefix():
+def test_archive_writer_may_only_put_objects_under_the_prefix() -> None:
     # Arrange
     document = _typed("data")[("aws_iam_policy_document", "archive_put_only")]
 
@@ -294,7 +294,7 @@ def test_archive_writer_may_only_put_objects_under_the_prefix():
     assert resources == ["${aws_s3_bucket.archive.arn}/${var.archive_prefix}*"]
 
 
-def test_only_the_webapp_can_be_granted_to_all_users():
+def test_only_the_webapp_can_be_granted_to_all_users() -> None:
     # Arrange
     grants = {(t, n): body for (t, n), body in _typed("resource").items() if "_iam_" in t}
 
@@ -312,7 +312,7 @@ def test_only_the_webapp_can_be_granted_to_all_users():
     assert "var.webapp_public" in str(_scalar(webapp_grant.get("count")))
 
 
-def test_functions_are_internal_and_invoked_only_by_the_trigger_account():
+def test_functions_are_internal_and_invoked_only_by_the_trigger_account() -> None:
     # Arrange
     services = _resources("google_cloud_run_v2_service")
     invokers = [
@@ -340,7 +340,7 @@ def test_functions_are_internal_and_invoked_only_by_the_trigger_account():
     }
 
 
-def test_runtime_accounts_get_no_project_wide_roles():
+def test_runtime_accounts_get_no_project_wide_roles() -> None:
     # Arrange
     project_grants = _resources("google_project_iam_member")
     runtime = ("preprocess", "predict", "webapp")
@@ -375,7 +375,7 @@ def _service_env(service: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def test_cloud_run_environment_names_are_settings_the_code_reads():
+def test_cloud_run_environment_names_are_settings_the_code_reads() -> None:
     # Arrange
     services = _resources("google_cloud_run_v2_service")
 
@@ -391,7 +391,7 @@ def test_cloud_run_environment_names_are_settings_the_code_reads():
     assert not any(reserved.values()), "Cloud Run sets PORT itself"
 
 
-def test_every_trigger_sends_finalized_events_of_the_right_bucket_to_its_function():
+def test_every_trigger_sends_finalized_events_of_the_right_bucket_to_its_function() -> None:
     # Arrange
     expected_input = {"preprocess": ("UPLOAD_BUCKET", "uploads"), "predict": ("TENSOR_BUCKET", "tensors")}
     local_values = _locals()
@@ -423,7 +423,7 @@ def test_every_trigger_sends_finalized_events_of_the_right_bucket_to_its_functio
         assert location == f"${{lower(google_storage_bucket.{bucket}.location)}}", f"{trigger} location"
 
 
-def test_trigger_identity_has_the_roles_eventarc_needs():
+def test_trigger_identity_has_the_roles_eventarc_needs() -> None:
     # Arrange
     project_grants = _resources("google_project_iam_member")
 
@@ -440,7 +440,7 @@ def test_trigger_identity_has_the_roles_eventarc_needs():
         assert _scalar(trigger["service_account"]) == "${google_service_account.trigger.email}"
 
 
-def test_predict_reaches_the_archive_by_federation_without_any_key():
+def test_predict_reaches_the_archive_by_federation_without_any_key() -> None:
     # Arrange
     env = _service_env(_resources("google_cloud_run_v2_service")["predict"])
     trust = _typed("data")[("aws_iam_policy_document", "archive_writer_trust")]
@@ -512,7 +512,7 @@ def _features_used() -> dict[str, tuple[int, int]]:
     return used
 
 
-def test_required_version_is_the_oldest_terraform_that_accepts_the_code():
+def test_required_version_is_the_oldest_terraform_that_accepts_the_code() -> None:
     # Arrange
     (block,) = _blocks(_files()["versions.tf"], "terraform")
     constraint = str(_scalar(block["required_version"]))
@@ -530,7 +530,7 @@ def test_required_version_is_the_oldest_terraform_that_accepts_the_code():
     assert f"Terraform {needed[0]}.{needed[1]} or later" in readme
 
 
-def test_features_detection_sees_the_cross_variable_validation():
+def test_features_detection_sees_the_cross_variable_validation() -> None:
     # Arrange: the check above is only as good as this detection.
     validation = _named("variable")["webapp_min_instances"]["validation"]
 
@@ -542,7 +542,7 @@ def test_features_detection_sees_the_cross_variable_validation():
     assert used["variable validation referring to another variable"] == (1, 9)
 
 
-def test_service_agents_are_ensured_and_never_spelled_out():
+def test_service_agents_are_ensured_and_never_spelled_out() -> None:
     # Arrange
     identities = _resources("google_project_service_identity")
     text = "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
@@ -567,7 +567,7 @@ def test_service_agents_are_ensured_and_never_spelled_out():
         } <= after, name
 
 
-def test_cloud_build_runs_as_its_own_least_privileged_account():
+def test_cloud_build_runs_as_its_own_least_privileged_account() -> None:
     # Arrange
     member = "${google_service_account.cloudbuild.member}"
     grants = [
@@ -589,7 +589,7 @@ def test_cloud_build_runs_as_its_own_least_privileged_account():
     assert "--gcs-source-staging-dir" in readme and "build_source_bucket" in readme
 
 
-def test_every_cloud_run_service_has_startup_and_liveness_probes():
+def test_every_cloud_run_service_has_startup_and_liveness_probes() -> None:
     # Arrange
     services = _resources("google_cloud_run_v2_service")
 
@@ -605,7 +605,7 @@ def test_every_cloud_run_service_has_startup_and_liveness_probes():
     assert probes == {name: {"startup_probe", "liveness_probe"} for name in services}
 
 
-def test_failed_eventarc_deliveries_end_in_a_readable_dead_letter_subscription():
+def test_failed_eventarc_deliveries_end_in_a_readable_dead_letter_subscription() -> None:
     # Arrange
     subscriptions = _locals()["trigger_subscriptions"]
     policy = _resources("terraform_data")["trigger_dead_letter_policy"]
@@ -628,7 +628,7 @@ def test_failed_eventarc_deliveries_end_in_a_readable_dead_letter_subscription()
     assert "gcloud pubsub subscriptions pull" in readme
 
 
-def test_tfvars_example_sets_only_declared_variables_and_the_required_one():
+def test_tfvars_example_sets_only_declared_variables_and_the_required_one() -> None:
     # Arrange
     with (TERRAFORM / "terraform.tfvars.example").open() as handle:
         example = _norm(hcl2.load(handle))

@@ -115,7 +115,7 @@ def _federated(s3_bucket: tuple[str, str], metadata: FakeMetadata, role: str) ->
     )
 
 
-def test_id_token_is_asked_for_our_audience_with_the_metadata_header(metadata: FakeMetadata):
+def test_id_token_is_asked_for_our_audience_with_the_metadata_header(metadata: FakeMetadata) -> None:
     # Act
     token = google_id_token(AUDIENCE, metadata.host)
 
@@ -129,7 +129,7 @@ def test_id_token_is_asked_for_our_audience_with_the_metadata_header(metadata: F
 
 def test_archive_writes_with_short_lived_role_credentials_not_the_environment_key(
     s3_bucket: tuple[str, str], metadata: FakeMetadata, archive_role: str, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     # Arrange: a static key in the environment must not be what signs the write.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "static-key-id-not-used")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "static-secret-not-used")
@@ -149,7 +149,7 @@ def test_archive_writes_with_short_lived_role_credentials_not_the_environment_ke
 
 def test_expired_role_credentials_are_renewed_with_a_fresh_id_token(
     s3_bucket: tuple[str, str], metadata: FakeMetadata, archive_role: str
-):
+) -> None:
     # Arrange
     storage = _federated(s3_bucket, metadata, archive_role)
     _, bucket = s3_bucket
@@ -166,7 +166,7 @@ def test_expired_role_credentials_are_renewed_with_a_fresh_id_token(
 
 def test_unreachable_metadata_server_is_a_transient_error(
     s3_bucket: tuple[str, str], metadata: FakeMetadata, archive_role: str
-):
+) -> None:
     # Arrange
     metadata.down = True
     storage = _federated(s3_bucket, metadata, archive_role)

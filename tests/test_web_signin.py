@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import jwt
@@ -31,7 +31,7 @@ PASSWORD = "correct horse battery"
 AUDIENCE = "/projects/123456/global/backendServices/987654"
 
 
-def _webapp(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[str]:
+def _webapp(tmp_path: Path, model_dir: Path, **env: str) -> Generator[str]:
     secret = "test-secret-" + "x" * 20
     with webapp_process(tmp_path, model_dir, "0.0.0.0", STORAGE_SECRET=secret, **env) as (base, _):
         yield base

@@ -24,7 +24,7 @@ import pytest
 from nicegui import ElementFilter, ui
 from nicegui.testing import User
 
-from bloodcell import results
+from bloodcell import names
 from bloodcell import settings as settings_module
 from bloodcell.events import ObjectRef
 from bloodcell.formats import content_type
@@ -83,12 +83,12 @@ class PipelineWorker:
             self.seen.add((info.name, info.generation))
             outcome = self.pipeline.preprocess(ObjectRef(info.bucket, info.name, info.generation))
             if outcome.status == "preprocessed":
-                self.tensors.append(results.tensor_name(info.name))
+                self.tensors.append(names.tensor_name(info.name))
         while self.predict_allowed.is_set() and self.tensors:
             self.pipeline.predict(ObjectRef(self.settings.tensor_bucket, self.tensors.pop(0)))
 
     def result(self, upload_name: str) -> dict[str, Any]:
-        data, _ = self.storage.read(self.settings.result_bucket, results.result_name(upload_name))
+        data, _ = self.storage.read(self.settings.result_bucket, names.result_name(upload_name))
         return dict(json.loads(data))
 
     def web_results(self) -> dict[str, dict[str, Any]]:
@@ -304,7 +304,7 @@ async def test_history_lists_earlier_results_newest_first(
     storage = worker.storage
 
     def has_result(name: str) -> Callable[[], bool]:
-        return lambda: storage.stat(settings.result_bucket, results.result_name(name)) is not None
+        return lambda: storage.stat(settings.result_bucket, names.result_name(name)) is not None
 
     # a page of older results first, then three dropped straight into the bucket, one after another
     older = [f"older/{index:02d}.jpg" for index in range(21)]

@@ -121,7 +121,7 @@ class Pipeline:
     # ---- idempotency: shared with the event source's start-up reconciliation ----
 
     def _result_for(self, upload_name: str, generation: str) -> ObjectInfo | None:
-        info = self.storage.stat(self.settings.result_bucket, results.result_name(upload_name))
+        info = self.storage.stat(self.settings.result_bucket, names.result_name(upload_name))
         if info and info.metadata.get(results.META_SOURCE_GENERATION) == generation:
             return info
         return None
@@ -132,7 +132,7 @@ class Pipeline:
             return True
         if not names.processable(upload.name):
             return False
-        tensor = self.storage.stat(self.settings.tensor_bucket, results.tensor_name(upload.name))
+        tensor = self.storage.stat(self.settings.tensor_bucket, names.tensor_name(upload.name))
         return bool(tensor and tensor.metadata.get(results.META_SOURCE_GENERATION) == upload.generation)
 
     def tensor_done(self, tensor: ObjectInfo) -> bool:
@@ -186,7 +186,7 @@ class Pipeline:
         }
         self.storage.write(
             self.settings.tensor_bucket,
-            results.tensor_name(info.name),
+            names.tensor_name(info.name),
             tensorio.dump(tensor),
             content_type="application/x-npy",
             metadata=meta,
@@ -213,7 +213,7 @@ class Pipeline:
         if self._result_for(ref.name, info.generation):
             return Outcome("duplicate")
         source = replace(_source(info), name=names.displayable(info.name))
-        return self._reject_upload(source, problem, None, results.result_name(ref.name))
+        return self._reject_upload(source, problem, None, names.result_name(ref.name))
 
     def _reject_upload(
         self, source: Source, reason: str, started: float | None, result_name: str | None = None
@@ -367,7 +367,7 @@ class Pipeline:
     def _write_result(self, result: Result, name: str | None = None) -> None:
         self.storage.write(
             self.settings.result_bucket,
-            name or results.result_name(result.source.name),
+            name or names.result_name(result.source.name),
             result.to_json(),
             content_type="application/json",
             metadata=result.metadata(),

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from bloodcell import names
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
 
@@ -56,14 +55,6 @@ def now_iso() -> str:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def result_name(upload_name: str) -> str:
-    return names.result_name(upload_name)  # collision-free by design: see bloodcell.names
-
-
-def tensor_name(upload_name: str) -> str:
-    return names.tensor_name(upload_name)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from bloodcell import results
 from bloodcell.contract import LABELS
 from bloodcell.model import ModelInfo, Prediction
+from bloodcell.names import result_name
 from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.storage import Storage
@@ -72,7 +73,7 @@ def write_slide(
             doc = Result.classified(source, prediction, MODEL, {"preprocess": 3.0, "predict": 9.0}, stamps)
         storage.write(
             settings.result_bucket,
-            results.result_name(name),
+            result_name(name),
             doc.to_json(),
             content_type="application/json",
         )

@@ -15,7 +15,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from bloodcell import results
+from bloodcell import names, results
 from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.reports.model import CLASSIFIED, PENDING, REJECTED, ReportCell, Review, SignOff, SlideReport
 from bloodcell.results import Result
@@ -36,7 +36,7 @@ class SlideNotFound(RejectedInput):
 
 def result_object(upload_name: str) -> str:
     """Where the result of an upload lives in the result bucket (the events engineer owns the rule)."""
-    return results.result_name(upload_name)
+    return names.result_name(upload_name)
 
 
 def check_slide(slide: str) -> str:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bloodcell import results
+from bloodcell import names
 from bloodcell.errors import BloodcellError, MalformedDocument
 from bloodcell.results import ModelRef, Result
 from bloodcell.review.records import CREATE, PREFIX, REOPEN, SIGN_OFF, parse_record_name
@@ -152,7 +152,7 @@ def slide_cells(storage: Storage, settings: Settings, slide: str) -> list[Cell]:
     found = {info.name: info for info in storage.list(settings.result_bucket, prefix=prefix)}
     cells = []
     for upload in uploads:
-        info = found.get(results.result_name(upload.name))
+        info = found.get(names.result_name(upload.name))
         view = _results.get(storage, info) if info else None
         if view is not None and view.source.generation != upload.generation:
             view = None  # a result of an earlier version of this image

@@ -16,6 +16,7 @@ from functools import lru_cache
 from bloodcell import results
 from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.imaging import ImageLimits, decode_image
+from bloodcell.names import result_name, tensor_name
 from bloodcell.results import Result
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage, check_object_name, open_storage
@@ -69,7 +70,7 @@ def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dic
     """
     storage = storage_for(settings)
     # the folders of the answers: a name that could not be processed is answered in _rejected/
-    answers = [results.result_name(name) for name in names]
+    answers = [result_name(name) for name in names]
     folders = sorted({name.rpartition("/")[0] + "/" if "/" in name else "" for name in answers})
     done: set[str] = set()
     tensors: set[str] = set()
@@ -80,9 +81,9 @@ def poll(settings: Settings, names: list[str], need_tensors: bool = True) -> dic
     found: dict[str, Progress] = {}
     for name in names:
         result = None
-        if results.result_name(name) in done:
-            result = read_result(storage, settings.result_bucket, results.result_name(name))
-        found[name] = Progress(tensor_exists=results.tensor_name(name) in tensors, result=result)
+        if result_name(name) in done:
+            result = read_result(storage, settings.result_bucket, result_name(name))
+        found[name] = Progress(tensor_exists=tensor_name(name) in tensors, result=result)
     return found
 
 
