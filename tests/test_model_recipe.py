@@ -1,4 +1,4 @@
-"""`nox -s train` must rebuild the model we ship: its default recipe is the one written in the shipped metadata.
+"""`nox -s train` must rebuild the model we ship: its default recipe is the shipped metadata's.
 
 The byte-for-byte check (a full training run) is too slow for the suite; it is recorded in
 training/README.md. These checks catch the cheap way to lose reproduction: editing the default
