@@ -82,13 +82,15 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (check and format, the whole tree) and mypy strict on the package and training/."""
+    """ruff (check and format, the whole tree) and mypy strict on the package, training/ and tests/."""
     _install_runtime(session)
+    session.install("-r", "requirements-test.txt")  # the tests' libraries, for mypy to read
     session.install("ruff==0.17.5", "mypy==2.4.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")  # the whole tree: tests, tools, bench, training too
     session.run("mypy")
     session.run("mypy", "-p", "training", env={"MYPYPATH": "src"})
+    session.run("mypy", "--explicit-package-bases", "tests", env={"MYPYPATH": "src"})
 
 
 @nox.session(python=PYTHON)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from bloodcell import settings as settings_module
 from bloodcell import storage as storage_module
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
+from tests.support import browser as browser_support
 from tests.support.common import REPO, SHIPPED_MODEL, free_port
+from tests.support.gcs_proxy import PreconditionProxy
 from tests.support.stack import Stack, clean_env
 
 # ---- pipeline fixtures ----
@@ -135,6 +138,55 @@ def gcs_emulator() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture
+def gcs_precondition_proxy(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PreconditionProxy]:
+    """The emulator behind a recording proxy that answers 412 as GCS would (tests/support/gcs_proxy.py).
+
+    Only clients created inside the test see it: GcsStorage reads STORAGE_EMULATOR_HOST lazily.
+    """
+    proxy = PreconditionProxy(gcs_emulator).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+    yield proxy
+    proxy.stop()
+
+
 # ---- web app: NiceGUI's `user` fixture (tests/test_web_user.py) ----
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
+
+
+# ---- real headless Chromium against `bloodcell serve` (tests/support/browser.py) ----
+
+
+@pytest.fixture
+def browser_stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`bloodcell serve` on folder buckets under tmp_path/data; yields its URL and its log file."""
+    models = browser_support.model_dir()
+    if models is None:
+        pytest.skip("no model: functions/predict/model/model.tflite is missing")
+    log_path = tmp_path / "serve.log"
+    with browser_support.served(
+        tmp_path / "data", log_path, models, STORAGE_SECRET="browser-test-secret"
+    ) as url:
+        assert requests.get(url, timeout=10).status_code == 200
+        yield url, log_path
+
+
+@pytest.fixture
+def browsers(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Opens separate headless Chromiums (``open(width=..., probe=True)``); all closed at the end."""
+    opened: list[Any] = []
+
+    def open_one(**options: Any) -> Any:
+        opened.append(browser_support.chromium(tmp_path, **options))
+        return opened[-1]
+
+    yield open_one
+    for driver in opened:
+        browser_support.close(driver)
+
+
+@pytest.fixture
+def browser(browsers: Callable[..., Any]) -> Any:
+    """One headless Chromium, 1400 x 1200."""
+    return browsers()

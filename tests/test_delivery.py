@@ -26,7 +26,7 @@ import requests
 from bloodcell import names
 from bloodcell.deadletters import DeadLetters
 from bloodcell.events import binary_http, gcs_event
-from bloodcell.eventsource import EventSource
+from bloodcell.eventsource import HIDDEN_GRACE_SECONDS, EventSource
 from bloodcell.storage import LocalStorage, ObjectInfo
 from tests.support.common import free_port
 from tests.support.stack import (
@@ -75,6 +75,8 @@ REJECTED_NAMES = [
     "z" * 251 + ".jpg",  # 255 bytes: the longest a file may be
     "collide.jpg.json/x.jpg",  # would sit where collide.jpg's result is
     "collide.jpg.npy/x.jpg",
+    ".cellule-cachée.jpg",  # hidden files are answered too (after a grace period)
+    "lame 3/.DS_Store",
 ]
 
 
@@ -108,6 +110,28 @@ def test_name_zoo_each_name_gets_exactly_one_result(make_stack: Any, tmp_path: P
     assert not list((data / ".tmp").iterdir()), "a write left a temporary file behind"
     # names are escaped in every log line: no line starts with a forged record
     assert not [line for line in log.splitlines() if line.startswith(("break.jpg", "\x1b"))]
+
+
+def test_a_temporary_file_renamed_into_place_is_answered_once_under_its_final_name(
+    make_stack: Any, tmp_path: Path, datasets: Path
+) -> None:
+    """rsync's way: the whole file under a hidden temporary name, closed, then renamed."""
+    stack = make_stack()
+    uploads = stack.data_dir / "uploads"
+    (image,) = image_pool(datasets, 1, "kaggle")
+    temporary = uploads / "lame 4" / ".cellule-été.jpg.Xa81Qz"
+    temporary.parent.mkdir(parents=True)
+    temporary.write_bytes(image.read_bytes())
+    time.sleep(0.2)
+    os.replace(temporary, uploads / "lame 4" / "cellule-été.jpg")
+
+    wait_results(stack.data_dir, ["lame 4/cellule-été.jpg"], timeout=60, log=stack.log_tail)
+    time.sleep(HIDDEN_GRACE_SECONDS + 1.0)  # past the temporary name's grace: still no answer for it
+
+    state = check_end_state(stack.data_dir, ["lame 4/cellule-été.jpg"])
+    assert set(state.results) == {"lame 4/cellule-été.jpg"}
+    assert not (stack.data_dir / "results" / names.result_name("lame 4/.cellule-été.jpg.Xa81Qz")).exists()
+    assert "outcome=gone" in stack.log_path.read_text()  # the temporary name was heard, then not answered
 
 
 # ---- permanent faults: answered once (one delivery attempt each) ----
@@ -210,7 +234,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
             [{"s3": {"bucket": "uploads", "object": {}}}],
             [{"s3": {"bucket": {"name": "uploads"}, "object": {"key": "a", "size": "big"}}}],
         ):
-            body = json.dumps(
+            envelope = json.dumps(
                 {
                     "specversion": "1.0",
                     "id": "1",
@@ -221,7 +245,7 @@ def test_permanent_faults_are_delivered_once_transient_ones_retried_then_dead_le
             )
             reply = requests.post(
                 urls["uploads"],
-                data=body,
+                data=envelope,
                 timeout=30,
                 headers={"Content-Type": "application/cloudevents+json"},
             )

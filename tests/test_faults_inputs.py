@@ -189,7 +189,7 @@ def test_overwrite_while_the_old_version_is_in_flight_leaves_the_newest_result(
 
         return gated
 
-    real = load_classifier(settings.model_dir, 1)  # type: ignore[arg-type]
+    real = load_classifier(settings.model_dir, 1)
 
     class Gated:
         info = real.info

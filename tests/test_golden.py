@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ IMAGES = (  # relative to the datasets folder
 )
 
 
-def _outputs(classifier: Classifier, datasets: Path) -> dict[str, dict[str, object]]:
+def _outputs(classifier: Classifier, datasets: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for rel in IMAGES:
         p = classifier.predict(make_tensor((datasets / rel).read_bytes(), ImageLimits()))
@@ -46,7 +47,7 @@ def _outputs(classifier: Classifier, datasets: Path) -> dict[str, dict[str, obje
 
 
 def test_golden_outputs(datasets: Path, model_dir: Path) -> None:
-    expected = json.loads(GOLDEN.read_text())
+    expected: dict[str, dict[str, Any]] = json.loads(GOLDEN.read_text())
     if not (model_dir / "model.tflite").is_file():
         pytest.fail(f"no shipped model at {model_dir}")
     got = _outputs(Classifier(model_dir, threads=1), datasets)

@@ -12,6 +12,7 @@ they are floors to defend, never to loosen. Needs ../shared/datasets (or BLOODCE
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def classifier(model_dir: Path) -> Classifier:
     return Classifier(model_dir, threads=1)
 
 
-def _run(classifier: Classifier, items: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run(classifier: Classifier, items: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     limits = ImageLimits()
     labels, preds, flags = [], [], []
     for it in items:

@@ -98,7 +98,7 @@ def test_bad_input_gets_a_clear_answer(
 ) -> None:
     write_slide(local, settings, SLIDE, CELLS, [image_bytes()])
     assert main(["report", "../etc", "--format", "fhir"]) == 1
-    assert "'..'" in capsys.readouterr().err
+    assert "'../etc' is not a slide id" in capsys.readouterr().err
     assert main(["report", "no-such-slide"]) == 1
     assert "has no uploads" in capsys.readouterr().err
     assert main(["report", SLIDE, "--wbc", "-3"]) == 1

@@ -12,9 +12,10 @@ from fhir.resources.R4B.bundle import Bundle
 from bloodcell.errors import RejectedInput
 from bloodcell.names import result_name
 from bloodcell.reports import fhir
-from bloodcell.reports.loader import check_slide, load_slide
+from bloodcell.reports.loader import load_slide
 from bloodcell.reports.model import PENDING, REJECTED, SignOff
 from bloodcell.reports.stats import differential
+from bloodcell.review.slides import check_slide_id
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes
@@ -64,7 +65,7 @@ def test_a_result_of_an_older_upload_version_is_pending(local: LocalStorage, set
 def test_slide_ids_never_escape_the_bucket(local: LocalStorage, settings: Settings) -> None:
     for bad in ("..", "a/b", "", "x\x00"):
         with pytest.raises(RejectedInput):
-            check_slide(bad)
+            check_slide_id(bad)
     with pytest.raises(RejectedInput, match="no uploads"):
         load_slide(local, settings, "nothing-here")
 

@@ -83,8 +83,12 @@ def test_record_round_trips_and_is_named_for_its_order() -> None:
 def test_malformed_records_are_refused(fields: dict[str, object]) -> None:
     with pytest.raises(RecordError):
         ReviewRecord(
-            id=uuid.uuid4().hex, slide="S1", reviewer="anne", at="2026-12-01T00:00:00.000000Z", **fields
-        )  # type: ignore[arg-type]
+            id=uuid.uuid4().hex,
+            slide="S1",
+            reviewer="anne",
+            at="2026-12-01T00:00:00.000000Z",
+            **fields,  # type: ignore[arg-type]
+        )
 
 
 def test_an_object_that_is_not_a_record_is_refused() -> None:
@@ -107,8 +111,10 @@ def test_records_are_written_once_and_read_back(backend: tuple[Storage, Settings
     assert state.slide_status(storage, settings, "S1") == state.SlideStatus(False)
 
 
-@pytest.mark.parametrize("kind", ["local", "s3"])  # the GCS emulator ignores preconditions
+@pytest.mark.parametrize("kind", ["local", "s3", "gcs"])
 def test_a_record_is_never_overwritten(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """On GCS through the recording proxy: its 412 mocks GCS, which the emulator cannot do."""
+    proxy = request.getfixturevalue("gcs_precondition_proxy") if kind == "gcs" else None
     storage, settings = _backend(kind, request, tmp_path)
     record = new_record("S1", records.APPROVE, "anne", cell=CELL, before="MONOCYTE", after="MONOCYTE")
     state.write_record(storage, settings, record)
@@ -118,6 +124,9 @@ def test_a_record_is_never_overwritten(kind: str, request: pytest.FixtureRequest
         state.write_record(storage, settings, forged)
 
     assert ReviewRecord.from_json(storage.read(settings.result_bucket, record.name)[0]) == record
+    if proxy is not None:  # both uploads asked GCS to create only; the second was refused
+        assert [u.query.get("ifGenerationMatch") for u in proxy.uploads()] == [["0"], ["0"]]
+        assert proxy.refused == 1
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
@@ -175,7 +184,8 @@ def test_edits_that_land_after_a_sign_off_do_not_count_until_a_reopen() -> None:
 
 def test_slide_ids_are_checked() -> None:
     assert slides.check_slide_id(" HEM-2026-0042 ") == "HEM-2026-0042"
-    for bad in ("", "_review", "web", "a/b", "../x", ".hidden", "x" * 65, "nom été"):
+    assert slides.check_slide_id("lame-été-李-07") == "lame-été-李-07"  # the reports' ids are the same
+    for bad in ("", "_review", "web", "a/b", "../x", ".hidden", "x" * 65, "nom été", "a\x00", "..", "-x"):
         with pytest.raises(slides.SlideIdError):
             slides.check_slide_id(bad)
     assert slides.looks_like_a_name("Dupont") and not slides.looks_like_a_name("HEM-0042")
@@ -244,9 +254,21 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
         assert verified.signed_off_by == "anne" and verified.model_version == cell.model.version  # type: ignore[union-attr]
     assert slides.list_slides(local, settings)[0].status == "signed off"
 
-    actions.reopen(local, settings, "HEM-7", BRUNO)
+    keys = [verified_key(str(c.result.archive.location)) for c in classified if c.result]
+    actions.reopen(local, archive, settings, "HEM-7", BRUNO)
     assert state.slide_status(local, settings, "HEM-7") == state.SlideStatus(False)
     assert [r.action for r in state.read_trail(local, settings, "HEM-7")][-1] == "reopen"
+    # the archive no longer claims what was reopened; the images and results beside stay
+    assert [archive.stat(settings.archive_bucket, key) for key in keys] == [None, None]
+    assert all(archive.stat(settings.archive_bucket, key.removesuffix(".verified.json")) for key in keys)
+    from training.archive import archive_items
+
+    assert archive_items([settings.data_dir / settings.archive_bucket]) == []
+    actions.review_cell(local, settings, "HEM-7", classified[1], "MONOCYTE", BRUNO)
+    actions.sign_off(local, archive, settings, "HEM-7", BRUNO)
+    data, _ = archive.read(settings.archive_bucket, keys[1])
+    assert VerifiedLabel.from_json(data).label == "MONOCYTE"
+    assert len(archive_items([settings.data_dir / settings.archive_bucket])) == 2
 
 
 def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool = False) -> slides.Cell:

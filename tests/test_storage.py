@@ -14,6 +14,7 @@ from bloodcell.storage import LocalStorage, ObjectInfo, ObjectTooLarge, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
 from tests.support.common import free_port
+from tests.support.gcs_proxy import PreconditionProxy
 
 ODD_NAMES = ["my cell (1).jpg", "dossier/été 2026/cellule №5.png", "a+b%20c.jpg"]
 # gcp-storage-emulator echoes the name in a latin-1 HTTP header and crashes on
@@ -71,7 +72,43 @@ def test_missing_objects(backend: tuple[Storage, str]) -> None:
         storage.read(bucket, "absent.jpg")
 
 
-@pytest.mark.parametrize("kind", ["local", "s3"])  # the GCS emulator ignores preconditions
+def test_delete_removes_an_object_once(backend: tuple[Storage, str]) -> None:
+    storage, bucket = backend
+    storage.write(bucket, "dossier/cell.jpg.verified.json", b"{}", content_type="application/json")
+    storage.write(bucket, "dossier/cell.jpg", b"pixels")
+
+    removed, again = (
+        storage.delete(bucket, "dossier/cell.jpg.verified.json"),
+        storage.delete(bucket, "dossier/cell.jpg.verified.json"),
+    )
+
+    assert (removed, again) == (True, False)
+    assert storage.stat(bucket, "dossier/cell.jpg.verified.json") is None
+    assert [info.name for info in storage.list(bucket)] == ["dossier/cell.jpg"]  # its neighbour stays
+
+
+def test_gcs_create_only_write_asks_for_generation_zero_and_maps_412(
+    gcs_precondition_proxy: PreconditionProxy,
+) -> None:
+    """The request is checked over real HTTP; the 412 is the proxy's mock of GCS (the emulator has none)."""
+    storage = GcsStorage(project="test", retry_seconds=2)
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    storage.client.create_bucket(bucket)
+    storage.write(bucket, "_review/S1/r.json", b"first", if_absent=True)
+    storage.write(bucket, "plain.json", b"one")
+
+    with pytest.raises(PreconditionFailed):
+        storage.write(bucket, "_review/S1/r.json", b"second", if_absent=True)
+    storage.write(bucket, "plain.json", b"two")  # an ordinary write still replaces
+
+    uploads = gcs_precondition_proxy.uploads()
+    assert [u.query.get("ifGenerationMatch") for u in uploads] == [["0"], None, ["0"], None]
+    assert gcs_precondition_proxy.refused == 1
+    assert storage.read(bucket, "_review/S1/r.json")[0] == b"first"
+    assert storage.read(bucket, "plain.json")[0] == b"two"
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])  # GCS: the test above, through the proxy
 def test_create_only_write_refuses_to_overwrite(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from bloodcell.review import state
-from bloodcell.review.slides import slide_cells
+from bloodcell.review.slides import Cell, slide_cells
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
@@ -80,7 +80,10 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         for name in ("neutrophil.jpeg", "lymphocyte.jpeg", "monocyte.jpeg", "eosinophil.jpeg")
     }
     await upload(user, {**files, "notes.jpg": b"not a picture"})
-    stored = lambda: slide_cells(worker.storage, settings, SLIDE)  # noqa: E731
+
+    def stored() -> list[Cell]:
+        return slide_cells(worker.storage, settings, SLIDE)
+
     await eventually(lambda: [c.status for c in stored()].count("classified") == 4, what="four results")
     await eventually(lambda: one(user, "review-tally-unreviewed") == "4 not reviewed yet", what="the page")
     cells = [c for c in stored() if c.status == "classified"]
@@ -104,7 +107,7 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         expected = sum(1 for r in reviewed.values() if r.label == label)
         assert one(user, f"reviewed-count-{label}") == str(expected)
     model_counts = {
-        label: sum(1 for c in cells if c.label == label and not c.result.uncertain)  # type: ignore[union-attr]
+        label: sum(1 for c in cells if c.label == label and c.result is not None and not c.result.uncertain)
         for label in batch.REPORT_ORDER
     }
     assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
@@ -181,7 +184,7 @@ async def test_bad_slide_ids_are_explained(settings: Settings, user: User) -> No
     await user.open("/slides")
     user.find(marker="new-slide-id").type("../etc")
     user.find(marker="new-slide-open").click()
-    await user.should_see(content="A slide id is 1 to 64 letters", retries=100)
+    await user.should_see(content="is not a slide id: one is 1 to 64 letters", retries=100)
     user.find(marker="new-slide-id").clear().type("Dupont")
     user.find(marker="new-slide-open").click()
     await user.should_see(content="looks like a name", retries=100)
@@ -270,4 +273,61 @@ async def test_without_the_reviewer_role_a_slide_is_read_only(
     key(user, "a")
     await user.should_not_see("Sign off slide")
     assert state.read_trail(worker.storage, settings, "RO-1") == ()
+    assert errors() == []
+
+
+async def test_files_lost_to_a_reload_on_a_slide_are_listed_by_name(
+    worker: PipelineWorker, user: User, images: dict[str, bytes], errors: Callable[[], list[str]]
+) -> None:
+    await user.open("/slides/LOST-1")
+    await user.should_see("Slide LOST-1", retries=100)
+    assert texts(user, "nav-current") == ["Slides"]  # the menu entry this page belongs to
+    # the browser chose three files (Quasar's "added"); only the first reaches the server
+    user.find(ui.upload).trigger("added", ["neutrophil.jpeg", "Cellule été.jpeg", "monocyte.jpeg"])
+    await user.should_see(content="0 of 3 chosen stored", retries=100)
+    await upload(user, {"neutrophil.jpeg": images["neutrophil.jpeg"]})
+    await user.should_see(content="1 of 3 chosen stored", retries=100)
+
+    await user.open("/slides/LOST-1")  # the reload: the other two never arrived
+    await eventually(lambda: count(user, "lost-file") == 2, what="the two lost files")
+    lost = texts(user, "lost-file")
+    await user.should_see(content="while these 2 files were uploading", retries=100)
+    await user.open("/slides/LOST-1")  # said once, not on every later visit
+    await user.should_see("Slide LOST-1", retries=100)
+
+    assert lost == ["• Cellule été.jpeg", "• monocyte.jpeg"]
+    assert count(user, "lost-file") == 0
+    assert errors() == []
+
+
+async def test_the_trail_lists_every_record_a_page_at_a_time(
+    settings: Settings, user: User, errors: Callable[[], list[str]]
+) -> None:
+    from bloodcell.review import records
+    from bloodcell.review.records import CellRef, new_record
+
+    storage = LocalStorage(settings.data_dir)
+    storage.write(settings.upload_bucket, "TR-1/a.jpg", b"not decoded here")
+    for second in range(23):
+        record = new_record(
+            "TR-1",
+            records.APPROVE,
+            f"r{second:02d}",
+            cell=CellRef("TR-1/a.jpg", "g"),
+            before="MONOCYTE",
+            after="MONOCYTE",
+            at=f"2026-12-01T10:00:{second:02d}.000000Z",
+        )
+        state.write_record(storage, settings, record)
+    await user.open("/slides/TR-1")
+    await user.should_see(content="23 records, newest first · 1–10 shown", retries=100)
+    table = user.find(ui.table).elements.pop()
+    first_page = [row["who"] for row in table.rows]
+    pager = user.find(marker="trail-pager").elements.pop()
+    assert isinstance(pager, ui.pagination)
+    pager.set_value(3)
+    await user.should_see(content="23 records, newest first · 21–23 shown", retries=100)
+
+    assert first_page == [f"r{s:02d}" for s in range(22, 12, -1)]  # newest first
+    assert [row["who"] for row in table.rows] == ["r02", "r01", "r00"]  # the oldest are listed too
     assert errors() == []

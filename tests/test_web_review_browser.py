@@ -12,80 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import test_web_browser as web
+from tests.support import browser as chromium
+from tests.support.browser import ARTIFACTS
+from tests.support.common import REPO
 
-ARTIFACTS, REPO = web.ARTIFACTS, web.REPO
-pytestmark = web.pytestmark
-stack = web.stack  # `bloodcell serve` in its own process group
-
-# Every long task (> 50 ms) the page runs, recorded from the first script on.
-LONG_TASKS = """
-window.__longTasks = [];
-new PerformanceObserver(list => {
-  for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
-}).observe({type: 'longtask', buffered: true});
-"""
-
-
-def _chromium(tmp_path: Path, width: int = 1400, height: int = 1200) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(web.CHROMIUM)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--window-size={width},{height}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(web.CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LONG_TASKS})
-    driver.profile_dir = profile
-    return driver
-
-
-@pytest.fixture
-def browsers(tmp_path: Path) -> Iterator[list[Any]]:
-    """Up to two separate browsers (separate profiles: nothing shared but the server)."""
-    opened: list[Any] = []
-    yield opened
-    for driver in opened:
-        driver.quit()
-        shutil.rmtree(driver.profile_dir, ignore_errors=True)
-
-
-def _text(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
-
-
-def _wait_text(driver: Any, css: str, text: str, timeout: float = 120) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)
-    )
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(chromium.missing() is not None, reason=str(chromium.missing())),
+]
 
 
 def _trail(driver: Any) -> list[str]:
@@ -95,27 +35,26 @@ def _trail(driver: Any) -> list[str]:
 
 
 def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
-    stack: tuple[str, Path], browsers: list[Any], datasets: Path, tmp_path: Path
+    browser_stack: tuple[str, Path], browsers: Callable[..., Any], datasets: Path
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    url, log_path = stack
+    url, log_path = browser_stack
     simple = datasets / "kaggle-blood-cells" / "TEST_SIMPLE"
     picks = {"NEUTROPHIL": 8, "LYMPHOCYTE": 5, "MONOCYTE": 3, "EOSINOPHIL": 4}
     files = [p for label, n in picks.items() for p in sorted((simple / label).glob("*.jpeg"))[:n]]
     assert len(files) == 20
-    first = _chromium(tmp_path)
-    browsers.append(first)
+    first = browsers(probe=True)
     slide_url = f"{url}slides/BR-0001"
     first.get(slide_url)
-    _wait_text(first, ".q-page", "Slide BR-0001")
+    chromium.wait_text(first, ".q-page", "Slide BR-0001")
     first.find_element(By.CSS_SELECTOR, ".bc-slide-upload input[type=file]").send_keys(
         "\n".join(str(p) for p in files)
     )
-    _wait_text(first, ".q-page", "20 images")
-    _wait_text(first, ".bc-review-report", "0 waiting")
-    _wait_text(first, ".bc-review-report", "20 not reviewed yet")
+    chromium.wait_text(first, ".q-page", "20 images")
+    chromium.wait_text(first, ".bc-review-report", "0 waiting")
+    chromium.wait_text(first, ".bc-review-report", "20 not reviewed yet")
 
     # keyboard only: X for the first cell, then approve; the selection moves on by itself
     keys = ActionChains(first)
@@ -125,8 +64,8 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
         keys.send_keys("x" if index == 0 else "a")
         keys.pause(0.05)
     keys.perform()
-    _wait_text(first, ".bc-review-report", "0 not reviewed yet")
-    _wait_text(first, ".bc-review-report", "1 not a white cell")
+    chromium.wait_text(first, ".bc-review-report", "0 not reviewed yet")
+    chromium.wait_text(first, ".bc-review-report", "1 not a white cell")
     if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):  # reviewed, not yet signed off: the working view
         first.set_window_size(1400, 1500)
         first.execute_script("window.scrollTo(0, 0)")
@@ -134,37 +73,36 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     button = first.find_element(By.XPATH, "//button[contains(., 'Sign off slide')]")
     first.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
-    _wait_text(first, ".q-page", "Signed off by local")
-    _wait_text(first, ".bc-trail", "sign-off")
-    reviewed = _text(first, ".bc-review-report")
+    chromium.wait_text(first, ".q-page", "Signed off by local")
+    chromium.wait_text(first, ".bc-trail", "sign-off")
+    reviewed = chromium.text(first, ".bc-review-report")
     trail = _trail(first)
     assert len(trail) == 10 and "sign-off" in trail[0]  # newest first, ten a page
     long_tasks = first.execute_script("return window.__longTasks")  # upload and review, not screenshots
-    web._full_page_screenshot(first, ARTIFACTS / "review.png")
+    chromium.full_page_screenshot(first, ARTIFACTS / "review.png")
 
     first.refresh()
-    _wait_text(first, ".q-page", "Signed off by local")
-    _wait_text(first, ".bc-trail", "sign-off")
-    assert _text(first, ".bc-review-report") == reviewed
+    chromium.wait_text(first, ".q-page", "Signed off by local")
+    chromium.wait_text(first, ".bc-trail", "sign-off")
+    assert chromium.text(first, ".bc-review-report") == reviewed
     assert _trail(first) == trail
 
-    second = _chromium(tmp_path)
-    browsers.append(second)
+    second = browsers()
     second.get(slide_url)
-    _wait_text(second, ".q-page", "Signed off by local")
-    _wait_text(second, ".bc-trail", "sign-off")
-    assert _text(second, ".bc-review-report") == reviewed
+    chromium.wait_text(second, ".q-page", "Signed off by local")
+    chromium.wait_text(second, ".bc-trail", "sign-off")
+    assert chromium.text(second, ".bc-review-report") == reviewed
     assert _trail(second) == trail
     second.get(f"{url}slides")
-    _wait_text(second, ".bc-slide-row", "signed off")
+    chromium.wait_text(second, ".bc-slide-row", "signed off")
 
     # phone width: no page scrolls sideways, and History shows whole names
     phone = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
     second.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
     for path in ("", "slides", "slides/BR-0001", "history", "model"):
         second.get(url + path)
-        _wait_text(second, ".q-page", "Research tool")
-        _wait_text(
+        chromium.wait_text(second, ".q-page", "Research tool")
+        chromium.wait_text(
             second,
             "body",
             {
@@ -189,8 +127,54 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
     (ARTIFACTS / "review-long-tasks.json").write_text(
         json.dumps({"slide_images": 20, "long_tasks_ms": long_tasks, "max_ms": max(long_tasks, default=0)})
     )
-    for driver in browsers:
-        console = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    for driver in (first, second):
+        console = chromium.severe_console(driver)
         assert console == [], console
     log = log_path.read_text(errors="replace")
     assert " ERROR " not in log and "Traceback" not in log, log
+
+
+DROP_FILES = """
+const [count, done] = [arguments[0], arguments[arguments.length - 1]];
+const canvas = Object.assign(document.createElement('canvas'), {width: 64, height: 64});
+const context = canvas.getContext('2d');
+const files = [];
+for (let i = 0; i < count; i += 1) {
+  context.fillStyle = `rgb(${200 - i}, 120, 180)`;
+  context.fillRect(0, 0, 64, 64);
+  const blob = await new Promise(ok => canvas.toBlob(ok, 'image/png'));
+  files.push(new File([blob], `goutte ${i}.png`, {type: 'image/png'}));
+}
+const data = new DataTransfer();
+files.forEach(file => data.items.add(file));
+const target = document.querySelector('.bc-slide-upload');
+for (const type of ['dragenter', 'dragover', 'drop']) {
+  target.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
+}
+done(document.querySelectorAll('.q-uploader__dnd').length);
+"""
+
+
+def test_files_dropped_on_a_slide_are_added_a_few_at_a_time_and_all_stored(
+    browser_stack: tuple[str, Path], browsers: Callable[..., Any]
+) -> None:
+    """A drop of more files than one batch of ADDED_AT_ONCE: every one is stored, once."""
+    from bloodcell.web.slide_upload import ADDED_AT_ONCE
+
+    url, log_path = browser_stack
+    count = ADDED_AT_ONCE + 5
+    driver = browsers()
+    driver.get(f"{url}slides/DROP-2")
+    chromium.wait_text(driver, ".q-page", "Slide DROP-2")
+    chromium.wait_text(driver, ".q-page", "0 images")
+
+    overlays = driver.execute_async_script(DROP_FILES, count)
+    chromium.wait_text(driver, ".q-page", f"{count} of {count} chosen stored")
+    chromium.wait_text(driver, ".q-page", f"{count} images")
+
+    stored = [
+        path.name.split("-", 1)[1] for path in (log_path.parent / "data" / "uploads" / "DROP-2").iterdir()
+    ]
+    assert overlays == 0  # the drop overlay went away as after any drop
+    assert sorted(stored) == sorted(f"goutte_{i}.png" for i in range(count))  # each once
+    assert chromium.severe_console(driver) == []

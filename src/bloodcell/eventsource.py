@@ -47,6 +47,16 @@ class _Delivery:
     error: str = field(default="", compare=False)
 
 
+# A hidden name is answered (rejected) like any unusable one, but only once it has stayed
+# put this long: rsync and many editors write ``.name.XXXXXX`` and rename it within
+# milliseconds, and preprocess answers nothing for an object that is gone by then.
+HIDDEN_GRACE_SECONDS = 2.0
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
+
+
 class EventSource:
     def __init__(
         self,
@@ -75,6 +85,7 @@ class EventSource:
         self.delivered = 0
         self.attempts = 0
         self.dead_lettered = 0
+        self.hidden_grace = HIDDEN_GRACE_SECONDS
         self._queued: set[tuple[str, str, str]] = set()  # only what waits: bounded by the backlog
         self._heap: list[_Delivery] = []
         self._seq = itertools.count()
@@ -93,7 +104,7 @@ class EventSource:
             if key in self._queued:
                 return False
             self._queued.add(key)
-        self._enqueue(info)
+        self._enqueue(info, delay=self.hidden_grace if _hidden(info.name) else 0.0)
         return True
 
     def reconcile(self) -> int:

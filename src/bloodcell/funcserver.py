@@ -133,10 +133,8 @@ def run(target: str, source: str, host: str, port: int, settings: Settings | Non
     from functions_framework._http.gunicorn import GunicornApplication
 
     settings = settings or get_settings()
-    app = functions_framework.create_app(target, source, "cloudevent")  # type: ignore[no-untyped-call]
+    app = functions_framework.create_app(target, source, "cloudevent")
     limit_body(app, settings.function_max_request_bytes)
     BoundedThreadWorker.read_timeout = float(settings.function_read_timeout_seconds)
-    server = GunicornApplication(  # type: ignore[no-untyped-call]
-        app, host, port, False, **gunicorn_options(settings)
-    )
+    server = GunicornApplication(app, host, port, False, **gunicorn_options(settings))
     server.run()

@@ -4,9 +4,13 @@ A file is announced only once its writer is done with it: when a file opened for
 writing is closed (``IN_CLOSE_WRITE``), or when a finished file is moved in
 (``IN_MOVED_TO``: an atomic rename, ``mv``, a folder moved in whole). A file half
 copied by a slow ``cp`` is therefore never announced, and nothing waits on a settle
-poll. Hidden entries (``.name``: editors' swap files, rsync's temporary files) are not
-objects. Where inotify is missing (macOS), watchdog's native observer is used and
-modified files are announced too; the pipeline's generation checks keep that correct.
+poll. Hidden names are announced too (``EventSource`` holds them back for a grace period,
+so rsync's temporary files are renamed away before anyone answers them). When the
+kernel's inotify queue overflows (a folder of tens of thousands of files dropped at
+once), events are lost: watchdog only logs it, so that log record starts a reconcile,
+which announces every object still without output. Where inotify is missing (macOS),
+watchdog's native observer is used and modified files are announced too; the pipeline's
+generation checks keep that correct.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bloodcell.names import escape
 from bloodcell.storage import Storage
 
 log = logging.getLogger(__name__)
+WATCHDOG_LOGGER = "watchdog.observers"  # where watchdog reports a queue overflow
 
 
 class _BucketHandler(FileSystemEventHandler):
@@ -51,8 +56,6 @@ class _BucketHandler(FileSystemEventHandler):
             name = Path(os.fsdecode(path)).relative_to(self.root).as_posix()
         except ValueError:
             return  # moved out of the bucket
-        if any(part.startswith(".") for part in name.split("/")):
-            return
         for attempt in range(3):
             try:
                 info = self.storage.stat(self.bucket, name)
@@ -92,6 +95,31 @@ class _BucketHandler(FileSystemEventHandler):
             log.exception("watch: could not handle %r", event)
 
 
+class _OverflowAlarm(logging.Handler):
+    """Hears watchdog say the kernel dropped events (its only signal of it: a log record)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.raised = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.raised.set()
+
+
+def _reconcile_on_overflow(source: EventSource, alarm: _OverflowAlarm, stop: threading.Event) -> None:
+    while not stop.is_set():
+        if not alarm.raised.wait(0.5):
+            continue
+        time.sleep(1.0)  # one reconcile for a whole storm of overflows
+        alarm.raised.clear()
+        log.warning("watch: the inotify queue overflowed and events were lost; reconciling the buckets")
+        try:
+            source.reconcile()
+        except Exception:  # the next overflow, or the next start, tries again
+            log.exception("watch: reconcile after an overflow failed")
+
+
 def _observer() -> tuple[BaseObserver, list[type[FileSystemEvent]]]:
     try:
         from watchdog.observers.inotify import InotifyObserver
@@ -120,11 +148,22 @@ def folder_watcher(
             root.mkdir(parents=True, exist_ok=True)
             handler = _BucketHandler(source, storage, bucket, root.resolve())
             observer.schedule(handler, str(root), recursive=True, event_filter=kinds)
+        alarm = _OverflowAlarm()
+        watchdog_log = logging.getLogger(WATCHDOG_LOGGER)
+        watchdog_log.addHandler(alarm)
+        done = threading.Event()
+        overflow = threading.Thread(
+            target=_reconcile_on_overflow, args=(source, alarm, done), name="watch-overflow", daemon=True
+        )
+        overflow.start()
         observer.start()
 
         def close() -> None:
             observer.stop()
             observer.join(timeout=5)
+            done.set()
+            overflow.join(timeout=5)
+            watchdog_log.removeHandler(alarm)
 
         return close
 

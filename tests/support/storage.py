@@ -40,5 +40,8 @@ class FlakyStorage:
     def write(self, bucket: str, name: str, data: bytes, **kwargs: Any) -> ObjectInfo:
         return self.inner.write(bucket, name, data, **kwargs)
 
+    def delete(self, bucket: str, name: str) -> bool:
+        return self.inner.delete(bucket, name)
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.inner.list(bucket, prefix)

@@ -19,8 +19,9 @@ from bloodcell import names, results
 from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.reports.model import CLASSIFIED, PENDING, REJECTED, ReportCell, Review, SignOff, SlideReport
 from bloodcell.results import Result
+from bloodcell.review.slides import check_slide_id
 from bloodcell.settings import Settings
-from bloodcell.storage import Storage, check_object_name
+from bloodcell.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,6 @@ class SlideNotFound(RejectedInput):
 def result_object(upload_name: str) -> str:
     """Where the result of an upload lives in the result bucket (the events engineer owns the rule)."""
     return names.result_name(upload_name)
-
-
-def check_slide(slide: str) -> str:
-    """A slide id is one folder name of the upload bucket; anything else is refused before any read."""
-    slide = slide.strip().strip("/")
-    check_object_name(slide)
-    if "/" in slide:
-        raise RejectedInput(f"slide id {slide!r} must be a single folder name, without '/'")
-    return slide
 
 
 def _stamp(value: Any) -> str:
@@ -97,7 +89,7 @@ def _review_state(storage: Storage, settings: Settings, slide: str) -> tuple[Rev
 
 def load_slide(storage: Storage, settings: Settings, slide: str) -> SlideReport:
     """Every upload of the slide with its result (or pending), reviews applied, sorted by name."""
-    slide = check_slide(slide)
+    slide = check_slide_id(slide)  # the review's rule: refused before any read
     # one past the limit is enough to refuse: a huge folder is never held in memory
     listing = islice(storage.list(settings.upload_bucket, prefix=f"{slide}/"), MAX_CELLS + 1)
     uploads = sorted(listing, key=lambda info: info.name)

@@ -3,6 +3,8 @@
 Every action becomes one create-only record (``state.write_record``). Signing
 off also writes the verified labels into the archive; a failure there leaves
 the sign-off recorded, and signing off again (after a reopen) rewrites them.
+Reopening deletes them first, so the archive only ever holds labels of a
+slide that is signed off now.
 """
 
 from __future__ import annotations
@@ -137,8 +139,31 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
     return SignOff(record, written, missing)
 
 
-def reopen(storage: Storage, settings: Settings, slide: str, user: User) -> ReviewRecord:
+def withdraw_verified(storage: Storage, archive: Storage, settings: Settings, slide: str) -> int:
+    """Delete the slide's verified labels from the archive; how many there were.
+
+    Every cell is tried, reviewed or not (a label may stem from an older sign-off);
+    a missing one is no error, so a failed reopen can simply be tried again.
+    """
+    removed = 0
+    for cell in slide_cells(storage, settings, slide):
+        location = cell.result.archive.location if cell.result else None
+        if location is not None and archive.delete(settings.archive_bucket, verified_key(location)):
+            removed += 1
+    return removed
+
+
+def reopen(storage: Storage, archive: Storage, settings: Settings, slide: str, user: User) -> ReviewRecord:
+    """Withdraw the verified labels, then record the reopen.
+
+    In that order, so the archive never claims a verification that no longer
+    stands: if the record cannot be written, the slide stays signed off with its
+    labels withdrawn (under-claiming), and reopening again completes it.
+    """
     _require_reviewer(user)
     if not slide_review(storage, settings, slide).status.signed_off:
         raise ReviewRefused("The slide is not signed off.")
-    return write_record(storage, settings, new_record(slide, REOPEN, user.name))
+    removed = withdraw_verified(storage, archive, settings, slide)
+    record = write_record(storage, settings, new_record(slide, REOPEN, user.name))
+    log.info("review: slide %r reopened by %r: %d verified labels withdrawn", slide, user.name, removed)
+    return record

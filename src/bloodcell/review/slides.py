@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bloodcell import names
-from bloodcell.errors import BloodcellError, MalformedDocument
+from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.results import ModelRef, Result
 from bloodcell.review.records import CREATE, PREFIX, REOPEN, SIGN_OFF, parse_record_name
 from bloodcell.review.state import read_record
@@ -27,22 +27,30 @@ from bloodcell.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Letters of any script (labs name samples "lame-été-3"), digits, '.', '_', '-': no space, no '/'.
+_ID = re.compile(r"[^\W_][\w.-]{0,63}")  # used with fullmatch: "$" would let a newline through
 # Folders that are not slides: the batch page's own uploads, and our reserved prefix.
 RESERVED = ("web", PREFIX.rstrip("/"))
 _TOKEN = re.compile(r"^[0-9a-f]{10}-(.+)$")
 WAITING, CLASSIFIED, REJECTED = "waiting", "classified", "rejected"
 
 
-class SlideIdError(ValueError):
-    """A slide id people typed that cannot name a folder; the message says why."""
+class SlideIdError(RejectedInput, ValueError):
+    """A slide id people typed that cannot name a folder; ``reason`` says why."""
 
 
 def check_slide_id(slide: str) -> str:
+    """The one rule for slide ids, for the review pages and the reports alike.
+
+    One folder name of the upload bucket, short and plain, so it can never escape
+    the bucket nor name one of the reserved folders; ``slide_of`` lists exactly
+    the folders that pass it.
+    """
     slide = slide.strip()
-    if not _ID.match(slide):
+    if not _ID.fullmatch(slide):
         raise SlideIdError(
-            "A slide id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            f"{slide!r} is not a slide id: one is 1 to 64 letters, digits, '.', '_' or '-' "
+            "(no spaces, no '/'), starting with a letter or digit."
         )
     if slide in RESERVED:
         raise SlideIdError(f"{slide!r} is reserved; choose another id.")
@@ -64,7 +72,7 @@ def new_slide_id(now: datetime | None = None) -> str:
 def slide_of(upload_name: str) -> str | None:
     """The slide an upload belongs to, or None for files outside any slide folder."""
     head, sep, rest = upload_name.partition("/")
-    if not sep or not rest or not _ID.match(head) or head in RESERVED:
+    if not sep or not rest or not _ID.fullmatch(head) or head in RESERVED:
         return None
     return head
 

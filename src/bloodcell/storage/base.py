@@ -71,6 +71,14 @@ class Storage(Protocol):
         """Replace (or, with ``if_absent``, only create) an object, atomically."""
         ...
 
+    def delete(self, bucket: str, name: str) -> bool:
+        """Remove an object; False when there was none (deleting twice is not an error).
+
+        Only for what must stop being claimed (a reopened slide's verified labels):
+        uploads, results and review records are never deleted.
+        """
+        ...
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object in the bucket under ``prefix``, in no promised order.
 

@@ -124,6 +124,16 @@ class GcsStorage:
         result: ObjectInfo = self._call(f"gs://{bucket}/{name}", put)
         return result
 
+    def delete(self, bucket: str, name: str) -> bool:
+        try:
+            self._call(
+                f"gs://{bucket}/{name}",
+                lambda: self.client.bucket(bucket).blob(name).delete(retry=self.retry),
+            )
+        except ObjectNotFound:
+            return False
+        return True
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         blobs = self._call(
             f"gs://{bucket}",

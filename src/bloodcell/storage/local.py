@@ -304,6 +304,21 @@ class LocalStorage:
         finally:
             Path(tmp).unlink(missing_ok=True)  # a failed write leaves no temporary file behind
 
+    def delete(self, bucket: str, name: str) -> bool:
+        path = self._path(bucket, name)
+        try:
+            with self._exclusive(bucket, name):
+                if path.is_dir():
+                    return False
+                try:
+                    path.unlink()
+                except (FileNotFoundError, NotADirectoryError):
+                    return False
+                self._meta_path(bucket, name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TransientError(f"cannot delete {bucket}/{name}: {exc}") from exc
+        return True
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Cheap enough to poll often: one scandir pass, no metadata sidecars read."""
         base = self._bucket_dir(bucket)
@@ -315,8 +330,6 @@ class LocalStorage:
             except OSError:
                 continue  # vanished while we walked
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # editors' swap files, .DS_Store: never objects
                 name = rel + entry.name
                 try:
                     if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(base):

@@ -165,6 +165,13 @@ class S3Storage:
             content_type=content_type,
         )
 
+    def delete(self, bucket: str, name: str) -> bool:
+        """S3 answers a delete of a missing key with success too: a head first tells them apart."""
+        if self.stat(bucket, name) is None:
+            return False
+        self._call(f"s3://{bucket}/{name}", lambda: self.client.delete_object(Bucket=bucket, Key=name))
+        return True
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Page by page (1,000 keys each): memory follows a page, not the bucket."""
         paginator = self.client.get_paginator("list_objects_v2")

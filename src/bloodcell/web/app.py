@@ -40,7 +40,8 @@ def frame(current: str) -> Iterator[None]:
         for title, path in pages.menu():
             link = ui.link(title, path).classes("px-2 sm:px-3 py-1 rounded no-underline text-grey-9")
             if path == current:
-                link.classes("bg-indigo-1 text-primary font-medium")
+                link.classes("bg-indigo-1 text-primary font-medium").props('aria-current="page"')
+                link.mark("nav-current")
         if (name := signin.signed_in_name()) is not None:
             ui.label(name).classes("pl-4 text-grey-7").props("id=signed-in-user")
             ui.link("Sign out", "/signout").classes("px-3 py-1 no-underline text-grey-9")

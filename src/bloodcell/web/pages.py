@@ -27,16 +27,26 @@ class Page:
     title: str
     nav: str | None
     render: Render
+    under: str | None = None  # the menu entry to highlight, for a page without one of its own
+
+    @property
+    def section(self) -> str:
+        return self.under or self.path
 
 
 PAGES: dict[str, Page] = {}
 
 
-def page(path: str, title: str, nav: str | None = None) -> Callable[[Render], Render]:
-    """Declare a page; its function takes the settings first, then its path and query parameters."""
+def page(
+    path: str, title: str, nav: str | None = None, under: str | None = None
+) -> Callable[[Render], Render]:
+    """Declare a page; its function takes the settings first, then its path and query parameters.
+
+    ``under`` names the menu entry's path a page belongs to (``/slides`` for one slide).
+    """
 
     def declare(render: Render) -> Render:
-        PAGES[path] = Page(path, title, nav, render)
+        PAGES[path] = Page(path, title, nav, render, under)
         return render
 
     return declare
@@ -56,7 +66,7 @@ def _handler(
     spec: Page, settings: Settings, frame: Callable[[str], AbstractContextManager[None]]
 ) -> Callable[..., Awaitable[None]]:
     async def handler(**params: Any) -> None:
-        with frame(spec.path):
+        with frame(spec.section):
             outcome = spec.render(settings, **params)
             if inspect.isawaitable(outcome):
                 await outcome

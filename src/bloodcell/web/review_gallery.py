@@ -1,11 +1,11 @@
 """The review gallery: one page of cell crops at a time, a selected cell, and one key per verdict.
 
 Only the visible page exists in the browser (``PER_PAGE`` cards), so a 500-image
-slide costs the same as a 40-image one. A verdict redraws one card; moving the
-selection changes two cards' classes. Keys (ignored while typing in a field):
-N L M E give a class, X "not a white cell", U "unusable", A approves
-the current label; arrows or J/K move, PageUp/PageDown turn pages, F jumps to
-the first cell nobody has reviewed.
+slide costs the same as a 40-image one. Each card is one element of plain HTML: a
+verdict resends one card's content, and moving the selection changes two cards'
+classes. Keys (ignored while typing in a field): N L M E give a class, X "not a
+white cell", U "unusable", A approves the current label; arrows or J/K move,
+PageUp/PageDown turn pages, F jumps to the first cell nobody has reviewed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +45,11 @@ VERDICT_KEYS = {
 VERDICT_WORDS = {**batch.WORDS, NOT_A_WHITE_CELL: "Not a white cell", UNUSABLE: "Unusable"}
 GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "Still being processed"}
 SELECTED = "ring-4 ring-indigo-400"
+# Quasar's own classes for a flat bordered card and a badge, on plain elements
+CARD = "q-card q-card--bordered q-card--flat no-shadow flex flex-col p-1 gap-1 w-36 sm:w-44 cursor-pointer"
+# cards below the fold are neither laid out nor painted until scrolled to: a page turn lays out a few
+CARD_STYLE = "content-visibility: auto; contain-intrinsic-size: auto 13rem"
+BADGE = "q-badge flex inline items-center no-wrap q-badge--single-line self-start"
 
 Verdict = Callable[[Cell, str], Awaitable[bool]]  # True once the verdict is stored
 
@@ -68,7 +74,7 @@ class ReviewGallery:
         self.read_only = False
         self.page = 0
         self.selected = 0
-        self.cards: dict[int, ui.card] = {}
+        self.cards: dict[int, ui.html] = {}
         # keys are handled one at a time, in the order typed: a quick typist's keys are queued, not lost
         self._keys = asyncio.Lock()
         self._deciding = False  # during a verdict the bar is drawn once, for the next cell
@@ -82,6 +88,9 @@ class ReviewGallery:
             self.pager.props("boundary-links max-pages=7 dense")
             self.page_label = ui.label("").classes("text-xs text-grey-7").mark("gallery-page")
         self.grid = ui.column().classes("w-full gap-2")
+        # the cards' component is loaded with the page: otherwise the first cards to arrive wait
+        # for it and are all mounted in one long task when it comes
+        ui.html("", sanitize=False).set_visibility(False)
         # buttons keep focus after a click; keys must still work then (no key here activates one)
         ui.keyboard(on_key=self._key, ignore=["input", "select", "textarea"])
 
@@ -169,40 +178,44 @@ class ReviewGallery:
                 assert row is not None
                 with row:
                     index = first + offset
-                    card = ui.card().classes("p-1 gap-1 w-36 sm:w-44 cursor-pointer").props("flat bordered")
+                    # one element per card, its content plain HTML: a page turn builds 40 elements,
+                    # not 200 components, and a verdict resends one card's content
+                    card = ui.html(self._card_html(index), sanitize=False).classes(CARD).style(CARD_STYLE)
                     card.on("click", lambda _, i=index: self.select(i))
-                    card.classes(f"bc-cell-{index}").mark(f"cell-{cell.display}")
-                    self.cards[index] = card
-                    self._fill(index)
+                    card.classes(f"bc-cell-{index}" + (f" {SELECTED}" if index == self.selected else ""))
+                    self.cards[index] = card.mark(f"cell-{cell.display}")
         self._render_bar()
 
     def _fill(self, index: int) -> None:
-        cell, card = self.cells[index], self.cards[index]
+        self.cards[index].set_content(self._card_html(index))
+
+    def _card_html(self, index: int) -> str:
+        """The card's content; every name in it is escaped (dropped files are named by anyone)."""
+        cell = self.cells[index]
         review = self.reviewed.get(cell.key)
-        card.clear()
-        card.classes(remove=SELECTED)
-        if index == self.selected:
-            card.classes(SELECTED)
-        with card:
-            ui.element("img").props(f'src="{thumb_url(cell.upload_name)}" loading=lazy alt=""').classes(
-                "w-full aspect-square object-cover rounded"
+        parts = [
+            f'<img src="{escape(thumb_url(cell.upload_name))}" loading="lazy" alt=""'
+            ' class="w-full aspect-square object-cover rounded">',
+            f'<div class="text-xs text-grey-8 break-all leading-tight">{escape(cell.display)}</div>',
+        ]
+        if cell.status == CLASSIFIED and cell.result is not None:
+            confidence = 100 * float(cell.result.confidence or 0.0)
+            text = f"{batch.label_words(cell.label)} {confidence:.0f} %"
+            colour = "text-amber-10" if cell.result.uncertain else "text-grey-9"
+            parts.append(
+                f'<div class="text-sm {colour}">{"? " if cell.result.uncertain else ""}{escape(text)}</div>'
             )
-            ui.label(cell.display).classes("text-xs text-grey-8 break-all leading-tight")
-            if cell.status == CLASSIFIED and cell.result is not None:
-                confidence = 100 * float(cell.result.confidence or 0.0)
-                text = f"{batch.label_words(cell.label)} {confidence:.0f} %"
-                colour = "text-amber-10" if cell.result.uncertain else "text-grey-9"
-                ui.label(("? " if cell.result.uncertain else "") + text).classes(f"text-sm {colour}")
-            elif cell.status == REJECTED:
-                ui.label("rejected").classes("text-sm text-negative")
-            else:
-                ui.label("waiting…").classes("text-sm text-grey-6")
-            if review is not None:
-                ui.badge(f"✓ {verdict_words(review.label)}", color="positive").mark(
-                    f"reviewed-{cell.display}"
-                )
-            elif cell.status == CLASSIFIED:
-                ui.badge("to review", color="grey-5").classes("text-black")
+        elif cell.status == REJECTED:
+            parts.append('<div class="text-sm text-negative">rejected</div>')
+        else:
+            parts.append('<div class="text-sm text-grey-6">waiting…</div>')
+        if review is not None:
+            parts.append(
+                f'<span class="{BADGE} bg-positive text-white">✓ {escape(verdict_words(review.label))}</span>'
+            )
+        elif cell.status == CLASSIFIED:
+            parts.append(f'<span class="{BADGE} bg-grey-5 text-black">to review</span>')
+        return "".join(parts)
 
     def _build_bar(self) -> None:
         """The selected cell's panel, built once: moving on changes texts and the picture, not elements."""
@@ -216,7 +229,9 @@ class ReviewGallery:
                 .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0")
             )
             with ui.column().classes("gap-1 grow min-w-0 basis-60") as self.bar_text:
-                self.bar_title = ui.label("").classes("font-medium break-all").mark("selected-cell")
+                self.bar_title = (
+                    ui.label("").classes("font-medium break-all bc-selected-cell").mark("selected-cell")
+                )
                 self.bar_model = ui.label("").classes("text-sm")
                 self.bar_why = ui.label("").classes("text-sm text-amber-10").mark("why-uncertain")
                 self.bar_version = ui.label("").classes("text-xs text-grey-6")
@@ -302,7 +317,11 @@ class ReviewGallery:
         if index in self.cards:
             self.cards[index].classes(SELECTED)
         self._render_bar()
-        ui.run_javascript(f"document.querySelector('.bc-cell-{index}')?.scrollIntoView({{block: 'nearest'}})")
+        # in the next frame, with the layout the browser makes anyway: not a forced one per key
+        ui.run_javascript(
+            "requestAnimationFrame(() => document.querySelector"
+            f"('.bc-cell-{index}')?.scrollIntoView({{block: 'nearest'}}))"
+        )
 
     def first_unreviewed(self) -> int | None:
         for index, cell in enumerate(self.cells):

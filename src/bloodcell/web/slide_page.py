@@ -9,25 +9,37 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from nicegui import events, run, ui
+from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
-from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.review import actions, slides
 from bloodcell.review.records import ReviewRecord
 from bloodcell.review.slides import Cell
-from bloodcell.review.state import SlideReview, replay, slide_review
+from bloodcell.review.state import SlideReview, SlideStatus, replay, slide_review
 from bloodcell.settings import Settings
 from bloodcell.storage import open_archive
-from bloodcell.web import batch, pages, results_feed
+from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
 from bloodcell.web.review_gallery import ReviewGallery, verdict_words
 from bloodcell.web.review_report import ReviewReport
+from bloodcell.web.slide_upload import SlideUpload
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
-TRAIL_ROWS = 50  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+TRAIL_PER_PAGE = 10  # rows sent to the browser: the whole trail of a 500-cell slide would be resent per key
+TRAIL_COLUMNS = [
+    {"name": name, "label": label, "field": name, "align": "left"}
+    for name, label in (
+        ("at", "When (UTC)"),
+        ("who", "Who"),
+        ("action", "Action"),
+        ("cell", "Cell"),
+        ("change", "Before → after"),
+        ("model", "Model"),
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class SlideView:
         self.user = current_user()
         self.snapshot: Snapshot | None = None
         self._loading = False
-        self._created = False
+        self._signoff_shown: SlideStatus | None = None
         with ui.row().classes("w-full items-center gap-3"):
             ui.link("← Slides", "/slides").classes("text-primary")
             ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
@@ -72,27 +84,12 @@ class SlideView:
                 ui.link(words, report_url(slide, kind)).classes("text-sm text-primary").mark(f"report-{kind}")
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-72 gap-2 min-w-0"):
-                ui.label("Add images of this slide").classes("text-subtitle1 font-medium")
-                self.upload = ui.upload(
-                    multiple=True,
-                    auto_upload=True,
-                    max_file_size=settings.max_upload_bytes,
-                    on_upload=self.on_upload,
-                    label="Cell images",
-                ).props(f'accept="{",".join(ACCEPTED_SUFFIXES)}" flat bordered color=primary')
-                self.upload.classes("w-full bc-slide-upload")
-                # no per-file previews: hundreds of them froze the page; the count below says it all
-                with self.upload.add_slot("list"), ui.column().classes("w-full items-center gap-0 py-2"):
-                    ui.icon("cloud_upload", size="32px").classes("text-indigo-3")
-                    ui.label("Drop this slide's cell images here").classes("text-grey-8 text-center")
-                limit = format_size(settings.max_upload_bytes)
-                ui.label(f"{KINDS} · up to {limit} each").classes("text-xs text-grey-7")
-                self.upload.on("added", self._chosen, js_handler="(files) => emit(files.length)")
-                self.upload.on(
-                    "rejected", self._refused_by_browser, js_handler="(items) => emit(items.length)"
+                self.uploader = SlideUpload(
+                    settings,
+                    slide,
+                    self.user,
+                    lambda: self.snapshot is not None and self.snapshot.review.created_by is None,
                 )
-                self.upload_note = ui.label("").classes("text-sm text-grey-8").mark("upload-note")
-                self.chosen = self.stored = self.not_stored = 0
                 self.signoff = ui.column().classes("w-full gap-2")
             self.report = ReviewReport()
         self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
@@ -100,22 +97,14 @@ class SlideView:
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
             self.trail_note = ui.label("").classes("text-xs text-grey-7").mark("trail-note")
             self.trail = (
-                ui.table(
-                    columns=[
-                        {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
-                        {"name": "who", "label": "Who", "field": "who", "align": "left"},
-                        {"name": "action", "label": "Action", "field": "action", "align": "left"},
-                        {"name": "cell", "label": "Cell", "field": "cell", "align": "left"},
-                        {"name": "change", "label": "Before → after", "field": "change", "align": "left"},
-                        {"name": "model", "label": "Model", "field": "model", "align": "left"},
-                    ],
-                    rows=[],
-                    row_key="id",
-                    pagination={"rowsPerPage": 10, "sortBy": "at", "descending": True},
-                )
+                ui.table(columns=TRAIL_COLUMNS, rows=[], row_key="id", pagination=0)
                 .classes("w-full bc-trail")
-                .props("flat dense wrap-cells")
+                .props("flat dense wrap-cells hide-pagination")
             )
+            # every record, a page at a time: only the page shown is sent, never the whole trail per key
+            self.trail_page = 0
+            self.trail_pager = ui.pagination(1, 1, direction_links=True, on_change=self._trail_paged)
+            self.trail_pager.props("boundary-links max-pages=7 dense").mark("trail-pager")
         ui.timer(REFRESH_SECONDS, self.refresh)
 
     # ---- reading ----
@@ -154,17 +143,37 @@ class SlideView:
             else f"Read-only: {self.user.name} does not have the reviewer role."
         )
         self.gallery.set_data(cells, review.cells, status.signed_off or not reviewer)
-        self.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
+        self.uploader.upload.set_visibility(not status.signed_off)  # a signed-off slide takes no new images
         self.report.update(cells, review.cells)
         self._render_signoff()
-        shown = review.trail[-TRAIL_ROWS:]
-        self.trail.rows = [self._trail_row(r) for r in shown]
-        self.trail.update()
-        hidden = len(review.trail) - len(shown)
+        self._render_trail()
+
+    def _render_trail(self) -> None:
+        """The trail's page ``trail_page``, newest first; page 1 follows new records as they come."""
+        assert self.snapshot is not None
+        trail = self.snapshot.review.trail
+        pages = max(1, -(-len(trail) // TRAIL_PER_PAGE))
+        self.trail_page = min(self.trail_page, pages - 1)
+        newest = len(trail) - self.trail_page * TRAIL_PER_PAGE
+        shown = trail[max(0, newest - TRAIL_PER_PAGE) : newest][::-1]
+        rows = [self._trail_row(r) for r in shown]
+        if rows != self.trail.rows:
+            self.trail.rows = rows
+            self.trail.update()
+        self.trail_pager.max = pages
+        self.trail_pager.value = self.trail_page + 1
+        self.trail_pager.set_visibility(pages > 1)
+        first = self.trail_page * TRAIL_PER_PAGE
         self.trail_note.set_text(
-            f"{len(review.trail)} records, newest first"
-            + (f"; the {hidden} oldest are kept in the bucket but not listed here" if hidden else "")
+            f"{len(trail)} records, newest first"
+            + (f" · {first + 1}–{first + len(shown)} shown" if pages > 1 else "")
         )
+
+    def _trail_paged(self, event: events.ValueChangeEventArguments[Any]) -> None:
+        page = int(event.value or 1) - 1
+        if page != self.trail_page and self.snapshot is not None:
+            self.trail_page = page
+            self._render_trail()
 
     def _trail_row(self, record: ReviewRecord) -> dict[str, str]:
         ignored = self.snapshot is not None and record.id in self.snapshot.review.ignored
@@ -182,8 +191,12 @@ class SlideView:
         }
 
     def _render_signoff(self) -> None:
+        """Rebuilt only when the sign-off state changes, not on every verdict."""
         assert self.snapshot is not None
         status = self.snapshot.review.status
+        if status == self._signoff_shown:
+            return
+        self._signoff_shown = status
         self.signoff.clear()
         with self.signoff:
             if status.signed_off:
@@ -239,75 +252,12 @@ class SlideView:
 
     async def reopen(self) -> None:
         storage = results_feed.storage_for(self.settings)
-        if await self._act(actions.reopen, storage, self.settings, self.slide, self.user):
+        archive = open_archive(self.settings)
+        if await self._act(actions.reopen, storage, archive, self.settings, self.slide, self.user):
             await self._reload()
 
-    # ---- uploads: "n of N chosen", and a warning before leaving while some are in flight ----
 
-    def _chosen(self, event: events.GenericEventArguments) -> None:
-        self.chosen += int(event.args or 0)
-        self._upload_progress()
-
-    def _refused_by_browser(self, event: events.GenericEventArguments) -> None:
-        count = int(event.args or 0)
-        self.chosen += count
-        self.not_stored += count
-        ui.notify(
-            f"{count} files not uploaded: only images up to {format_size(self.settings.max_upload_bytes)}"
-        )
-        self._upload_progress()
-
-    def _upload_progress(self) -> None:
-        done = self.stored + self.not_stored
-        text = f"{self.stored} of {self.chosen} chosen stored"
-        if self.not_stored:
-            text += f" · {self.not_stored} not uploaded"
-        in_flight = done < self.chosen
-        self.upload_note.set_text(text + (" · uploading, keep this page open" if in_flight else ""))
-        # leaving now would drop the files still in the browser: let the browser ask first
-        ui.run_javascript(f"window.onbeforeunload = {'() => true' if in_flight else 'null'}")
-
-    async def on_upload(self, event: events.UploadEventArguments) -> None:
-        try:
-            await self._store(event)
-        finally:
-            self._upload_progress()
-
-    async def _store(self, event: events.UploadEventArguments) -> None:
-        file = event.file
-        if reason := batch.refusal(file.name, file.size(), self.settings.max_upload_bytes):
-            self.not_stored += 1
-            ui.notify(f"{file.name}: not uploaded, {reason}", type="warning")
-            return
-        name = slides.upload_object_name(self.slide, file.name)
-        data = await file.read()
-        try:
-            await run.io_bound(
-                results_feed.store_upload,
-                self.settings,
-                name,
-                data,
-                content_type(file.name),
-                self.user.name,
-            )
-        except BloodcellError as exc:
-            self.not_stored += 1
-            ui.notify(f"{file.name}: could not be stored ({exc})", type="negative")
-            return
-        self.stored += 1
-        if not self._created and self.snapshot is not None and self.snapshot.review.created_by is None:
-            self._created = True  # once, however many files arrive at the same time
-            await run.io_bound(
-                actions.create_slide,
-                results_feed.storage_for(self.settings),
-                self.settings,
-                self.slide,
-                self.user,
-            )
-        # no redraw per file: the page's timer picks new images up, a few seconds' worth at a time
-
-
-@pages.page("/slides/{slide}", "slide")
+@pages.page("/slides/{slide}", "slide", under="/slides")
 async def slide_page(settings: Settings, slide: str) -> None:
     try:
         slides.check_slide_id(slide)
@@ -315,5 +265,6 @@ async def slide_page(settings: Settings, slide: str) -> None:
         ui.label(f"No such slide: {exc}").classes("text-negative")
         return
     view = SlideView(settings, slide)
-    await ui.context.client.connected()
+    await ui.context.client.connected()  # tab storage exists once the browser is connected
+    view.uploader.connected(app.storage.tab)
     await view.refresh()
