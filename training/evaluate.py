@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,20 +186,35 @@ def legacy_subset(s: EvalSet, data: Path, preds: list[Any]) -> tuple[EvalSet, li
     return sub, [preds[i] for i in keep]
 
 
-def timing(model_dir: Path, n: int = 300) -> dict[str, float | str]:
+def member(model_dir: Path, views: list[str]) -> Classifier:
+    """A further ensemble member (``--member``): its own network, seen through the views evaluated."""
+    clf = Classifier(model_dir, threads=1)
+    clf.info = replace(clf.info, views=tuple(views))
+    return clf
+
+
+def timing(
+    model_dir: Path, n: int = 300, members: tuple[Path, ...] = (), member_views: tuple[str, ...] = ()
+) -> dict[str, float | str]:
     """CPU time per call, not wall time: the build machine is shared, and waiting for a core is not cost.
 
     The interpreter runs on one thread (the caller's), so process CPU time is its compute time.
+    An ensemble's time is that of all its members, each on its views.
     """
     clf = Classifier(model_dir, threads=1)
+    others = [member(d, list(member_views or clf.info.views)) for d in members]
     x = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)
     runs = []
     for _ in range(3):
         for _ in range(20):
             clf.predict(x)
+            for o in others:
+                o.raw(x)
         t0 = time.process_time()
         for _ in range(n):
             clf.predict(x)
+            for o in others:
+                o.raw(x)
         runs.append((time.process_time() - t0) / n * 1000)
     field = Image.new("RGB", (640, 480), (230, 200, 210))
     t0 = time.process_time()
@@ -208,6 +223,7 @@ def timing(model_dir: Path, n: int = 300) -> dict[str, float | str]:
     return {
         "inference_ms_1_thread": round(float(np.median(runs)), 3),
         "views": len(clf.info.views),
+        **({"members": 1 + len(others)} if others else {}),
         "cell_tensor_ms_640x480": round((time.process_time() - t0) / 50 * 1000, 3),
         "clock": "process CPU time, median of 3 rounds",
     }
@@ -267,6 +283,14 @@ def main() -> int:
         help="the previous version's figures (from --write-baseline), shown beside these",
     )
     parser.add_argument("--write-baseline", type=Path, help="also save this model's figures as a baseline")
+    parser.add_argument(
+        "--member",
+        type=Path,
+        action="append",
+        default=[],
+        help="a further model folder whose softmax is averaged in (an ensemble tried, evaluation only)",
+    )
+    parser.add_argument("--member-views", help="the members' test-time views (default: --views)")
     args = parser.parse_args()
     t0 = time.monotonic()
     sets = eval_sets(args.data)
@@ -277,6 +301,13 @@ def main() -> int:
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     clf = Classifier(args.model, threads=1)
     raw = {s.name: raw_outputs(clf, s, args.model, args.cache) for s in sets}
+    member_views = (args.member_views or args.views).split(",")
+    for d in args.member:
+        other = member(d, member_views)
+        for s in sets:
+            raw[s.name] = raw[s.name] + raw_outputs(other, s, d, args.cache)
+    if args.member:
+        raw = {k: v / (1 + len(args.member)) for k, v in raw.items()}
     if not args.keep_rule and not args.no_write:
         calibrate(args.model, raw, sets, args.views.split(","))
         clf = Classifier(args.model, threads=1)
@@ -289,7 +320,7 @@ def main() -> int:
         for sub, sub_preds in subsets:
             is_wbc = sub.items[0].label < OTHER_INDEX
             metrics[sub.name] = wbc_metrics(sub, sub_preds) if is_wbc else other_metrics(sub, sub_preds)
-    speed = timing(args.model)
+    speed = timing(args.model, members=tuple(args.member), member_views=tuple(member_views))
     leaks = leakage_report(args.data, args.cache)
     print(f"evaluated in {time.monotonic() - t0:.0f}s with {args.model / 'model.tflite'}\n")
     print(
@@ -314,6 +345,8 @@ def main() -> int:
         curves = {k: m.pop("_curve") for k, m in metrics.items() if "_curve" in m}
         reliab = {k: m.pop("_reliability") for k, m in metrics.items() if "_reliability" in m}
         meta.update(metrics=metrics, speed=speed, leakage=leaks)
+        if args.member:
+            meta["ensemble_members"] = {"folders": [str(d) for d in args.member], "views": member_views}
         if args.baseline.is_file() and json.loads(args.baseline.read_text())["version"] != meta["version"]:
             meta["baseline"] = json.loads(args.baseline.read_text())
         if args.write_baseline:
