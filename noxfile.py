@@ -173,4 +173,5 @@ def bench(session: nox.Session) -> None:
     _install_runtime(session)
     session.install("selenium==4.51.0")  # the slide page in Chromium (bench/reviewpage.py)
     session.install("py-spy==0.4.3")  # bench/profile.py: where the local stack spends its CPU
+    session.install("moto[server]==5.2.1")  # bench/scale.py: the receive mode against an S3 API
     session.run("python", "bench/run.py", *session.posargs, env={"BLOODCELL_DATASETS": DATASETS})
