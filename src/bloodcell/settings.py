@@ -272,7 +272,8 @@ class Settings:
         None,
         choice("watch", "receive"),
         "`watch`: inotify on the folder buckets; `receive`: an HTTP server on `HOST`:`PORT` taking "
-        "S3-format bucket notifications (`POST /`, `GET /healthz`), see docs/delivery.md",
+        "S3-format bucket notifications (`POST /`; `GET`/`HEAD` on `/` and `/healthz` for the store's "
+        "and the platform's checks), see docs/delivery.md",
         shown="`watch` for local storage, else `receive`",
     )
     event_source_max_attempts: int = setting(
