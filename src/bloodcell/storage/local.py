@@ -53,6 +53,26 @@ def _digest_generation(digest: str) -> str:
     return digest[:32]
 
 
+def _described(
+    bucket: str,
+    name: str,
+    generation: str,
+    st: os.stat_result,
+    metadata: dict[str, str],
+    content_type: str | None,
+) -> ObjectInfo:
+    """An object's description from its file's stat: one place for stat, read and write."""
+    return ObjectInfo(
+        bucket=bucket,
+        name=name,
+        generation=generation,
+        size=st.st_size,
+        updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+        metadata=metadata,
+        content_type=content_type,
+    )
+
+
 def implied_type(name: str) -> str | None:
     """The content type a name's suffix implies: what an object without a sidecar reports."""
     return "application/json" if name.endswith(".json") else IMAGE_TYPES.get(suffix_of(name))
@@ -193,15 +213,7 @@ class LocalStorage:
                     break
         except (OSError, ValueError):
             pass
-        return ObjectInfo(
-            bucket=bucket,
-            name=name,
-            generation=generation,
-            size=st.st_size,
-            updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-            metadata=meta,
-            content_type=content_type,
-        )
+        return _described(bucket, name, generation, st, meta, content_type)
 
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         path = self._path(bucket, name)
@@ -287,15 +299,7 @@ class LocalStorage:
             st = path.stat()
             self._remember(_stat_key(path, st), generation)
         # what was just written, not read back from the sidecar
-        return ObjectInfo(
-            bucket=bucket,
-            name=name,
-            generation=generation,
-            size=st.st_size,
-            updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-            metadata=dict(metadata or {}),
-            content_type=content_type,
-        )
+        return _described(bucket, name, generation, st, dict(metadata or {}), content_type)
 
     def _bare(self, bucket: str, name: str, content_type: str, metadata: Mapping[str, str] | None) -> bool:
         """True when a sidecar would say nothing the object's name doesn't (no metadata, the
@@ -394,10 +398,4 @@ class LocalStorage:
                     generation = self._generation(Path(entry.path), st)
                 except (OSError, TransientError):
                     continue
-                yield ObjectInfo(
-                    bucket=bucket,
-                    name=name,
-                    generation=generation,
-                    size=st.st_size,
-                    updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-                )
+                yield _described(bucket, name, generation, st, {}, None)  # listings skip sidecars
