@@ -28,7 +28,7 @@ import urllib3
 
 from bloodcell.deadletters import DeadLetters
 from bloodcell.events import gcs_event, structured_http
-from bloodcell.names import escape
+from bloodcell.names import escape, hidden
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage
 
@@ -64,10 +64,6 @@ class _Delivery:
 # put this long: rsync and many editors write ``.name.XXXXXX`` and rename it within
 # milliseconds, and preprocess answers nothing for an object that is gone by then.
 HIDDEN_GRACE_SECONDS = 2.0
-
-
-def _hidden(name: str) -> bool:
-    return any(part.startswith(".") for part in name.split("/"))
 
 
 class EventSource:
@@ -118,7 +114,7 @@ class EventSource:
             if key in self._queued:
                 return False
             self._queued.add(key)
-        self._enqueue(info, delay=self.hidden_grace if _hidden(info.name) else 0.0)
+        self._enqueue(info, delay=self.hidden_grace if hidden(info.name) else 0.0)
         return True
 
     def reconcile(self) -> int:

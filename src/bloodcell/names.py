@@ -38,6 +38,11 @@ def _bytes(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def hidden(name: str) -> bool:
+    """A part of the name starts with '.': a dot-file, or a file in a hidden folder."""
+    return any(part.startswith(".") for part in name.split("/"))
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot have derived names of its own, as a sentence; None when it can."""
     if not name:
@@ -51,7 +56,7 @@ def name_problem(name: str) -> str | None:
     parts = name.split("/")
     if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         return "object name is absolute or has empty, '.' or '..' parts"
-    if any(p.startswith(".") for p in parts):
+    if hidden(name):
         return "object name has a hidden part (starting with '.')"
     if parts[0].startswith(SYSTEM_FOLDER_PREFIX) and len(parts) > 1:
         return "top-level folders starting with '_' are reserved (rejected results, review records)"
