@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.hcl import norm
+
 REPO = Path(__file__).resolve().parent.parent
 GKE = REPO / "terraform" / "gke"
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/gke")
@@ -23,22 +25,12 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlay")
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_norm(k): _norm(v) for k, v in value.items() if not str(k).startswith("__")}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
 @cache
 def _module(name: str) -> dict[str, list[dict[str, Any]]]:
     merged: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((GKE / name).glob("*.tf")):
         with path.open() as handle:
-            for key, blocks in _norm(hcl2.load(handle)).items():
+            for key, blocks in norm(hcl2.load(handle)).items():
                 merged.setdefault(key, []).extend(blocks if isinstance(blocks, list) else [blocks])
     return merged
 

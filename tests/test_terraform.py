@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from bloodcell.events import GCS_FINALIZED  # noqa: E402
 from bloodcell.settings import ENV_VARS  # noqa: E402
+from tests.support.hcl import norm  # noqa: E402
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/")
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read cloudbuild.yaml")
@@ -36,17 +37,6 @@ _MAP_ITEM = re.compile(r"""['"]?\b([A-Z][A-Z0-9_]{2,})\b['"]?\s*[=:]\s*("[^"]*"|
 
 
 # ---- reading the HCL ----
-
-
-def _norm(value: Any) -> Any:
-    """Strip python-hcl2's quoting and bookkeeping keys, recursively."""
-    if isinstance(value, dict):
-        return {_norm(k): _norm(v) for k, v in value.items() if not str(k).startswith("__")}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
 
 
 def _scalar(value: Any) -> Any:
@@ -73,7 +63,7 @@ def _files() -> dict[str, dict[str, Any]]:
     parsed = {}
     for path in sorted(TERRAFORM.glob("*.tf")):
         with path.open() as handle:
-            parsed[path.name] = _norm(hcl2.load(handle))
+            parsed[path.name] = norm(hcl2.load(handle))
     return parsed
 
 
@@ -631,7 +621,7 @@ def test_failed_eventarc_deliveries_end_in_a_readable_dead_letter_subscription()
 def test_tfvars_example_sets_only_declared_variables_and_the_required_one() -> None:
     # Arrange
     with (TERRAFORM / "terraform.tfvars.example").open() as handle:
-        example = _norm(hcl2.load(handle))
+        example = norm(hcl2.load(handle))
 
     # Act
     unknown = set(example) - set(_named("variable"))
