@@ -94,7 +94,6 @@ class EventSource:
         self.delivered = 0
         self.attempts = 0
         self.dead_lettered = 0
-        self.hidden_grace = HIDDEN_GRACE_SECONDS
         self._queued: set[tuple[str, str, str]] = set()  # only what waits: bounded by the backlog
         self._heap: list[_Delivery] = []
         self._seq = itertools.count()
@@ -114,7 +113,7 @@ class EventSource:
             if key in self._queued:
                 return False
             self._queued.add(key)
-        self._enqueue(info, delay=self.hidden_grace if hidden(info.name) else 0.0)
+        self._enqueue(info, delay=HIDDEN_GRACE_SECONDS if hidden(info.name) else 0.0)
         return True
 
     def reconcile(self) -> int:
