@@ -311,7 +311,7 @@ def test_a_worker_that_meets_an_unexpected_exception_keeps_going(
         wait_for("the exploding event to get through on retry", lambda: source.delivered == 1, 10)
         source.announce(local.write("uploads", "next.jpg", b"2"))
         wait_for("the next upload", lambda: source.delivered == 2, 10)
-        alive = [w for w in source._workers if w.is_alive()]
+        alive = [w for w in source.workers if w.is_alive()]
     finally:
         stop.set()
 
@@ -321,6 +321,47 @@ def test_a_worker_that_meets_an_unexpected_exception_keeps_going(
         "explodes.jpg",
         "next.jpg",
     ]
+
+
+def test_a_backlog_on_one_sink_does_not_hold_back_another(
+    tmp_path: Path, sink: tuple[str, type[_Recorder]]
+) -> None:
+    """Each sink has its own lane: a tensor is delivered to predict while preprocess still
+    holds every upload of a burst (with one queue it would wait behind the last upload)."""
+    fast_url, fast = sink
+    release = threading.Event()
+    stuck: list[str] = []
+
+    class Held(_Recorder):
+        def do_POST(self) -> None:
+            stuck.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["data"]["name"])
+            release.wait(30)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    local = LocalStorage(tmp_path / "data")
+    routes = {"uploads": f"http://127.0.0.1:{slow.server_port}/", "tensors": fast_url}
+    source = EventSource(local, routes, concurrency=4, is_done={b: (lambda _i: True) for b in routes})
+    stop = threading.Event()
+    threading.Thread(target=source.run, args=(stop,), daemon=True).start()
+    try:
+        for i in range(10):
+            source.announce(local.write("uploads", f"u{i}.jpg", bytes([i])))
+        wait_for("the upload lane to be busy", lambda: len(stuck) == 2, 10)
+        source.announce(local.write("tensors", "u0.jpg.npy", b"t"))
+        wait_for("the tensor, past the held uploads", lambda: len(fast.received) == 1, 10)
+        in_flight = len(stuck)
+    finally:
+        release.set()
+        stop.set()
+        slow.shutdown()
+        slow.server_close()
+
+    assert in_flight == 2, "the upload lane took more than its share of EVENT_SOURCE_CONCURRENCY"
+    assert json.loads(fast.received[0][1])["data"]["name"] == "u0.jpg.npy"
 
 
 # ---- generations: "these bytes" ----

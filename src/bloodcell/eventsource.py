@@ -10,6 +10,11 @@ Delivery is at-least-once with a bound: a failed delivery is retried with capped
 exponential backoff up to ``max_attempts`` times, then dead-lettered
 (``bloodcell.deadletters``). Workers catch everything, so one odd object can never
 shrink the pool; the pool is also topped up should a thread die anyway.
+
+Each sink has its own queue and its own share of the workers (a lane), as each Knative
+trigger has its own dispatcher: with one queue, a burst of 500 uploads would hold every
+tensor behind the last upload, so predict would idle while preprocess worked and then
+the other way round, one core at a time.
 """
 
 from __future__ import annotations
@@ -60,6 +65,17 @@ class _Delivery:
     error: str = field(default="", compare=False)
 
 
+@dataclass
+class _Lane:
+    """One sink's deliveries, due first, and the workers that serve only them."""
+
+    url: str
+    size: int
+    heap: list[_Delivery] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    workers: list[threading.Thread] = field(default_factory=list)
+
+
 # A hidden name is answered (rejected) like any unusable one, but only once it has stayed
 # put this long: rsync and many editors write ``.name.XXXXXX`` and rename it within
 # milliseconds, and preprocess answers nothing for an object that is gone by then.
@@ -95,12 +111,14 @@ class EventSource:
         self.attempts = 0
         self.dead_lettered = 0
         self._queued: set[tuple[str, str, str]] = set()  # only what waits: bounded by the backlog
-        self._heap: list[_Delivery] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # the counters and _queued
+        sinks = sorted(set(self.routes.values()))
+        # `concurrency` bounds the whole source; each sink gets an equal share, at least one
+        share = max(1, concurrency // max(1, len(sinks)))
+        self._lanes = {url: _Lane(url, share) for url in sinks}
         self._http: urllib3.PoolManager | None = None
         self._http_lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
 
     # ---- discovery ----
 
@@ -109,7 +127,7 @@ class EventSource:
         if info.bucket not in self.routes:
             return False
         key = (info.bucket, info.name, info.generation)
-        with self._cond:
+        with self._lock:
             if key in self._queued:
                 return False
             self._queued.add(key)
@@ -156,24 +174,28 @@ class EventSource:
     def _enqueue(
         self, info: ObjectInfo, attempt: int = 0, delay: float = 0.0, item: _Delivery | None = None
     ) -> None:
-        with self._cond:
+        lane = self._lanes[self.routes[info.bucket]]
+        with lane.cond:
             heapq.heappush(
-                self._heap,
+                lane.heap,
                 _Delivery(
                     time.monotonic() + delay,
                     next(self._seq),
                     info,
-                    self.routes[info.bucket],
+                    lane.url,
                     attempt,
                     item.first_failed if item else "",
                     item.error if item else "",
                 ),
             )
-            self._cond.notify()
+            lane.cond.notify()
 
     def backlog(self) -> int:
-        with self._cond:
-            return len(self._heap)
+        total = 0
+        for lane in self._lanes.values():
+            with lane.cond:
+                total += len(lane.heap)
+        return total
 
     def _pool(self) -> urllib3.PoolManager:
         """One keep-alive pool for every worker (and the receive adapter's threads).
@@ -189,7 +211,7 @@ class EventSource:
                 cert_reqs, ca_certs, ca_cert_dir = _tls_options(self.verify)
                 self._http = urllib3.PoolManager(
                     num_pools=max(4, len(set(self.routes.values()))),
-                    maxsize=self.concurrency,
+                    maxsize=max(lane.size for lane in self._lanes.values()),
                     retries=False,  # retries are ours: bounded, with backoff, then dead-lettered
                     timeout=urllib3.Timeout(total=self.timeout),
                     cert_reqs=cert_reqs,
@@ -209,14 +231,14 @@ class EventSource:
             return None
         return f"HTTP {response.status}"
 
-    def _next(self, stop: threading.Event) -> _Delivery | None:
-        with self._cond:
+    def _next(self, lane: _Lane, stop: threading.Event) -> _Delivery | None:
+        with lane.cond:
             while not stop.is_set():
                 now = time.monotonic()
-                if self._heap and self._heap[0].due <= now:
-                    return heapq.heappop(self._heap)
-                wait = self._heap[0].due - now if self._heap else 0.5
-                self._cond.wait(timeout=min(wait, 0.5))
+                if lane.heap and lane.heap[0].due <= now:
+                    return heapq.heappop(lane.heap)
+                wait = lane.heap[0].due - now if lane.heap else 0.5
+                lane.cond.wait(timeout=min(wait, 0.5))
         return None
 
     def _attempt(self, item: _Delivery) -> None:
@@ -225,10 +247,10 @@ class EventSource:
         except Exception as exc:  # a bug or an odd object: a failed attempt, never a dead worker
             log.exception("delivery of %s raised", escape(f"{item.info.bucket}/{item.info.name}"))
             error = f"{type(exc).__name__}: {exc}"
-        with self._cond:
+        with self._lock:
             self.attempts += 1
         if error is None:
-            with self._cond:
+            with self._lock:
                 self.delivered += 1
                 self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
             return
@@ -265,7 +287,7 @@ class EventSource:
             attempts,
             escape(item.error),
         )
-        with self._cond:
+        with self._lock:
             self.dead_lettered += 1
             self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
         if self.dead_letters is not None:
@@ -274,11 +296,11 @@ class EventSource:
             except Exception:
                 log.exception("could not write the dead-letter record of %s", where)
 
-    def _worker(self, stop: threading.Event) -> None:
+    def _worker(self, lane: _Lane, stop: threading.Event) -> None:
         while not stop.is_set():
             item = None
             try:
-                item = self._next(stop)
+                item = self._next(lane, stop)
                 if item is None:
                     return
                 self._attempt(item)
@@ -314,14 +336,19 @@ class EventSource:
         )
 
     def start_workers(self, stop: threading.Event) -> None:
-        """Bring the pool to full strength: start workers that are missing or died."""
-        self._workers = [w for w in self._workers if w.is_alive()]
-        while len(self._workers) < self.concurrency:
-            worker = threading.Thread(
-                target=self._worker, args=(stop,), name=f"deliver-{next(self._seq)}", daemon=True
-            )
-            worker.start()
-            self._workers.append(worker)
+        """Bring every lane to full strength: start workers that are missing or died."""
+        for lane in self._lanes.values():
+            lane.workers = [w for w in lane.workers if w.is_alive()]
+            while len(lane.workers) < lane.size:
+                worker = threading.Thread(
+                    target=self._worker, args=(lane, stop), name=f"deliver-{next(self._seq)}", daemon=True
+                )
+                worker.start()
+                lane.workers.append(worker)
+
+    @property
+    def workers(self) -> list[threading.Thread]:
+        return [worker for lane in self._lanes.values() for worker in lane.workers]
 
     def run(
         self,
@@ -342,7 +369,8 @@ class EventSource:
         finally:
             if close is not None:
                 close()
-            with self._cond:
-                self._cond.notify_all()
-            for worker in self._workers:
+            for lane in self._lanes.values():
+                with lane.cond:
+                    lane.cond.notify_all()
+            for worker in self.workers:
                 worker.join(timeout=5)

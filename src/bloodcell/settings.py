@@ -265,7 +265,10 @@ class Settings:
         shown="–",
     )
     event_source_concurrency: int = setting(
-        "EVENT_SOURCE_CONCURRENCY", 4, whole(), "most event deliveries in flight at once"
+        "EVENT_SOURCE_CONCURRENCY",
+        8,
+        whole(),
+        "most event deliveries in flight at once, shared equally among the sinks (at least one each)",
     )
     event_source_mode: str | None = setting(
         "EVENT_SOURCE_MODE",
