@@ -307,35 +307,37 @@ class Pipeline:
             )
             return Outcome("rejected", exc.reason)
         timings["inference"] = (time.perf_counter() - started) * 1000
-        if superseded := self._superseded(source):
-            return Outcome("stale", superseded)
         stamps["classified"] = results.now_iso()
         result = Result.classified(source, prediction, classifier.info, timings, stamps)
-        if not self._archive_and_write(result):
-            return Outcome("gone", "upload deleted or replaced before it was archived")
+        # no separate check that the upload is unchanged: the archive copy reads it at its
+        # generation, and publishes nothing if it changed or vanished meanwhile
+        if unarchived := self._archive_and_write(result):
+            return unarchived
         return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)
-        if not self._archive_and_write(Result.from_json(data)):
-            return Outcome("gone", "upload deleted or replaced before its archive copy")
+        if unarchived := self._archive_and_write(Result.from_json(data)):
+            return unarchived
         return Outcome("classified", "archive copy completed on retry")
 
-    def _archive_and_write(self, result: Result) -> bool:
+    def _archive_and_write(self, result: Result) -> Outcome | None:
         """Archive first; if the archive is down, publish the result as pending and retry later.
 
-        False when the upload vanished or changed before its image could be archived: then
-        no result is published, since ``archive: stored`` would name an image never stored.
+        An outcome (gone, stale) when the upload vanished or changed before its image could
+        be archived: then no result is published, since ``archive: stored`` would name an
+        image never stored, or describe bytes no longer there.
         """
         try:
-            location = self._archive_copy(result)
+            stored = self._archive_copy(result)
         except TransientError:
             self._write_result(result.with_archive(ArchiveStatus.PENDING))
             raise
-        if location is None:
-            return False
-        self._write_result(result.with_archive(ArchiveStatus.STORED, location))
-        return True
+        if isinstance(stored, Outcome):
+            return stored
+        document, body = stored
+        self._write_result(document, body=body)
+        return None
 
     def archive_key(self, result: Result) -> str:
         source = result.source
@@ -343,32 +345,32 @@ class Pipeline:
         generation = source.generation.replace("/", "_")
         return f"{self.settings.archive_prefix}{day}/{result.label}/{generation}/{source.name}"
 
-    def _archive_copy(self, result: Result) -> str | None:
-        """Image and result side by side, by date and label: ready to be a training folder."""
+    def _archive_copy(self, result: Result) -> tuple[Result, bytes] | Outcome:
+        """Image and result side by side, by date and label: ready to be a training folder.
+
+        The stored result and its JSON, which the result object repeats byte for byte."""
         source = result.source
         key = self.archive_key(result)
         try:
             image, info = self.storage.read(source.bucket, source.name)
         except ObjectNotFound:
-            image, info = b"", None
-        if info is None or info.generation != source.generation:
-            log.warning("archive: %s changed or vanished before archiving", names.escape(source.name))
-            return None
+            log.warning("archive: %s vanished before archiving", names.escape(source.name))
+            return Outcome("gone", "upload deleted before it was archived")
+        if info.generation != source.generation:
+            log.warning("archive: %s changed before archiving", names.escape(source.name))
+            return Outcome("stale", f"superseded by generation {info.generation} while being processed")
         content_type = info.content_type or "application/octet-stream"
         self.archive.write(self.settings.archive_bucket, key, image, content_type=content_type)
-        self.archive.write(
-            self.settings.archive_bucket,
-            key + ".json",
-            result.with_archive(ArchiveStatus.STORED, key).to_json(),
-            content_type="application/json",
-        )
-        return key
+        stored = result.with_archive(ArchiveStatus.STORED, key)
+        body = stored.to_json()
+        self.archive.write(self.settings.archive_bucket, key + ".json", body, content_type="application/json")
+        return stored, body
 
-    def _write_result(self, result: Result, name: str | None = None) -> None:
+    def _write_result(self, result: Result, name: str | None = None, body: bytes | None = None) -> None:
         self.storage.write(
             self.settings.result_bucket,
             name or names.result_name(result.source.name),
-            result.to_json(),
+            result.to_json() if body is None else body,
             content_type="application/json",
             metadata=result.metadata(),
         )
