@@ -27,7 +27,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,6 +85,46 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
+def _read_fd(fd: int, size: int | None) -> bytes:
+    """``size`` bytes (what fstat said: one read call), or to the end when ``size`` is None.
+
+    A file that changes meanwhile is caught by the caller's second fstat, not here."""
+    chunks = []
+    total = 0
+    while size is None or total < size:
+        chunk = os.read(fd, 1 << 16 if size is None else size - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_file(path: str) -> bytes:
+    """A small file's bytes with bare system calls: ``Path.read_text`` adds an fstat, an
+    ioctl and a seek to every read, and sidecars are read on every stat."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read_fd(fd, None)
+    finally:
+        os.close(fd)
+
+
+def _write_file(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``, then close it (a short write is resumed, never dropped)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _discard(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 def data_generation(data: bytes) -> str:
     """The generation of an object holding exactly these bytes."""
     return _digest_generation(hashlib.sha256(data).hexdigest())
@@ -112,6 +152,7 @@ class LocalStorage:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / _TMP).mkdir(exist_ok=True)
+        self._tmp = str(self.root / _TMP)
         self._buckets: dict[str, Path] = {}
         self._hashes: OrderedDict[_StatKey, str] = OrderedDict()
         self._hash_lock = threading.Lock()
@@ -192,9 +233,9 @@ class LocalStorage:
                 break
         return path
 
-    def _meta_path(self, bucket: str, name: str) -> Path:
+    def _meta_path(self, bucket: str, name: str) -> str:
         digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
-        return Path(f"{self.root}/{_META}/{bucket}/{digest[:2]}/{digest}.json")  # one parse, not five
+        return f"{self.root}/{_META}/{bucket}/{digest[:2]}/{digest}.json"
 
     def _info(
         self, bucket: str, name: str, path: Path, st: os.stat_result, generation: str | None = None
@@ -203,7 +244,7 @@ class LocalStorage:
         content_type = implied_type(name)  # unless a sidecar describes this version
         generation = generation or self._generation(path, st)
         try:
-            side = json.loads(self._meta_path(bucket, name).read_text())
+            side = json.loads(_read_file(self._meta_path(bucket, name)))
             # the sidecar names the new version just before the object is renamed into
             # place; until then the version being replaced is still described
             for entry in (side, side.get("previous") or {}):
@@ -218,12 +259,17 @@ class LocalStorage:
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         path = self._path(bucket, name)
         try:
-            with path.open("rb") as handle:
-                before = os.fstat(handle.fileno())
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                before = os.fstat(fd)
+                if stat.S_ISDIR(before.st_mode):
+                    raise IsADirectoryError(path)
                 if max_bytes is not None and before.st_size > max_bytes:  # refused unread
                     raise ObjectTooLarge(self._info(bucket, name, path, before), max_bytes)
-                data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
-                after = os.fstat(handle.fileno())
+                data = _read_fd(fd, before.st_size)  # a larger one was refused above
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"{bucket}/{name}") from exc
         except OSError as exc:
@@ -265,17 +311,17 @@ class LocalStorage:
                 raise RejectedInput(f"a file stands where {bucket}/{name} needs a folder") from exc
             if path.is_dir():
                 raise RejectedInput(f"a folder stands where {bucket}/{name} would be written")
-            fd, tmp_name = tempfile.mkstemp(dir=self.root / _TMP)
-            tmp = Path(tmp_name)
+            fd, tmp = tempfile.mkstemp(dir=self._tmp)
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                _write_file(fd, data)
                 generation = data_generation(data)
                 if if_absent:
                     try:
                         os.link(tmp, path)
                     except FileExistsError as exc:
                         raise PreconditionFailed(f"{bucket}/{name} exists") from exc
+                    finally:
+                        os.unlink(tmp)
                     self._write_meta(bucket, name, generation, content_type, metadata)
                     # a hard link raises only IN_CREATE, which a watcher cannot tell from a
                     # file just opened for writing: close it once for writing (no change to
@@ -291,8 +337,9 @@ class LocalStorage:
                         os.replace(tmp, path)
                         st = path.stat()
                         self._remember(_stat_key(path, st), generation)
-            finally:
-                tmp.unlink(missing_ok=True)
+            except BaseException:
+                _discard(tmp)  # a failed write leaves no temporary file behind
+                raise
         except OSError as exc:
             raise TransientError(f"cannot write {bucket}/{name}: {exc}") from exc
         if if_absent:
@@ -338,7 +385,7 @@ class LocalStorage:
         replacing: Path | None = None,
     ) -> None:
         side = self._meta_path(bucket, name)
-        _make_folder(side.parent)
+        _make_folder(Path(side).parent)
         body: dict[str, object] = {
             "generation": generation,
             "content_type": content_type,
@@ -346,18 +393,18 @@ class LocalStorage:
         }
         if replacing is not None:
             try:
-                old = json.loads(side.read_text())
+                old = json.loads(_read_file(side))
                 if old.get("generation") == self._generation(replacing, replacing.stat()):
                     body["previous"] = {k: old.get(k) for k in ("generation", "content_type", "metadata")}
             except (OSError, ValueError, TransientError):
                 pass
-        fd, tmp = tempfile.mkstemp(dir=self.root / _TMP)
+        fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(body))  # json.dump would take the pure-Python encoder
+            _write_file(fd, json.dumps(body).encode())  # json.dump: the pure-Python encoder
             os.replace(tmp, side)
-        finally:
-            Path(tmp).unlink(missing_ok=True)  # a failed write leaves no temporary file behind
+        except BaseException:
+            _discard(tmp)  # a failed write leaves no temporary file behind
+            raise
 
     def delete(self, bucket: str, name: str) -> bool:
         path = self._path(bucket, name)
@@ -369,7 +416,7 @@ class LocalStorage:
                     path.unlink()
                 except (FileNotFoundError, NotADirectoryError):
                     return False
-                self._meta_path(bucket, name).unlink(missing_ok=True)
+                _discard(self._meta_path(bucket, name))
         except OSError as exc:
             raise TransientError(f"cannot delete {bucket}/{name}: {exc}") from exc
         return True
