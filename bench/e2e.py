@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -151,9 +152,29 @@ def _wait_for(paths: list[Path], timeout: float, poll: float) -> float:
     return time.monotonic()
 
 
+def file_create_us(folder: Path, n: int = 200) -> float:
+    """CPU microseconds to create one small file and rename it into place, median of n.
+
+    On this machine's root file system (ext4 without a journal) the cost swings tenfold
+    with how many files were deleted nearby in the last minutes, so the run records it.
+    The files are left in place: deleting them would raise the cost of what follows."""
+    probe = folder / ".create-probe"
+    probe.mkdir()
+    costs = []
+    for i in range(n):
+        started = time.process_time()
+        fd, tmp = tempfile.mkstemp(dir=probe)
+        os.write(fd, b"x" * 4096)
+        os.close(fd)
+        os.replace(tmp, probe / f"{i}")
+        costs.append((time.process_time() - started) * 1e6)
+    return round(statistics.median(costs), 1)
+
+
 def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, work: Path) -> dict[str, object]:
     data_dir = work / "e2e-data"  # private to this run: runs side by side must not share buckets
     data_dir.mkdir(parents=True)
+    create_us = file_create_us(work)
     stack = Stack(data_dir, model_dir, work / "serve.log")
     sampler = Sampler(stack.process.pid)
     sampler.start()
@@ -235,6 +256,7 @@ def run(model_dir: Path, images: list[Path], idle_repeats: int, bursts: int, wor
     ]
     return {
         "stack_ready_s": round(stack.ready_s, 2),
+        "file_create_cpu_us_at_start": create_us,
         "idle": {
             "latency_ms": summary(idle_lat, 1) if idle_lat else None,
             "observed_by_bench_ms": summary(observed, 1),
