@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bloodcell import watch
 from bloodcell.eventsource import EventSource
 from bloodcell.storage import LocalStorage, ObjectInfo
 from bloodcell.watch import WATCHDOG_LOGGER, folder_watcher
@@ -85,3 +87,62 @@ def test_events_lost_to_an_inotify_overflow_are_recovered_by_a_reconcile(
     assert "reconciling the buckets" in caplog.text
     if real:
         assert "filesystem events were lost" in caplog.text  # the kernel really dropped some
+
+
+WATCH_LIMIT = Path("/proc/sys/fs/inotify/max_user_watches")
+
+
+def _watches_in_use() -> int:
+    """Every inotify watch the kernel holds (for root in CI, that is this user's count)."""
+    total = 0
+    for info in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            total += info.read_text().count("inotify wd:")
+        except OSError:
+            continue
+    return total
+
+
+def test_new_folders_past_the_inotify_watch_limit_are_swept_not_lost(
+    announced: tuple[LocalStorage, EventSource, set[str]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As root the kernel's watch limit is really lowered to three more watches than are in
+    use, so watchdog (which drops that error silently) leaves the later folders unwatched.
+    Without root the limit probe is made to say "reached" from the third folder on, which
+    checks the same recovery: the error is logged and the buckets are swept until restart."""
+    storage, source, names = announced
+    uploads = tmp_path / "root" / "uploads"
+    monkeypatch.setattr(watch, "DEGRADED_SWEEP_SECONDS", 0.5)
+    monkeypatch.setattr(source, "is_done", {"uploads": lambda _info: False})  # a sweep finds all
+    real = os.access(WATCH_LIMIT, os.W_OK)
+    if not real:
+        seen: list[str] = []
+
+        def reached(_self: watch.WatchLimit, folder: str | bytes) -> bool:
+            seen.append(os.fsdecode(folder))
+            return len(seen) >= 3
+
+        monkeypatch.setattr(watch.WatchLimit, "reached", reached)
+    close = folder_watcher(storage, {"uploads": uploads})(source, threading.Event())
+    limit = WATCH_LIMIT.read_text()
+    expected = {f"lame-{i}/cellule.jpg" for i in range(8)} | {"lame-7/plus-tard.jpg"}
+    try:
+        if real:
+            WATCH_LIMIT.write_text(str(_watches_in_use() + 3))
+        for i in range(8):
+            (uploads / f"lame-{i}").mkdir()
+            time.sleep(0.05)  # written after its folder's event: only a watch (or a sweep) sees it
+            (uploads / f"lame-{i}" / "cellule.jpg").write_bytes(bytes([i]) * 100)
+        time.sleep(0.5)
+        (uploads / "lame-7" / "plus-tard.jpg").write_bytes(b"z" * 100)
+        wait_for("every file announced", lambda: expected <= names, timeout=30)
+    finally:
+        if real:
+            WATCH_LIMIT.write_text(limit)
+        close()
+
+    assert names == expected
+    assert "inotify watch limit" in caplog.text and "max_user_watches" in caplog.text
