@@ -69,7 +69,8 @@ def test_only_a_signed_in_user_gets_in_and_their_upload_records_them(
         landed[path] = browser.current_url
     browser.get(base + "/history")
     _sign_in(browser, "chloé", "not the password")
-    refused = browser.find_element(By.ID, "error").text
+    # the refusal is a new page: wait for it, or the next sign-in types into the old form
+    refused = WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "error"))).text
     _sign_in(browser, "chloé", PASSWORD)
     WebDriverWait(browser, 60).until(ec.url_to_be(base + "/history"))
     who = WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "signed-in-user"))).text
