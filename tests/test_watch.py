@@ -89,9 +89,6 @@ def test_events_lost_to_an_inotify_overflow_are_recovered_by_a_reconcile(
         assert "filesystem events were lost" in caplog.text  # the kernel really dropped some
 
 
-WATCH_LIMIT = Path("/proc/sys/fs/inotify/max_user_watches")
-
-
 def _watches_in_use() -> int:
     """Every inotify watch the kernel holds (for root in CI, that is this user's count)."""
     total = 0
@@ -117,7 +114,7 @@ def test_new_folders_past_the_inotify_watch_limit_are_swept_not_lost(
     uploads = tmp_path / "root" / "uploads"
     monkeypatch.setattr(watch, "DEGRADED_SWEEP_SECONDS", 0.5)
     monkeypatch.setattr(source, "is_done", {"uploads": lambda _info: False})  # a sweep finds all
-    real = os.access(WATCH_LIMIT, os.W_OK)
+    real = os.access(watch.WATCH_LIMIT, os.W_OK)
     if not real:
         seen: list[str] = []
 
@@ -127,11 +124,11 @@ def test_new_folders_past_the_inotify_watch_limit_are_swept_not_lost(
 
         monkeypatch.setattr(watch.WatchLimit, "reached", reached)
     close = folder_watcher(storage, {"uploads": uploads})(source, threading.Event())
-    limit = WATCH_LIMIT.read_text()
+    limit = watch.WATCH_LIMIT.read_text()
     expected = {f"lame-{i}/cellule.jpg" for i in range(8)} | {"lame-7/plus-tard.jpg"}
     try:
         if real:
-            WATCH_LIMIT.write_text(str(_watches_in_use() + 3))
+            watch.WATCH_LIMIT.write_text(str(_watches_in_use() + 3))
         for i in range(8):
             (uploads / f"lame-{i}").mkdir()
             time.sleep(0.05)  # written after its folder's event: only a watch (or a sweep) sees it
@@ -141,7 +138,7 @@ def test_new_folders_past_the_inotify_watch_limit_are_swept_not_lost(
         wait_for("every file announced", lambda: expected <= names, timeout=30)
     finally:
         if real:
-            WATCH_LIMIT.write_text(limit)
+            watch.WATCH_LIMIT.write_text(limit)
         close()
 
     assert names == expected

@@ -210,7 +210,7 @@ class EventSource:
             if self._http is None:
                 cert_reqs, ca_certs, ca_cert_dir = _tls_options(self.verify)
                 self._http = urllib3.PoolManager(
-                    num_pools=max(4, len(set(self.routes.values()))),
+                    num_pools=max(4, len(self._lanes)),
                     # lanes may share a host (one broker, two paths): room for every worker
                     maxsize=sum(lane.size for lane in self._lanes.values()),
                     retries=False,  # retries are ours: bounded, with backoff, then dead-lettered
