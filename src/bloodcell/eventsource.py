@@ -211,8 +211,12 @@ class EventSource:
                 cert_reqs, ca_certs, ca_cert_dir = _tls_options(self.verify)
                 self._http = urllib3.PoolManager(
                     num_pools=max(4, len(self._lanes)),
-                    # lanes may share a host (one broker, two paths): room for every worker
+                    # lanes may share a host (one broker, two paths): room for every worker,
+                    # and never more: without block=True urllib3 opens a fresh connection
+                    # whenever its queue is momentarily empty, and under CPU load test_load
+                    # saw 11 connections to one host from 4 workers
                     maxsize=sum(lane.size for lane in self._lanes.values()),
+                    block=True,
                     retries=False,  # retries are ours: bounded, with backoff, then dead-lettered
                     timeout=urllib3.Timeout(total=self.timeout),
                     cert_reqs=cert_reqs,
@@ -225,7 +229,9 @@ class EventSource:
         """POST the object's CloudEvent (structured mode); None on 2xx, else why not."""
         headers, body = structured_http(gcs_event(info, self.overrides))
         try:
-            response = self._pool().request("POST", url, body=body, headers=headers, preload_content=True)
+            response = self._pool().request(
+                "POST", url, body=body, headers=headers, preload_content=True, pool_timeout=self.timeout
+            )
         except urllib3.exceptions.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status < 300:
