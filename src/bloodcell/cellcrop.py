@@ -9,6 +9,17 @@ yields the same crop. Training caches a slightly larger crop (``cell_crop`` with
 ``margin > 1``) so it can random-crop scale augmentations from it; ``cell_tensor``
 is the runtime entry point. Only numpy and Pillow are used, on a downsampled copy,
 so the whole transform takes a few milliseconds.
+
+Two steps make the crop independent of the lab (tensor contract 2):
+
+- **White balance on the background.** Every lab's camera, lamp and stain tint the
+  background: PBC's is beige, Kaggle's grey, other labs' yellow or cyan. The brightest
+  tenth of the picture is background (or the palest red-cell centres) in every smear,
+  so its median colour is mapped to one neutral grey, per channel, before the cell is
+  located and cut. A yellow cast no longer turns a neutrophil's cytoplasm orange.
+- **Padding instead of zooming.** A tight crop (the cell fills a 120 px picture) asks
+  for a square larger than the picture; it is padded with the background colour rather
+  than clamped, so the cell keeps the size it has in every other lab's crops.
 """
 
 from __future__ import annotations
@@ -30,6 +41,14 @@ _MAX_SIDE_FRACTION = 1.0
 _FALLBACK_SIDE_FRACTION = 0.7
 # Least purple-score contrast (0..255 units) between the peak and the background.
 _MIN_CONTRAST = 12.0
+# The background is the median colour of the brightest _BACKGROUND_SHARE of the picture,
+# mapped to _NEUTRAL in every channel; gains stay inside _GAIN_RANGE (a black or blank
+# picture must not be amplified into noise).
+_BACKGROUND_SHARE = 0.1
+_NEUTRAL = 230.0
+_GAIN_RANGE = (0.5, 2.0)
+# A crop may reach this many times the short side; beyond the picture it is padded.
+_MAX_PAD_FRACTION = 2.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,8 @@ class CellBox:
     cy: float
     side: float
     found: bool
+    # per-channel gains that map this picture's background to neutral grey
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 def _box_blur(a: np.ndarray, radius: int) -> np.ndarray:
@@ -82,6 +103,9 @@ def locate_cell(rgb: Image.Image) -> CellBox:
     f = short / _WORK_SIDE
     sw, sh = max(8, round(width / f)), max(8, round(height / f))
     small = np.asarray(rgb.resize((sw, sh), Image.Resampling.BOX), dtype=np.float32)
+    gains = background_gains(small)
+    small = np.clip(small * np.asarray(gains, dtype=np.float32), 0.0, 255.0)
+    fallback = CellBox(fallback.cx, fallback.cy, fallback.side, False, gains)
     fx, fy = width / sw, height / sh
     score = _box_blur(_purple_score(small), 1)
     # A gentle preference for the centre, where every training source puts the cell.
@@ -111,20 +135,38 @@ def locate_cell(rgb: Image.Image) -> CellBox:
     cy = (float(ys.mean()) + 0.5) * fy
     area = count * fx * fy
     side = _SIDE_PER_SQRT_AREA * float(np.sqrt(area))
-    side = float(np.clip(side, _MIN_SIDE_FRACTION * short, _MAX_SIDE_FRACTION * short))
-    return CellBox(cx, cy, side, True)
+    side = float(np.clip(side, _MIN_SIDE_FRACTION * short, _MAX_PAD_FRACTION * short))
+    return CellBox(cx, cy, side, True, gains)
+
+
+def background_gains(pixels: np.ndarray) -> tuple[float, float, float]:
+    """Per-channel gains that bring the picture's background to neutral grey."""
+    flat = pixels.reshape(-1, 3).astype(np.float32)
+    lum = flat.mean(axis=1)
+    bright = flat[lum >= np.quantile(lum, 1.0 - _BACKGROUND_SHARE)]
+    background = np.median(bright, axis=0)
+    gains = np.clip(_NEUTRAL / np.maximum(background, 1.0), *_GAIN_RANGE)
+    return (float(gains[0]), float(gains[1]), float(gains[2]))
 
 
 def crop_box(box: CellBox, width: int, height: int, margin: float = 1.0) -> tuple[float, float, float, float]:
     """The square (left, top, right, bottom) around the cell, shifted to stay inside the image.
 
-    Shifting rather than padding keeps every pixel real: black padding would be a cue
-    the model could learn from one source's framing.
+    Shifting rather than padding keeps every pixel real where the picture is large
+    enough; only a square larger than the picture's short side reaches outside it (see
+    ``cell_crop``, which pads that with the background colour, never black).
     """
-    side = min(box.side * margin, float(width), float(height))
-    left = float(np.clip(box.cx - side / 2.0, 0.0, width - side))
-    top = float(np.clip(box.cy - side / 2.0, 0.0, height - side))
+    side = box.side * margin
+    left = _place(box.cx, side, width)
+    top = _place(box.cy, side, height)
     return left, top, left + side, top + side
+
+
+def _place(centre: float, side: float, extent: int) -> float:
+    """The square's start along one axis: inside the picture, or centred on it when larger."""
+    if side >= extent:
+        return (extent - side) / 2.0
+    return float(np.clip(centre - side / 2.0, 0.0, extent - side))
 
 
 def cell_crop(rgb: Image.Image, size: int, margin: float = 1.0) -> np.ndarray:
@@ -137,9 +179,39 @@ def cell_crop(rgb: Image.Image, size: int, margin: float = 1.0) -> np.ndarray:
     if rgb.mode != "RGB":
         rgb = rgb.convert("RGB")
     box = locate_cell(rgb)
-    region = crop_box(box, rgb.size[0], rgb.size[1], margin)
-    small = rgb.resize((size, size), Image.Resampling.BILINEAR, box=region)
-    return np.asarray(small, dtype=np.uint8)
+    width, height = rgb.size
+    left, top, right, bottom = crop_box(box, width, height, margin)
+    gains = np.asarray(box.gains, dtype=np.float32)
+    if left >= 0 and top >= 0 and right <= width and bottom <= height:
+        small = rgb.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, right, bottom))
+        pixels = np.asarray(small, dtype=np.float32)
+    else:
+        pixels = _padded(rgb, (left, top, right, bottom), size, gains)
+    return np.clip(pixels * gains + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
+def _padded(
+    rgb: Image.Image, region: tuple[float, float, float, float], size: int, gains: np.ndarray
+) -> np.ndarray:
+    """The square ``region`` at ``size`` pixels, the part outside the picture in its background colour."""
+    left, top, right, _ = region
+    scale = size / (right - left)
+    width, height = rgb.size
+    inner_w = max(1, round(width * scale))
+    inner_h = max(1, round(height * scale))
+    inner = np.asarray(rgb.resize((inner_w, inner_h), Image.Resampling.BILINEAR), dtype=np.float32)
+    background = np.float32(_NEUTRAL) / gains  # the background colour before the gains
+    canvas = np.empty((size, size, 3), np.float32)
+    canvas[:] = background
+    x0, y0 = round(-left * scale), round(-top * scale)
+    # the picture's part that falls on the canvas (it may also overhang on one side)
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    dx0, dy0 = max(0, x0), max(0, y0)
+    w = min(inner_w - sx0, size - dx0)
+    h = min(inner_h - sy0, size - dy0)
+    if w > 0 and h > 0:
+        canvas[dy0 : dy0 + h, dx0 : dx0 + w] = inner[sy0 : sy0 + h, sx0 : sx0 + w]
+    return canvas
 
 
 def cell_tensor(rgb: Image.Image) -> np.ndarray:

@@ -58,8 +58,9 @@ class TensorContract:
             raise ConfigurationError(f"malformed tensor contract: {exc}") from exc
 
 
+# 2: the crop is white-balanced on the picture's background and padded, not clamped (cellcrop.py)
 CONTRACT = TensorContract(
-    version="1",
+    version="2",
     height=96,
     width=96,
     channels=3,

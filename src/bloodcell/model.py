@@ -4,6 +4,12 @@ Nothing about the model is written in code: labels, the uncertainty rule's
 thresholds, the calibration temperature, the test-time views, name and version all
 come from the files training ships beside ``model.tflite``.
 
+Out of distribution: a model that ships ``ood.npz`` and an ``ood`` threshold in its metadata
+also returns its penultimate embedding as a second output. The cell's distance to the training
+classes in that embedding (``bloodcell.ood``) is reported with every prediction, and a cell
+farther than the threshold is ``unfamiliar`` and flagged uncertain, however confident the
+softmax: a lab the model never saw must not pass as confident.
+
 Test-time views: the softmax of each listed view of the tensor (``identity``,
 ``flip_horizontal``) is averaged; a cell has no orientation, so the average is a free
 small ensemble. Temperature ``T`` (fitted on validation data) then recalibrates the
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bloodcell import ood
 from bloodcell.contract import CONTRACT, check_model_contract
 from bloodcell.errors import ConfigurationError, RejectedInput
 
@@ -35,6 +42,17 @@ class Prediction:
     probabilities: dict[str, float]
     other_probability: float | None
     uncertain: bool
+    # distance to the training data in the embedding (bloodcell.ood); None for a model without one
+    ood_score: float | None = None
+    unfamiliar: bool = False
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One cell through the network: the view-averaged softmax and, if the model has one, embedding."""
+
+    probabilities: np.ndarray
+    embedding: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class ModelInfo:
     metadata: dict[str, object]
     temperature: float = 1.0
     views: tuple[str, ...] = ("identity",)
+    ood_threshold: float | None = None  # None: the model has no out-of-distribution score
+    calibration: str | None = None  # a lab's calibration of this model (the registry's version), if any
 
 
 VIEWS = {
@@ -81,6 +101,7 @@ def read_model_info(model_dir: Path) -> ModelInfo:
         raise ConfigurationError(f"model views {views} are not among {tuple(VIEWS)}")
     if not temperature > 0:
         raise ConfigurationError(f"model temperature {temperature} must be positive")
+    threshold = meta.get("ood", {}).get("threshold")
     return ModelInfo(
         name=str(meta["name"]),
         version=str(meta["version"]),
@@ -90,6 +111,7 @@ def read_model_info(model_dir: Path) -> ModelInfo:
         metadata=meta,
         temperature=temperature,
         views=views,
+        ood_threshold=None if threshold is None else float(threshold),
     )
 
 
@@ -104,15 +126,27 @@ class Classifier:
         self._interpreter = Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=threads)
         self._interpreter.allocate_tensors()
         inp = self._interpreter.get_input_details()[0]
-        out = self._interpreter.get_output_details()[0]
+        outputs = self._interpreter.get_output_details()
         if tuple(inp["shape"][1:]) != CONTRACT.shape or np.dtype(inp["dtype"]).name != CONTRACT.dtype:
             raise ConfigurationError(
                 f"model input {tuple(inp['shape'])} {inp['dtype']} does not match contract {CONTRACT.shape}"
             )
-        if int(out["shape"][-1]) != len(self.info.outputs):
+        # the converter does not keep the outputs' order: the softmax is the one as wide as labels.txt
+        probs = [o for o in outputs if int(o["shape"][-1]) == len(self.info.outputs)]
+        if len(probs) != 1:
             raise ConfigurationError("model output size does not match labels.txt")
+        others = [o for o in outputs if o is not probs[0]]
         self._input_index = inp["index"]
-        self._output_index = out["index"]
+        self._output_index = probs[0]["index"]
+        self._embedding_index = others[0]["index"] if others else None
+        self.embedding_size = int(others[0]["shape"][-1]) if others else 0
+        self.ood: ood.OodModel | None = None
+        if self.info.ood_threshold is not None:
+            if self._embedding_index is None or not (model_dir / ood.FILE).is_file():
+                raise ConfigurationError(
+                    f"model at {model_dir} has an ood threshold but no embedding or {ood.FILE}"
+                )
+            self.ood = ood.OodModel.load(model_dir / ood.FILE)
         self._lock = threading.Lock()
 
     def predict(self, tensor: np.ndarray) -> Prediction:
@@ -123,18 +157,32 @@ class Classifier:
             )
         if not np.isfinite(tensor).all():
             raise RejectedInput("tensor holds NaN or infinite values")
-        return self.interpret(self.raw(tensor))
+        out = self.forward(tensor)
+        return self.interpret(out.probabilities, self.ood_score(out.embedding))
 
-    def raw(self, tensor: np.ndarray) -> np.ndarray:
-        """The model's softmax averaged over its test-time views, before calibration."""
+    def forward(self, tensor: np.ndarray) -> Forward:
+        """The softmax and the embedding, each averaged over the model's test-time views."""
         total = np.zeros(len(self.info.outputs), dtype=np.float64)
+        embedding = np.zeros(self.embedding_size, dtype=np.float64)
         with self._lock:
             for view in self.info.views:
                 x = np.ascontiguousarray(VIEWS[view](tensor))
                 self._interpreter.set_tensor(self._input_index, x[np.newaxis])
                 self._interpreter.invoke()
                 total += self._interpreter.get_tensor(self._output_index)[0]
-        return total / len(self.info.views)
+                if self._embedding_index is not None:
+                    embedding += self._interpreter.get_tensor(self._embedding_index)[0]
+        n = len(self.info.views)
+        return Forward(total / n, embedding / n if self._embedding_index is not None else None)
+
+    def raw(self, tensor: np.ndarray) -> np.ndarray:
+        """The model's softmax averaged over its test-time views, before calibration."""
+        return self.forward(tensor).probabilities
+
+    def ood_score(self, embedding: np.ndarray | None) -> float | None:
+        if self.ood is None or embedding is None:
+            return None
+        return round(self.ood.score(embedding), 4)
 
     def calibrated(self, raw: np.ndarray) -> np.ndarray:
         """Temperature scaling of softmax outputs (p ** (1/T), renormalised)."""
@@ -145,7 +193,7 @@ class Classifier:
         out: np.ndarray = p / p.sum()
         return out
 
-    def interpret(self, raw: np.ndarray) -> Prediction:
+    def interpret(self, raw: np.ndarray, ood_score: float | None = None) -> Prediction:
         """Softmax outputs to the four-class answer plus the 'none of the four' flag."""
         raw = self.calibrated(np.asarray(raw, dtype=np.float64))
         n = len(CONTRACT.labels)
@@ -154,8 +202,12 @@ class Classifier:
         total = float(cells.sum()) or 1.0
         probs = {label: float(p) / total for label, p in zip(CONTRACT.labels, cells, strict=True)}
         top = int(np.argmax(cells))
-        uncertain = float(cells[top]) < self.info.min_top_probability or (
-            other is not None and other > self.info.max_other_probability
+        threshold = self.info.ood_threshold
+        unfamiliar = ood_score is not None and threshold is not None and ood_score > threshold
+        uncertain = (
+            float(cells[top]) < self.info.min_top_probability
+            or (other is not None and other > self.info.max_other_probability)
+            or unfamiliar
         )
         return Prediction(
             label=CONTRACT.labels[top],
@@ -163,6 +215,8 @@ class Classifier:
             probabilities=probs,
             other_probability=other,
             uncertain=bool(uncertain),
+            ood_score=ood_score,
+            unfamiliar=bool(unfamiliar),
         )
 
 

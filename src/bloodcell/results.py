@@ -19,7 +19,9 @@ from typing import Any, Literal
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
 
-SCHEMA_VERSION = "1"
+# 2 adds ood_score and unfamiliar (how unlike the training data the cell is); 1 is still read
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", SCHEMA_VERSION)
 
 # object-metadata keys shared by tensors and results
 META_SOURCE_BUCKET = "source-bucket"
@@ -134,12 +136,20 @@ class Source:
 
 @dataclass(frozen=True)
 class ModelRef:
+    """The exact model that answered: its name, version and, when a lab calibrated it, the calibration."""
+
     name: str
     version: str
+    calibration: str | None = None
 
     @classmethod
     def of(cls, info: ModelInfo) -> ModelRef:
-        return cls(info.name, info.version)
+        return cls(info.name, info.version, info.calibration)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
+        calibration = data.get("calibration")
+        return cls(str(data["name"]), str(data["version"]), None if calibration is None else str(calibration))
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,8 @@ class Result:
     uncertain: bool | None = None
     probabilities: Mapping[str, float] | None = None
     other_probability: float | None = None
+    ood_score: float | None = None
+    unfamiliar: bool | None = None
     reason: str | None = None
     rejected_by: Stage | None = None
     model: ModelRef | None = None
@@ -185,6 +197,8 @@ class Result:
             uncertain=prediction.uncertain,
             probabilities={k: round(v, 6) for k, v in prediction.probabilities.items()},
             other_probability=None if other is None else round(other, 6),
+            ood_score=prediction.ood_score,
+            unfamiliar=None if prediction.ood_score is None else prediction.unfamiliar,
             model=ModelRef.of(model),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
             timestamps=dict(timestamps),
@@ -233,6 +247,8 @@ class Result:
             "uncertain": self.uncertain,
             "probabilities": None if self.probabilities is None else dict(self.probabilities),
             "other_probability": self.other_probability,
+            "ood_score": self.ood_score,
+            "unfamiliar": self.unfamiliar,
             "reason": self.reason,
             "model": None if self.model is None else asdict(self.model),
             "timings_ms": dict(self.timings_ms),
@@ -251,13 +267,15 @@ class Result:
     def from_dict(cls, raw: object) -> Result:
         data = _mapping(raw, "result")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise MalformedDocument(f"result schema version {version!r} is not {SCHEMA_VERSION!r}")
+        if version not in READABLE_VERSIONS:
+            raise MalformedDocument(f"result schema version {version!r} is not one of {READABLE_VERSIONS}")
         try:
             model = data.get("model")
             archive = _mapping(data.get("archive") or {}, "archive")
             probabilities = data.get("probabilities")
             other = data.get("other_probability")
+            ood_score = data.get("ood_score")
+            unfamiliar = data.get("unfamiliar")
             confidence = data.get("confidence")
             stage = data.get("rejected_by")
             if stage not in (None, "preprocess", "predict"):
@@ -272,11 +290,11 @@ class Result:
                 if probabilities is None
                 else {str(k): float(v) for k, v in _mapping(probabilities, "probabilities").items()},
                 other_probability=None if other is None else float(other),
+                ood_score=None if ood_score is None else float(ood_score),
+                unfamiliar=None if unfamiliar is None else bool(unfamiliar),
                 reason=data.get("reason"),
                 rejected_by=stage,
-                model=None
-                if model is None
-                else ModelRef(str(_mapping(model, "model")["name"]), str(model["version"])),
+                model=None if model is None else ModelRef.from_dict(_mapping(model, "model")),
                 timings_ms={
                     str(k): float(v) for k, v in _mapping(data.get("timings_ms") or {}, "timings_ms").items()
                 },
