@@ -15,20 +15,21 @@ from training.report import _recall_cis, _table, comparison
 AUGMENTATION_1 = (
     "scale 0.75-1.33x, shift, the 8 rotations/flips, hue/stain/saturation/contrast/brightness jitter"
 )
-# (what, set, metric, comparison, target): the targets of issue 14, checked against the figures
+# (what, set, metric, comparison, target): the targets of issue 21 (model 3), checked against the figures
 TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
-    ("Kaggle TEST accuracy", "Kaggle TEST", "accuracy", ">=", 0.93),
-    ("Kaggle TEST worst class recall", "Kaggle TEST", "min_recall", ">=", 0.85),
-    ("TEST_SIMPLE accuracy", "Kaggle TEST_SIMPLE", "accuracy", ">=", 0.95),
     ("PBC held-out accuracy", "PBC val", "accuracy", ">=", 0.985),
-    ("PBC held-out worst class recall", "PBC val", "min_recall", ">=", 0.97),
-    ("Kaggle TEST accuracy of unflagged cells", "Kaggle TEST", "accuracy_unflagged", ">=", 0.98),
-    ("PBC val accuracy of unflagged cells", "PBC val", "accuracy_unflagged", ">=", 0.995),
-    ("Kaggle TEST white cells flagged", "Kaggle TEST", "flag_rate", "<=", 0.10),
-    ("PBC val white cells flagged", "PBC val", "flag_rate", "<=", 0.10),
+    ("PBC held-out accuracy at native 360 px", "PBC val resized to 360x363", "accuracy", ">=", 0.985),
+    ("Kaggle TEST accuracy", "Kaggle TEST", "accuracy", ">=", 0.89),
     ("pbc/other flagged", "pbc/other val", "flag_rate", ">=", 0.95),
-    ("ECE Kaggle TEST", "Kaggle TEST", "ece", "<=", 0.03),
-    ("ECE PBC val", "PBC val", "ece", "<=", 0.03),
+    ("PBC val white cells flagged", "PBC val", "flag_rate", "<=", 0.10),
+    ("Kaggle TEST white cells flagged", "Kaggle TEST", "flag_rate", "<=", 0.10),
+)
+# leave one lab out: (what, metric key of leave_one_lab_out, comparison, target)
+LOLO_SETS = (
+    "trained on kaggle only: PBC, every white cell (unseen lab)",
+    "trained on pbc only: Kaggle TEST (unseen lab)",
+    "trained on pbc only: Kaggle TEST_SIMPLE (unseen lab)",
+    "trained on pbc only: BCCD test fields 640x480 (unseen lab)",
 )
 
 
@@ -48,14 +49,75 @@ def target_rows(meta: dict[str, Any]) -> list[tuple[str, str, float, bool]]:
             continue
         met = value >= want if op == ">=" else value <= want
         rows.append((what, f"{op} {want}", float(value), bool(met)))
+    lolo = meta.get("leave_one_lab_out", {})
+    for name in LOLO_SETS:
+        m = lolo.get(name)
+        if not m:
+            continue
+        short = name.removesuffix(" (unseen lab)")
+        rows.append(
+            (f"leave one lab out, {short}: accuracy", ">= 0.85", m["accuracy"], m["accuracy"] >= 0.85)
+        )
+        worst = min(m["recall"].values())
+        rows.append((f"leave one lab out, {short}: worst class recall", ">= 0.75", worst, worst >= 0.75))
+        if m.get("accuracy_unflagged") is not None:
+            v = float(m["accuracy_unflagged"])
+            rows.append((f"leave one lab out, {short}: unflagged accuracy", ">= 0.97", v, v >= 0.97))
+        rows.append(
+            (f"leave one lab out, {short}: flagged", "<= 0.30", m["flag_rate"], m["flag_rate"] <= 0.30)
+        )
+    suite = meta.get("shift_suite", {})
+    moderate = [v["drop_points"] for k, v in suite.items() if k.endswith(", moderate")]
+    if moderate:
+        worst_drop = max(moderate)
+        rows.append(
+            ("shift suite, worst drop at moderate severity (points)", "<= 3", worst_drop, worst_drop <= 3)
+        )
     speed = meta.get("speed", {})
     if "inference_ms_1_thread" in speed:
         v = float(speed["inference_ms_1_thread"])
-        rows.append((f"inference, {speed.get('views', 1)} view(s), 1 thread (ms)", "<= 3", v, v <= 3.0))
+        rows.append((f"inference, {speed.get('views', 1)} view(s), 1 thread (ms)", "<= 10", v, v <= 10.0))
     if "file_bytes" in meta:
         v = meta["file_bytes"] / 1e6
-        rows.append(("model file (MB)", "<= 4", v, v <= 4.0))
+        rows.append(("model files (MB)", "<= 20", v, v <= 20.0))
     return rows
+
+
+def _lolo(meta: dict[str, Any]) -> str:
+    lolo = meta.get("leave_one_lab_out", {})
+    if not lolo:
+        return "Not measured: no leave-one-lab-out model in training/lolo/."
+    lines = [
+        "| trained on / tested on | cells | accuracy [95 % CI] | flagged | unflagged accuracy [95 % CI] "
+        "| unfamiliar | recall E / L / M / N |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in lolo.items():
+        if "accuracy" not in m:
+            lines.append(f"| {name} | {m['n']} | | {m['flag_rate']:.3f} | | | |")
+            continue
+        ci, uci = m["accuracy_ci95"], m.get("accuracy_unflagged_ci95", [float("nan")] * 2)
+        rec = " / ".join(f"{v:.3f}" for v in m["recall"].values())
+        unflagged = m.get("accuracy_unflagged") or float("nan")
+        lines.append(
+            f"| {name} | {m['n']} | {m['accuracy']:.3f} [{ci[0]:.3f}-{ci[1]:.3f}] | {m['flag_rate']:.3f} "
+            f"| {unflagged:.3f} [{uci[0]:.3f}-{uci[1]:.3f}] | {m.get('unfamiliar_rate', 0.0):.3f} | {rec} |"
+        )
+    return "\n".join(lines)
+
+
+def _suite(meta: dict[str, Any]) -> str:
+    suite = meta.get("shift_suite", {})
+    if not suite:
+        return "Not measured."
+    lines = ["| shift | accuracy | drop (points) | flagged | unflagged accuracy |", "|---|---|---|---|---|"]
+    for name, v in suite.items():
+        unflagged = v.get("accuracy_unflagged")
+        lines.append(
+            f"| {name} | {v['accuracy']:.3f} | {v.get('drop_points', 0.0):.1f} | {v['flag_rate']:.3f} "
+            f"| {'' if unflagged is None else f'{unflagged:.3f}'} |"
+        )
+    return "\n".join(lines)
 
 
 def _targets(meta: dict[str, Any]) -> str:
@@ -120,9 +182,11 @@ platelet). It is not a cell counter and does not detect several cells in one fie
   float32 LiteRT, {meta["file_bytes"] / 1e6:.2f} MB; {meta["speed"]["inference_ms_1_thread"]:.2f} ms per image
   for all {len(views)} view(s) ({", ".join(views)}) at 1 thread on the build machine
   (preprocessing of a 640x480 field: {meta["speed"]["cell_tensor_ms_640x480"]:.2f} ms).
-- Input: `bloodcell.cellcrop.cell_tensor`: the white cell is located as the most purple region, a square
-  with side proportional to the square root of the nucleus area is cut around it (so the crop follows the
-  cell, not the pixel count), resized to 96x96 RGB, scaled to 0..1.
+- Input: `bloodcell.cellcrop.cell_tensor` (tensor contract 2): the picture is white-balanced so that its
+  background (the brightest tenth) is neutral grey, the white cell is located as the most purple region, a
+  square with side proportional to the square root of the nucleus area is cut around it (so the crop
+  follows the cell, not the pixel count; a tight crop is padded with background rather than zoomed),
+  resized to 96x96 RGB, scaled to 0..1.
 - Outputs: {", ".join(meta["outputs"])} (softmax), averaged over the views, then temperature-scaled
   (T = {rule.get("temperature", 1.0)}, fitted on validation by log-likelihood). `uncertain` when the top
   white-cell probability is below {rule["min_top_probability"]} or the OTHER probability is above
@@ -165,7 +229,23 @@ that neither model trained on.
 
 ![confusion matrices](confusion_matrix.png)
 
-## Targets (issue 14)
+## Leave one lab out (issue 21)
+The same recipe trained on one lab only (`nox -s train -- --sources kaggle|pbc`, models in `training/lolo/`),
+its temperature, rule and OOD threshold fitted on that lab's validation only, then tested on every cell of
+the lab it never saw (`python -m training.evaluate --lolo kaggle|pbc --model training/lolo/...`).
+
+{_lolo(meta)}
+
+## Stain and acquisition shifts
+Every second PBC validation white cell, shifted before the runtime transform (`training/shifts.py`):
+moderate and strong severities of each shift.
+
+{_suite(meta)}
+
+## Out of distribution
+{_ood(meta)}
+
+## Targets (issue 21)
 {_targets(meta)}
 {compared}
 ## Calibration and selective accuracy
@@ -186,12 +266,27 @@ near-duplicate = within {NEAR_DUPLICATE_BITS} bits; unrelated cells of one sourc
 ## Known limits
 - Kaggle TEST holds about 70 distinct cells (4 distinct monocytes): one cell moves a class recall by many
   points, as the intervals show. Read it with TEST_SIMPLE and per-class recall.
-- Two labs only (BCCD/Kaggle and Hospital Clinic Barcelona / CellaVision). Other stains, magnifications
-  and cameras are untested; the uncertainty flag and the temperature are calibrated on these sources only.
+- Two labs only (BCCD/Kaggle and Hospital Clinic Barcelona / CellaVision). The leave-one-lab-out rows
+  above are the best available estimate of a third lab; a lab unlike both should calibrate
+  (`bloodcell calibrate`) from its own verified cells.
 - One white cell per image is assumed; with several, the most purple and central one is classified.
 - `uncertain` flags but does not identify other cell types; basophils and immature granulocytes look
   like the four classes and are the hardest to flag.
 {notes}"""
+
+
+def _ood(meta: dict[str, Any]) -> str:
+    o = meta.get("ood")
+    if not o:
+        return "This model has no out-of-distribution score."
+    return (
+        f"Each result carries `ood_score`: {o['score']} of the model's penultimate embedding (a second model "
+        f"output), with the class means and the shrunk shared covariance of the training cells in "
+        f"`{o['file']}`. Above {o['threshold']} (the {o['percentile']}th percentile of the validation white "
+        "cells) a cell is `unfamiliar` and flagged uncertain whatever its softmax; a slide on which more "
+        "than a quarter of the cells are unfamiliar is reported as unlike the training data. The "
+        "`unfamiliar` column of the tables above is the share of cells over the threshold."
+    )
 
 
 def write_card(meta: dict[str, Any], path: Path) -> None:

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bloodcell import ood
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.imaging import decode_image
 from bloodcell.model import Classifier
-from training import figures, leakage, stats
+from training import figures, leakage, shifts, stats
 from training.calibrate import choose_thresholds
 from training.card import write_card
 from training.leakage import NEAR_DUPLICATE_BITS
@@ -60,7 +61,7 @@ class EvalSet:
     name: str
     items: list[Item]
     transform: Transform
-    role: str  # "validation" (fits the rule) or "test" (reported only)
+    role: str  # "validation" (fits the rule), "test" or "shift" (reported only)
 
 
 def bccd_test_items(data: Path) -> list[Item]:
@@ -75,45 +76,85 @@ def bccd_test_items(data: Path) -> list[Item]:
     return items
 
 
-def eval_sets(data: Path) -> list[EvalSet]:
+def eval_sets(data: Path, lolo: str | None = None) -> list[EvalSet]:
+    """The sets a model is judged on; ``lolo`` names the one lab a leave-one-lab-out model learnt."""
     pbc_val = pbc_val_items(data)
     wbc = [it for it in pbc_val if it.label < OTHER_INDEX]
     other = [it for it in pbc_val if it.label == OTHER_INDEX]
-    return [
-        EvalSet("Kaggle val (held-out TRAIN smears)", split_kaggle_train(data)[1], None, "validation"),
-        EvalSet("PBC val", wbc, None, "validation"),
-        EvalSet("pbc/other val", other, None, "validation"),
-        EvalSet("PBC val resized to 360x363", wbc, native, "test"),
-        EvalSet("pbc/other val resized to 360x363", other, native, "test"),
+    kaggle_val = EvalSet(
+        "Kaggle val (held-out TRAIN smears)", split_kaggle_train(data)[1], None, "validation"
+    )
+    kaggle_tests = [
         EvalSet("Kaggle TEST", kaggle_items(data, "TEST"), None, "test"),
         EvalSet("Kaggle TEST_SIMPLE", kaggle_items(data, "TEST_SIMPLE"), None, "test"),
         EvalSet("BCCD test fields 640x480", bccd_test_items(data), None, "test"),
     ]
+    if lolo == "kaggle":  # PBC never seen: every PBC cell is a test cell
+        every = split_pbc(data)[0] + pbc_val
+        every_wbc = sorted((it for it in every if it.label < OTHER_INDEX), key=lambda it: str(it.path))
+        every_other = sorted((it for it in every if it.label == OTHER_INDEX), key=lambda it: str(it.path))
+        return [
+            kaggle_val,
+            *kaggle_tests,
+            EvalSet("PBC, every white cell (unseen lab)", every_wbc, None, "test"),
+            EvalSet("pbc/other, every cell (unseen lab)", every_other, None, "test"),
+        ]
+    pbc_sets = [
+        EvalSet("PBC val", wbc, None, "validation"),
+        EvalSet("pbc/other val", other, None, "validation"),
+        EvalSet("PBC val resized to 360x363", wbc, native, "test"),
+        EvalSet("pbc/other val resized to 360x363", other, native, "test"),
+        EvalSet("PBC val as tight 120 px crops", wbc, shifts.tight(), "test"),
+        EvalSet("PBC val inside a 2x field", wbc, shifts.larger_field(), "test"),
+    ]
+    if lolo == "pbc":
+        return [*pbc_sets, *(replace(s, name=f"{s.name} (unseen lab)") for s in kaggle_tests)]
+    suite_base = wbc[::2]
+    suite = [EvalSet("shift suite: none", suite_base, None, "shift")]
+    for name, (moderate, strong) in shifts.SUITE.items():
+        suite.append(EvalSet(f"shift suite: {name}, moderate", suite_base, moderate, "shift"))
+        suite.append(EvalSet(f"shift suite: {name}, strong", suite_base, strong, "shift"))
+    return [kaggle_val, *pbc_sets, *kaggle_tests, *suite]
 
 
 def raw_outputs(clf: Classifier, s: EvalSet, model_dir: Path, cache_dir: Path) -> np.ndarray:
-    """(N, outputs) view-averaged softmax before calibration, cached per model file, views and set."""
+    """(N, outputs + 1): view-averaged softmax before calibration, then the OOD score (NaN if none).
+
+    Cached per model file, OOD statistics, views and set.
+    """
     key = hashlib.sha1((model_dir / "model.tflite").read_bytes())
-    key.update(f"{clf.info.views}|{s.name}|{len(s.items)}".encode())
+    if (model_dir / ood.FILE).is_file():
+        key.update((model_dir / ood.FILE).read_bytes())
+    key.update(f"{clf.info.views}|{s.name}|{len(s.items)}|ood".encode())
     path = cache_dir / f"eval-{key.hexdigest()[:16]}.npy"
     if path.is_file():
         cached: np.ndarray = np.load(path)
         return cached
-    out = np.empty((len(s.items), len(clf.info.outputs)))
+    out = np.empty((len(s.items), len(clf.info.outputs) + 1))
+    scorer = ood.OodModel.load(model_dir / ood.FILE) if (model_dir / ood.FILE).is_file() else None
     start = time.monotonic()
     for i, it in enumerate(s.items):
         rgb = decode_image(it.path.read_bytes())
-        out[i] = clf.raw(cell_tensor(s.transform(rgb) if s.transform else rgb))
+        fwd = clf.forward(cell_tensor(s.transform(rgb) if s.transform else rgb))
+        out[i, :-1] = fwd.probabilities
+        has_score = scorer is not None and fwd.embedding is not None
+        out[i, -1] = scorer.score(fwd.embedding) if has_score else np.nan  # type: ignore[union-attr,arg-type]
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
     print(f"{s.name}: {len(s.items)} images in {time.monotonic() - start:.0f}s", flush=True)
     return out
 
 
+# The OOD threshold: this percentile of the validation white cells' scores (about 2.5 % of
+# familiar cells flagged for it; the rest of the 10 % budget is the softmax rule's).
+OOD_PERCENTILE = 97.5
+
+
 def calibrate(model_dir: Path, raw: dict[str, np.ndarray], sets: list[EvalSet], views: list[str]) -> None:
-    """Temperature, then the flag rule, both fitted on the validation sets; written into metadata."""
+    """Temperature, the flag rule and the OOD threshold, all fitted on the validation sets; into metadata."""
     val = [s for s in sets if s.role == "validation"]
-    probs = np.concatenate([raw[s.name] for s in val])
+    probs = np.concatenate([raw[s.name][:, :-1] for s in val])
+    scores = np.concatenate([raw[s.name][:, -1] for s in val])
     labels = np.concatenate([[it.label for it in s.items] for s in val])
     sources = [it.source for s in val for it in s.items]
     temperature = stats.fit_temperature(probs, labels)
@@ -127,6 +168,16 @@ def calibrate(model_dir: Path, raw: dict[str, np.ndarray], sets: list[EvalSet], 
         "views": views,
     }
     meta["uncertainty_calibration"] = {"fitted_on": [s.name for s in val], "temperature": temperature, **rule}
+    familiar = scores[(labels < OTHER_INDEX) & np.isfinite(scores)]
+    if len(familiar):
+        threshold = round(float(np.percentile(familiar, OOD_PERCENTILE)), 4)
+        meta["ood"] = {
+            "file": ood.FILE,
+            "threshold": threshold,
+            "percentile": OOD_PERCENTILE,
+            "fitted_on": [s.name for s in val],
+            "score": "Mahalanobis distance to the nearest white-cell class mean, per embedding dimension",
+        }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"calibrated on validation: T={temperature}, rule {rule}", flush=True)
 
@@ -150,6 +201,7 @@ def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
         if support:
             f1.append(2 * prec * r / (prec + r) if prec + r else 0.0)
     kept = ~flagged
+    unfamiliar = np.array([q.unfamiliar for q in preds])
     score = np.array([max(q.probabilities.values()) * (1 - (q.other_probability or 0.0)) for q in preds])
     curve = stats.risk_coverage(score, correct)
     return {
@@ -162,6 +214,7 @@ def wbc_metrics(s: EvalSet, preds: list[Any]) -> dict[str, Any]:
         "recall_ci95": recall_ci,
         "confusion_matrix": cm.tolist(),
         "flag_rate": round(float(flagged.mean()), 4),
+        "unfamiliar_rate": round(float(unfamiliar.mean()), 4),
         "accuracy_unflagged": round(float(correct[kept].mean()), 4) if kept.any() else None,
         "accuracy_unflagged_ci95": list(stats.ratio_ci(correct * kept, kept.astype(float), gid)),
         "ece": stats.ece(conf, correct),
@@ -252,7 +305,89 @@ def leakage_report(data: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
     return report
 
 
-SUMMARY_KEYS = ("n", "accuracy", "accuracy_ci95", "recall", "flag_rate", "accuracy_unflagged", "ece")
+SUMMARY_KEYS = (
+    "n",
+    "accuracy",
+    "accuracy_ci95",
+    "recall",
+    "recall_ci95",
+    "flag_rate",
+    "accuracy_unflagged",
+    "accuracy_unflagged_ci95",
+    "unfamiliar_rate",
+    "ece",
+)
+
+
+def predictions(clf: Classifier, raw: np.ndarray) -> list[Any]:
+    """Rows of raw_outputs (softmax, then OOD score) to the runtime's predictions."""
+    return [clf.interpret(r[:-1], None if np.isnan(r[-1]) else round(float(r[-1]), 4)) for r in raw]
+
+
+def print_table(metrics: dict[str, dict[str, Any]]) -> None:
+    print(
+        f"{'dataset':52s} {'n':>5s} {'acc':>6s} {'CI95':>13s} {'flag':>6s} {'sel':>6s} {'ood':>6s}  recalls"
+    )
+    for name, m in metrics.items():
+        if "accuracy" in m:
+            ci = "{:.3f}-{:.3f}".format(*m["accuracy_ci95"])
+            rec = " ".join(f"{v:.3f}" for v in m["recall"].values())
+            sel = m["accuracy_unflagged"] if m["accuracy_unflagged"] is not None else float("nan")
+            print(
+                f"{name:52s} {m['n']:5d} {m['accuracy']:6.3f} {ci:>13s} {m['flag_rate']:6.3f} "
+                f"{sel:6.3f} {m.get('unfamiliar_rate', 0.0):6.3f}  {rec}"
+            )
+        else:
+            print(f"{name:52s} {m['n']:5d} flagged {m['flag_rate']:.3f} {m['flag_rate_by_type']}")
+
+
+def shift_suite(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Accuracy under each shift and its drop, in points, from the same cells unshifted."""
+    base = metrics.get("shift suite: none")
+    if base is None:
+        return {}
+    out: dict[str, dict[str, float]] = {
+        "none": {"accuracy": base["accuracy"], "flag_rate": base["flag_rate"]}
+    }
+    for name, m in metrics.items():
+        if name.startswith("shift suite: ") and name != "shift suite: none":
+            out[name.removeprefix("shift suite: ")] = {
+                "accuracy": m["accuracy"],
+                "drop_points": round(100 * (base["accuracy"] - m["accuracy"]), 1),
+                "flag_rate": m["flag_rate"],
+                "accuracy_unflagged": m["accuracy_unflagged"],
+            }
+    return out
+
+
+def lolo_metrics(model_dir: Path) -> dict[str, dict[str, Any]]:
+    """A leave-one-lab-out model's figures on the lab it never saw (written by ``--lolo``)."""
+    meta_path = model_dir / "metadata.json"
+    if not meta_path.is_file():
+        return {}
+    meta = json.loads(meta_path.read_text())
+    learnt = meta.get("training", {}).get("sources_option", model_dir.name)
+    return {
+        f"trained on {learnt} only: {name}": {k: m[k] for k in (*SUMMARY_KEYS, "flag_rate_by_type") if k in m}
+        for name, m in meta.get("metrics", {}).items()
+        if "unseen lab" in name
+    }
+
+
+def lolo_report(model_dir: Path, metrics: dict[str, dict[str, Any]], no_write: bool, t0: float) -> int:
+    """A leave-one-lab-out model: its figures go into its own metadata, for the shipped card to show."""
+    print(f"evaluated in {time.monotonic() - t0:.0f}s with {model_dir / 'model.tflite'}\n")
+    print_table(metrics)
+    if not no_write:
+        meta_path = model_dir / "metadata.json"
+        meta = json.loads(meta_path.read_text())
+        for m in metrics.values():
+            m.pop("_curve", None)
+            m.pop("_reliability", None)
+        meta["metrics"] = metrics
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"wrote {meta_path}")
+    return 0
 
 
 def summary(meta: dict[str, Any]) -> dict[str, Any]:
@@ -291,9 +426,20 @@ def main() -> int:
         help="a further model folder whose softmax is averaged in (an ensemble tried, evaluation only)",
     )
     parser.add_argument("--member-views", help="the members' test-time views (default: --views)")
+    parser.add_argument(
+        "--lolo",
+        choices=("kaggle", "pbc"),
+        help="the model learnt this lab only (train --sources): fit on its validation, test on the other lab",
+    )
+    parser.add_argument(
+        "--lolo-dir",
+        type=Path,
+        default=REPO / "training" / "lolo",
+        help="leave-one-lab-out models (kaggle-only/, pbc-only/) whose figures the card shows",
+    )
     args = parser.parse_args()
     t0 = time.monotonic()
-    sets = eval_sets(args.data)
+    sets = eval_sets(args.data, args.lolo)
     meta_path = args.model / "metadata.json"
     if not args.keep_rule and not args.no_write:
         meta = json.loads(meta_path.read_text())
@@ -313,29 +459,29 @@ def main() -> int:
         clf = Classifier(args.model, threads=1)
     metrics: dict[str, dict[str, Any]] = {}
     for s in sets:
-        preds = [clf.interpret(r) for r in raw[s.name]]
+        preds = predictions(clf, raw[s.name])
         subsets = [(s, preds)]
         if s.name in ("PBC val", "pbc/other val"):
             subsets.append(legacy_subset(s, args.data, preds))
         for sub, sub_preds in subsets:
             is_wbc = sub.items[0].label < OTHER_INDEX
             metrics[sub.name] = wbc_metrics(sub, sub_preds) if is_wbc else other_metrics(sub, sub_preds)
+    if args.lolo:
+        return lolo_report(args.model, metrics, args.no_write, t0)
+    suite = shift_suite(metrics)
+    lolo = {name: m for d in sorted(args.lolo_dir.glob("*-only")) for name, m in lolo_metrics(d).items()}
     speed = timing(args.model, members=tuple(args.member), member_views=tuple(member_views))
     leaks = leakage_report(args.data, args.cache)
     print(f"evaluated in {time.monotonic() - t0:.0f}s with {args.model / 'model.tflite'}\n")
     print(
         f"{'dataset':40s} {'n':>5s} {'acc':>6s} {'CI95':>13s} {'flag':>6s} {'sel':>6s} {'ECE':>6s}  recalls"
     )
-    for name, m in metrics.items():
-        if "accuracy" in m:
-            ci = "{:.3f}-{:.3f}".format(*m["accuracy_ci95"])
-            rec = " ".join(f"{v:.3f}" for v in m["recall"].values())
-            print(
-                f"{name:40s} {m['n']:5d} {m['accuracy']:6.3f} {ci:>13s} {m['flag_rate']:6.3f} "
-                f"{m['accuracy_unflagged']:6.3f} {m['ece']:6.3f}  {rec}"
-            )
-        else:
-            print(f"{name:40s} {m['n']:5d} flagged {m['flag_rate']:.3f} {m['flag_rate_by_type']}")
+    print_table(metrics)
+    print("\nshift suite (accuracy, drop from none):", json.dumps(suite))
+    print(
+        "leave one lab out:",
+        json.dumps({k: {x: v[x] for x in SUMMARY_KEYS if x in v} for k, v in lolo.items()}),
+    )
     print(
         f"\nspeed {speed}; leakage near-duplicates "
         + str({k: v["near_duplicates"] for k, v in leaks.items()})
@@ -344,7 +490,7 @@ def main() -> int:
         meta = json.loads(meta_path.read_text())
         curves = {k: m.pop("_curve") for k, m in metrics.items() if "_curve" in m}
         reliab = {k: m.pop("_reliability") for k, m in metrics.items() if "_reliability" in m}
-        meta.update(metrics=metrics, speed=speed, leakage=leaks)
+        meta.update(metrics=metrics, speed=speed, leakage=leaks, shift_suite=suite, leave_one_lab_out=lolo)
         if args.member:
             meta["ensemble_members"] = {"folders": [str(d) for d in args.member], "views": member_views}
         if args.baseline.is_file() and json.loads(args.baseline.read_text())["version"] != meta["version"]:
@@ -360,7 +506,7 @@ def main() -> int:
             args.model / "confusion_matrix.png",
         )
         figures.draw_calibration(reliab, curves, metrics, args.model / "calibration.png")
-        figures.draw_errors(sets, raw, clf, args.model / "errors.png")
+        figures.draw_errors(sets, {k: v[:, :-1] for k, v in raw.items()}, clf, args.model / "errors.png")
         write_card(meta, args.model / "MODEL_CARD.md")
         print(f"wrote {meta_path}, confusion_matrix.png, calibration.png, errors.png and MODEL_CARD.md")
     return 0
