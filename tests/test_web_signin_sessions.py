@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -60,9 +60,10 @@ def _signed_in(app: str, name: str) -> requests.Session:
     return browser
 
 
-def _replay(app: str, cookies: dict[str, str], path: str) -> int:
+def _replay(app: str, cookies: Mapping[str, str | None], path: str) -> int:
     """A saved cookie, sent again from somewhere else."""
-    return requests.get(app + path, cookies=cookies, allow_redirects=False, timeout=30).status_code
+    jar = {name: value for name, value in cookies.items() if value is not None}
+    return requests.get(app + path, cookies=jar, allow_redirects=False, timeout=30).status_code
 
 
 def _sign_out(browser: requests.Session, app: str, page: str = "/slides") -> requests.Response:

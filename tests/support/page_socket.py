@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -53,7 +54,7 @@ def open_page(browser: requests.Session, base: str, path: str) -> Page:
 
 class PageSocket:
     def __init__(
-        self, base: str, cookies: dict[str, str] | None, client_id: str, implicit: bool = True
+        self, base: str, cookies: Mapping[str, str | None] | None, client_id: str, implicit: bool = True
     ) -> None:
         self.client_id = client_id
         self.received: list[tuple[str, Any]] = []
@@ -64,7 +65,8 @@ class PageSocket:
         query = {"client_id": client_id, "tab_id": str(uuid.uuid4()), "document_id": str(uuid.uuid4())}
         if implicit:
             query["implicit_handshake"] = "true"
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in (cookies or {}).items())} if cookies else {}
+        jar = "; ".join(f"{k}={v}" for k, v in (cookies or {}).items() if v is not None)
+        headers = {"Cookie": jar} if jar else {}
         self.sio.connect(
             f"{base}?{urlencode(query)}",
             headers=headers,
