@@ -3,8 +3,11 @@
 One middleware guards every route, NiceGUI's and ours (pages, ``/thumb``, uploads
 to ``/_nicegui/client/...``, pages other modules add later), so no page has to
 remember to check. Only the sign-in form, ``/healthz`` and NiceGUI's versioned
-static assets are public. The session is Starlette's cookie, signed with
-``STORAGE_SECRET``; on a loopback-only app the middleware lets everything through.
+static assets are public. Starlette's cookie (signed with ``STORAGE_SECRET``)
+holds only a server-side session id (``web.sessions``) and the forms' CSRF token;
+password checks go through ``web.limiter`` (counted first, bounded hashes); the
+websocket is guarded by ``web.socket_guard``. On a loopback-only app the
+middleware lets everything through.
 """
 
 from __future__ import annotations
