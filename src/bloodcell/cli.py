@@ -133,11 +133,18 @@ def cmd_function(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts_file(args: argparse.Namespace) -> Path | None:
+    """--file, else WEB_ACCOUNTS_FILE: the file the running web app re-reads when it changes."""
+    if args.file is not None:
+        return Path(args.file)
+    return _settings(args).web_accounts_file
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
-    """Print an account line for WEB_ACCOUNTS(_FILE); the password is read, hashed, and forgotten."""
+    """Add (or re-password) an account: into the accounts file, or printed as a line for WEB_ACCOUNTS."""
     import getpass
 
-    from bloodcell.web.auth import hash_line
+    from bloodcell.web.accounts import hash_line, put_account
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.name}: ")
@@ -150,9 +157,36 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print("bloodcell user add: use a password of at least 8 characters", file=sys.stderr)
         return 1
     try:
-        print(hash_line(args.name, password, tuple(args.role)), flush=True)
-    except ValueError as exc:
+        line = hash_line(args.name, password, tuple(args.role))
+        if args.file is None:
+            print(line, flush=True)
+        else:  # replaces an existing line: the account's sessions end (new password)
+            put_account(Path(args.file), line)
+    except (ValueError, ConfigurationError, OSError) as exc:
         print(f"bloodcell user add: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_user_edit(args: argparse.Namespace) -> int:
+    """remove / set-role: rewrite the accounts file; the web app ends that account's sessions at once."""
+    from bloodcell.web.accounts import remove_account, set_roles
+
+    verb = args.user_command
+    file = _accounts_file(args)
+    if file is None:
+        print(f"bloodcell user {verb}: give --file or set WEB_ACCOUNTS_FILE", file=sys.stderr)
+        return 1
+    try:
+        if verb == "remove":
+            remove_account(file, args.name)
+        else:
+            set_roles(file, args.name, tuple(args.role))
+    except KeyError:
+        print(f"bloodcell user {verb}: no account {args.name!r} in {file}", file=sys.stderr)
+        return 1
+    except (ValueError, ConfigurationError, OSError) as exc:
+        print(f"bloodcell user {verb}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -250,7 +284,10 @@ EXAMPLES = {
     "classify": "examples:\n  bloodcell classify cell.jpg\n  bloodcell classify slides/ --json > out.jsonl",
     "eventsource": "example: K_SINK=http://preprocess.default.svc bloodcell eventsource",
     "function": "example: bloodcell function --target=preprocess --source=functions/preprocess/main.py",
-    "user": "example: bloodcell user add alice --role reviewer >> accounts.txt",
+    "user": "examples:\n  bloodcell user add alice --role reviewer --file accounts.txt\n"
+    "  bloodcell user set-role alice --file accounts.txt   (no extra role: reviewer taken away)\n"
+    "  bloodcell user remove alice --file accounts.txt\n"
+    "The running web app re-reads the file and ends the account's sessions at once.",
     "webapp": "example: PORT=8080 BLOODCELL_STORAGE=gcs UPLOAD_BUCKET=my-uploads bloodcell webapp",
     "report": "examples:\n  bloodcell report lame-042 --out lame-042.pdf\n"
     "  bloodcell report lame-042 --format fhir --wbc 6.8 > lame-042.fhir.json",
@@ -335,10 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
         "standard input's first line) and only its argon2id hash is printed; nothing is stored.",
     )
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    add = user_sub.add_parser("add", help="print the account line for a new user")
+    add = user_sub.add_parser(
+        "add", help="add an account to --file (a new password if it exists), or print its line"
+    )
     add.add_argument("name", help="the name people sign in with")
     add.add_argument("--role", action="append", default=[], choices=["reviewer"], help="extra role")
+    add.add_argument("--file", type=Path, help="accounts file to write (else the line is printed)")
     add.set_defaults(func=cmd_user_add)
+    remove = user_sub.add_parser("remove", help="remove an account from the accounts file")
+    remove.add_argument("name")
+    remove.set_defaults(func=cmd_user_edit)
+    set_role = user_sub.add_parser("set-role", help="give an account exactly these extra roles")
+    set_role.add_argument("name")
+    set_role.add_argument("--role", action="append", default=[], choices=["reviewer"], help="extra role")
+    for sub_parser in (remove, set_role):
+        sub_parser.add_argument("--file", type=Path, help="accounts file (default WEB_ACCOUNTS_FILE)")
+    set_role.set_defaults(func=cmd_user_edit)
     web = _command(
         sub,
         "webapp",

@@ -344,7 +344,26 @@ class Settings:
         "WEB_ACCOUNTS_FILE",
         None,
         optional_path,
-        "file holding more account lines (a mounted secret), read at start-up",
+        "file holding more account lines (a mounted secret), re-read whenever it changes",
+    )
+    web_session_idle_minutes: float = setting(
+        "WEB_SESSION_IDLE_MINUTES",
+        30.0,
+        positive,
+        "a built-in-accounts session unused this long ends (sign in again)",
+    )
+    web_session_max_hours: float = setting(
+        "WEB_SESSION_MAX_HOURS",
+        12.0,
+        positive,
+        "a built-in-accounts session ends this long after sign-in, however active",
+    )
+    web_signin_hashes: int = setting(
+        "WEB_SIGNIN_HASHES",
+        2,
+        whole(),
+        "password checks (argon2id, 64 MiB each) run at once; one is kept for browsers that signed in "
+        "before, and sign-ins beyond a short queue are refused at once",
     )
     iap_audience: str = setting(
         "IAP_AUDIENCE",

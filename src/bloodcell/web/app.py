@@ -44,7 +44,8 @@ def frame(current: str) -> Iterator[None]:
                 link.mark("nav-current")
         if (name := signin.signed_in_name()) is not None:
             ui.label(name).classes("pl-4 text-grey-7").props("id=signed-in-user")
-            ui.link("Sign out", "/signout").classes("px-3 py-1 no-underline text-grey-9")
+            # a POST with the session's CSRF token: a link (GET) could be fired by any other site
+            ui.html(signin.signout_form(), sanitize=False).classes("text-grey-9")
     with ui.column().classes("w-full max-w-screen-xl mx-auto p-2 sm:p-4 gap-4"):
         with ui.row().classes("w-full items-center gap-2 px-4 py-2 rounded bg-amber-1 text-amber-10"):
             ui.icon("warning_amber")

@@ -15,23 +15,43 @@ signed JWT assertion IAP adds, verified against Google's public keys.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bloodcell.errors import ConfigurationError
+from bloodcell.web.accounts import (
+    REVIEWER,
+    ROLES,
+    USER,
+    Account,
+    AccountBook,
+    hash_line,
+    load_accounts,
+    parse_accounts,
+)
+from bloodcell.web.limiter import Busy, Charge, FailureLimiter, TooManyAttempts
+from bloodcell.web.sessions import SessionStore
 
 if TYPE_CHECKING:
     from bloodcell.settings import Settings
 
-USER = "user"
-REVIEWER = "reviewer"
-ROLES = (USER, REVIEWER)
+__all__ = [
+    "REVIEWER",
+    "ROLES",
+    "USER",
+    "Account",
+    "AccountBook",
+    "Busy",
+    "TooManyAttempts",
+    "hash_line",
+    "load_accounts",
+    "parse_accounts",
+]
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 SESSION_KEY = "bloodcell-user"
 
@@ -62,105 +82,68 @@ class Mode(StrEnum):
 # ---- built-in accounts ----
 
 
-@dataclass(frozen=True)
-class Account:
-    name: str
-    roles: frozenset[str]
-    password_hash: str
-
-
-def parse_accounts(text: str, origin: str) -> dict[str, Account]:
-    """``name:roles:hash`` lines (roles comma-separated); errors name the line, never its content."""
-    accounts: dict[str, Account] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep1, rest = line.partition(":")
-        roles_text, sep2, password_hash = rest.partition(":")
-        roles = frozenset(r.strip() for r in roles_text.split(",") if r.strip())
-        if not (sep1 and sep2 and name.strip() and password_hash.startswith("$argon2")):
-            raise ConfigurationError(
-                f"{origin} line {number} must read name:roles:$argon2id$... (made by `bloodcell user add`)"
-            )
-        if unknown := roles - set(ROLES):
-            raise ConfigurationError(
-                f"{origin} line {number}: unknown role {sorted(unknown)}; roles: {ROLES}"
-            )
-        accounts[name.strip()] = Account(name.strip(), roles | {USER}, password_hash)
-    return accounts
-
-
-def load_accounts(inline: str, file: Path | None) -> dict[str, Account]:
-    accounts = parse_accounts(inline, "WEB_ACCOUNTS")
-    if file is not None:
-        try:
-            text = file.read_text()
-        except OSError as exc:
-            raise ConfigurationError(f"WEB_ACCOUNTS_FILE {file} cannot be read: {exc.strerror}") from exc
-        accounts |= parse_accounts(text, "WEB_ACCOUNTS_FILE")
-    return accounts
-
-
-def hash_line(name: str, password: str, roles: tuple[str, ...] = ()) -> str:
-    """The account line ``bloodcell user add`` prints: the password itself is never stored."""
-    from argon2 import PasswordHasher
-
-    if not name or any(c in name for c in ":\n\r") or not name.isprintable():
-        raise ValueError("a user name may not be empty or hold ':' or control characters")
-    if unknown := set(roles) - set(ROLES):
-        raise ValueError(f"unknown role {sorted(unknown)}; roles: {', '.join(ROLES)}")
-    role_text = ",".join(sorted({USER, *roles}))
-    return f"{name}:{role_text}:{PasswordHasher().hash(password)}"
-
-
-class TooManyAttempts(PermissionError):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many failed sign-ins: try again in {retry_after:.0f} s")
-        self.retry_after = retry_after
-
-
 class Accounts:
-    """Password checks, with failed attempts limited per name and per client address."""
+    """Password checks, each attempt counted before its hash runs (see ``web.limiter``).
 
-    def __init__(self, accounts: Mapping[str, Account], max_failures: int = 5, window: float = 300.0) -> None:
+    Attempts from a browser with a device cookie for the account count against
+    that device alone; all others against the account and the client address.
+    So a flood against a name, or from an address, locks out new browsers for
+    the window but never the account's own known devices.
+    """
+
+    def __init__(
+        self,
+        book: AccountBook,
+        max_failures: int = 5,
+        window: float = 300.0,
+        per_address: int = 20,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from argon2 import PasswordHasher
 
-        self._accounts = dict(accounts)
+        self.book = book
         self._hasher = PasswordHasher()
         # checked for unknown names too, so timing does not tell which names exist
         self._dummy = self._hasher.hash("not a password of anyone")
-        self._max, self._window = max_failures, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._max, self._per_address = max_failures, per_address
+        self.limiter = FailureLimiter(window, max_keys, clock)
+        self.hashes = 0  # password hashes evaluated so far
+        self._count = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] > self._window:
-            times.popleft()
-        return times
+    def begin(self, name: str, client: str, device: str | None = None) -> Charge:
+        """Count the attempt, or raise TooManyAttempts: before any hash, so a flood evaluates none."""
+        tag = hashlib.sha256(name.lower().encode()).hexdigest()[:16]
+        if device is not None:
+            return self.limiter.charge({f"device:{device}:{tag}": self._max})
+        return self.limiter.charge({f"name:{tag}": self._max, f"client:{client[:64]}": self._per_address})
 
-    def check(self, name: str, password: str, client: str) -> User | None:
-        """The user for a right password; None for a wrong one; TooManyAttempts when limited."""
+    def finish(self, charge: Charge, name: str, password: str) -> Account | None:
+        """The account for a right password (its charge refunded); None for a wrong one."""
         from argon2.exceptions import Argon2Error, InvalidHashError
 
-        keys = (f"name:{name.lower()}", f"client:{client}")
-        now = time.monotonic()
-        with self._lock:
-            blocked = [self._recent(k, now) for k in keys if len(self._recent(k, now)) >= self._max]
-            if blocked:
-                raise TooManyAttempts(max(self._window - (now - times[0]) for times in blocked))
-        account = self._accounts.get(name)
+        account = self.book.current().get(name)
+        with self._count:
+            self.hashes += 1
         try:
             ok: bool = self._hasher.verify(account.password_hash if account else self._dummy, password)
         except (Argon2Error, InvalidHashError):
             ok = False
-        if ok and account is not None:
-            return User(account.name, account.roles)
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-        return None
+        if not (ok and account is not None):
+            return None
+        self.limiter.refund(charge)
+        for key in charge.keys:
+            if key.startswith("device:"):
+                self.limiter.clear(key)
+        return account
+
+    def cancel(self, charge: Charge) -> None:
+        self.limiter.refund(charge)
+
+    def check(self, name: str, password: str, client: str, device: str | None = None) -> User | None:
+        """``begin`` then ``finish``: the user for a right password, None for a wrong one."""
+        account = self.finish(self.begin(name, client, device), name, password)
+        return None if account is None else User(account.name, account.roles)
 
 
 # ---- Identity-Aware Proxy ----
@@ -214,6 +197,8 @@ class IapVerifier:
 @dataclass
 class _State:
     mode: Mode = Mode.LOCAL
+    accounts: Accounts | None = None
+    sessions: SessionStore | None = None
 
 
 STATE = _State()
@@ -252,7 +237,25 @@ def check_config(settings: Settings) -> tuple[Mode, dict[str, Account]]:
     return mode, accounts
 
 
+def session_id(session: Mapping[str, Any]) -> str | None:
+    """The server-side session id a (built-in accounts) cookie carries."""
+    data = session.get(SESSION_KEY)
+    sid = data.get("sid") if isinstance(data, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def session_user(session: Mapping[str, Any], touch: bool = False) -> User | None:
+    """Who a cookie's session belongs to now; None once it ended (or under any other mode)."""
+    if STATE.mode is Mode.IAP:
+        return user_from_session(session)
+    if STATE.mode is not Mode.ACCOUNTS or STATE.sessions is None or STATE.accounts is None:
+        return None
+    account = STATE.sessions.resolve(session_id(session), STATE.accounts.book.current(), touch)
+    return None if account is None else User(account.name, account.roles)
+
+
 def user_from_session(session: Mapping[str, Any]) -> User | None:
+    """IAP mode: the user the middleware verified for this request."""
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         return None
@@ -276,12 +279,13 @@ def _request() -> Any:
 def current_user() -> User:
     """The signed-in user of the current request (the local user on a loopback stack).
 
-    Raises ``NotSignedIn`` outside a signed-in request; ``web.signin`` never lets
-    such a request reach a page, so pages need not handle it.
+    Raises ``NotSignedIn`` outside a signed-in request, or once the session has
+    ended (an open page's handlers then fail rather than act); ``web.signin``
+    never lets such a request or websocket message reach a page.
     """
     if STATE.mode is Mode.LOCAL:
         return LOCAL_USER
-    user = user_from_session(_request().session)
+    user = session_user(_request().session)
     if user is None:
         raise NotSignedIn("no signed-in user for this request")
     return user
