@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.deployed import GENERATE_ENV
 from tests.support.hcl import norm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,9 +137,14 @@ def test_knative_version_is_pinned_and_matches_the_readme_and_schemas() -> None:
 @cache
 def _overlay() -> list[dict[str, Any]]:
     copy = Path(tempfile.mkdtemp(prefix="gke-"))
-    shutil.copytree(REPO / "knative", copy / "knative", ignore=shutil.ignore_patterns("*.env"))
+    shutil.copytree(
+        REPO / "knative",
+        copy / "knative",
+        ignore=shutil.ignore_patterns("*.env", "accounts", "admin-password.txt"),
+    )
     shutil.copytree(GKE / "knative" / "overlay", copy / "terraform" / "gke" / "knative" / "overlay")
-    subprocess.run(["sh", str(copy / "knative" / "secrets" / "generate.sh")], capture_output=True, check=True)
+    generate = copy / "knative" / "secrets" / "generate.sh"
+    subprocess.run(["sh", str(generate)], capture_output=True, check=True, env=GENERATE_ENV)
     target = copy / "terraform" / "gke" / "knative" / "overlay"
     result = subprocess.run(
         ["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=False

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "src"))
 from bloodcell.errors import ConfigurationError  # noqa: E402
 from bloodcell.events import GCS_FINALIZED  # noqa: E402
 from bloodcell.settings import ENV_VARS, Settings  # noqa: E402
+from tests.support.deployed import GENERATE_ENV  # noqa: E402
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered manifests")
 
@@ -44,8 +45,14 @@ needs_kubectl = pytest.mark.skipif(
 def _rendered() -> tuple[dict[str, Any], ...]:
     """What `kubectl apply -k knative/` creates, rendered from a copy with freshly generated credentials."""
     copy = Path(tempfile.mkdtemp(prefix="knative-")) / "knative"
-    shutil.copytree(KNATIVE, copy, ignore=shutil.ignore_patterns("*.env"))
-    subprocess.run(["sh", str(copy / "secrets" / "generate.sh")], capture_output=True, check=True, timeout=60)
+    shutil.copytree(KNATIVE, copy, ignore=shutil.ignore_patterns("*.env", "accounts", "admin-password.txt"))
+    subprocess.run(
+        ["sh", str(copy / "secrets" / "generate.sh")],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env=GENERATE_ENV,
+    )
     result = subprocess.run(
         ["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -435,7 +442,12 @@ def test_every_secret_is_generated_at_install_with_fresh_values() -> None:
     second = {d["metadata"]["name"]: d["data"] for d in again if d["kind"] == "Secret"}
 
     # Assert
-    assert set(secrets) == {"object-store-credentials", "event-webhook-token", "webapp-storage-secret"}
+    assert set(secrets) == {
+        "object-store-credentials",
+        "event-webhook-token",
+        "webapp-storage-secret",
+        "webapp-accounts",
+    }
     for name, secret in secrets.items():
         assert secret["data"] and all(secret["data"].values()), name
         assert secret["data"] != second[name], f"{name} came out the same twice: not generated"

@@ -360,6 +360,9 @@ def _service_env(service: dict[str, Any]) -> dict[str, str]:
                     text = str(_scalar(block.get("for_each")))
                     if "local.common_env" in text:
                         env.update({k: str(_scalar(v)) for k, v in common.items()})
+                    for name in re.findall(r"\blocal\.(\w+)", text):  # other maps of settings
+                        if name != "common_env" and isinstance(found := _scalar(_locals()[name]), dict):
+                            env.update({k: str(_scalar(v)) for k, v in found.items()})
                     for key, value in _MAP_ITEM.findall(text):
                         env[key] = value.strip().strip("'\"")
     return env
