@@ -286,3 +286,49 @@ def test_release_configmaps_reach_the_cluster_only_through_the_merge() -> None:
     assert modules["serving_config"]["source"] == "./serving-config"
     assert modules["serving_config"]["documents"] == "${local.release_core_documents}"
     assert "ConfigMap" not in re.sub(r"(?m)#.*$", "", text), "no ConfigMap filtered out or written here"
+
+
+# ---- private cluster: the control plane must reach Knative's webhooks (B3) ----
+
+KNATIVE_WEBHOOK_PORT = "8443"  # Serving's and Eventing's webhook containers (and their Services' targetPort)
+
+
+def _local(module: str, name: str) -> Any:
+    return next(block[name] for block in _module(module).get("locals", []) if name in block)
+
+
+def _resolve(module: str, value: Any) -> Any:
+    """A `${local.x}` (or a list of them) as the local's value; anything else as is."""
+    if isinstance(value, list):
+        return [_resolve(module, v) for v in value]
+    found = re.fullmatch(r"\$\{local\.(\w+)\}", str(value))
+    return _local(module, found.group(1)) if found else value
+
+
+def test_control_plane_may_call_the_knative_webhooks_on_the_nodes() -> None:
+    # Arrange
+    resources = _typed("cluster")
+    cluster = resources[("google_container_cluster", "this")]
+    pool = _one(resources[("google_container_node_pool", "default")], "node_config")
+    master_cidr = _resolve("cluster", _one(cluster, "private_cluster_config")["master_ipv4_cidr_block"])
+    firewalls = [body for (rtype, _), body in resources.items() if rtype == "google_compute_firewall"]
+
+    # Act
+    opening = [
+        rule
+        for rule in firewalls
+        if rule.get("direction", "INGRESS") == "INGRESS"
+        and _resolve("cluster", rule["source_ranges"]) == [master_cidr]
+        and any(
+            a["protocol"] == "tcp" and KNATIVE_WEBHOOK_PORT in a.get("ports", [])
+            for a in rule.get("allow", [])
+        )
+    ]
+
+    # Assert
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+/28", master_cidr)
+    assert len(opening) == 1, "no firewall rule lets the control plane reach port 8443 on the nodes"
+    (rule,) = opening
+    assert rule["network"] == cluster.get("network", "default")
+    assert set(_resolve("cluster", rule["target_tags"])) <= set(_resolve("cluster", pool["tags"]))
+    assert all(a.get("ports") == [KNATIVE_WEBHOOK_PORT] for a in rule["allow"]), "only the webhook port"
