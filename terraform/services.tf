@@ -28,6 +28,11 @@ locals {
     WEB_ACCOUNTS_FILE      = "${local.webapp_accounts_dir}/${local.webapp_accounts_file}"
     IAP_AUDIENCE           = var.webapp_iap ? local.webapp_iap_audience : ""
     IAP_REVIEWERS          = local.webapp_iap_reviewers
+    # Only Google's front end reaches the container: believe its
+    # X-Forwarded-Proto (https), so cookies are Secure. (With "*" uvicorn takes
+    # the leftmost X-Forwarded-For, which a client may set: the per-name
+    # sign-in limit holds regardless; the per-address one is best effort here.)
+    WEB_TRUSTED_PROXIES = "*"
   }
 }
 

@@ -205,3 +205,15 @@ def test_terraform_refuses_a_webapp_nobody_could_sign_in_to(tmp_path: Path) -> N
     assert nothing.returncode != 0 and "sign people in" in nothing.stdout + nothing.stderr
     assert accounts.returncode == 0, accounts.stderr
     assert iap.returncode == 0, iap.stderr
+
+
+def test_cloud_run_webapp_believes_its_front_end_about_https(tmp_path: Path) -> None:
+    """Only Google's front end reaches a Cloud Run container, and it speaks HTTPS to browsers."""
+    # Arrange
+    env, _ = _cloud_run("webapp", tmp_path, webapp_accounts=_account_line())
+
+    # Act
+    settings = Settings.from_env(env)
+
+    # Assert
+    assert settings.web_trusted_proxies == ("*",)
