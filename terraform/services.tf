@@ -182,6 +182,9 @@ resource "google_cloud_run_v2_service" "predict" {
 }
 
 resource "google_cloud_run_v2_service" "webapp" {
+  # iap_enabled exists only in the beta provider at the pinned version (6.50).
+  provider = google-beta
+
   name                = local.webapp_name
   location            = var.region
   ingress             = "INGRESS_TRAFFIC_ALL"
