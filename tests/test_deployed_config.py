@@ -217,3 +217,33 @@ def test_cloud_run_webapp_believes_its_front_end_about_https(tmp_path: Path) -> 
 
     # Assert
     assert settings.web_trusted_proxies == ("*",)
+
+
+# ---- a shared lab server: the README's systemd unit ----
+
+
+def _systemd_env() -> dict[str, str]:
+    readme = (REPO / "README.md").read_text()
+    (unit,) = re.findall(r"```ini\n(.*?)```", readme, re.S)
+    env: dict[str, str] = {}
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            env.update(item.split("=", 1) for item in line.removeprefix("Environment=").split())
+    return env
+
+
+def test_the_lab_server_unit_makes_everyone_sign_in_behind_its_proxy(tmp_path: Path) -> None:
+    # Arrange: the unit's environment, its EnvironmentFile's secret, its accounts file here.
+    env = _systemd_env()
+    accounts = tmp_path / "accounts"
+    accounts.write_text(_account_line("chloe") + "\n")
+    env |= {"STORAGE_SECRET": "x" * 64, "WEB_ACCOUNTS_FILE": str(accounts)}
+
+    # Act
+    settings = Settings.from_env(env)
+    mode, found = auth.check_config(settings)
+
+    # Assert: unreachable off the machine, yet not the keyboard's address
+    assert settings.host.startswith("127.") and settings.host != "127.0.0.1"
+    assert mode is auth.Mode.ACCOUNTS and list(found) == ["chloe"]
+    assert settings.web_trusted_proxies == ("127.0.0.1",)
