@@ -72,6 +72,19 @@ def serve(session: nox.Session) -> None:
     session.run("bloodcell", "serve", *session.posargs)
 
 
+@nox.session(python=PYTHON, venv_backend="none")
+def bloodcell(session: nox.Session) -> None:
+    """Any `bloodcell` command, from the venv `nox -s serve` installs: `nox -s bloodcell -- user add NAME`.
+
+    The same command is `.nox/serve/bin/bloodcell` (put that folder on PATH for
+    `knative/secrets/generate.sh`); this session makes that venv first if it is missing.
+    """
+    command = REPO / ".nox" / "serve" / "bin" / "bloodcell"
+    if not command.exists():
+        session.run(sys.executable, "-m", "nox", "-s", "serve", "--install-only", external=True)
+    session.run(str(command), *session.posargs, external=True)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite, slow fault-injection and browser tests included (`-- -m "not slow"` to skip)."""

@@ -75,6 +75,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "archive" {
     }
   }
 
+  # Retention (var.archive_retention_days): archive copies expire that many
+  # days after they were written (then noncurrent, gone
+  # archive_noncurrent_expiration_days later).
+  dynamic "rule" {
+    for_each = var.archive_retention_days > 0 ? [var.archive_retention_days] : []
+    content {
+      id     = "archive-retention"
+      status = "Enabled"
+
+      filter {
+        prefix = var.archive_prefix
+      }
+
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
   # Whole bucket: clean up uploads that never completed.
   rule {
     id     = "abort-incomplete-uploads"

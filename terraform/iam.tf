@@ -118,3 +118,9 @@ resource "google_secret_manager_secret_iam_member" "webapp_reads_storage_secret"
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.webapp.member
 }
+
+resource "google_secret_manager_secret_iam_member" "webapp_reads_accounts" {
+  secret_id = google_secret_manager_secret.webapp_accounts.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.webapp.member
+}

@@ -4,13 +4,14 @@
 # x-goog-iap-jwt-assertion; the app (WEB_AUTH=iap) verifies that assertion's
 # signature, issuer and audience, and trusts no bare identity header.
 #
-# The web app service (services.tf) needs, when var.webapp_iap is true:
-#   iap_enabled  = var.webapp_iap   (with launch_stage = "BETA" on providers that require it)
+# The web app service (services.tf) sets, from var.webapp_iap:
+#   iap_enabled  = var.webapp_iap   (launch_stage = "BETA" with it)
 #   env WEB_AUTH      = "iap"
 #   env IAP_AUDIENCE  = local.webapp_iap_audience
-#   env IAP_REVIEWERS = join(",", var.webapp_iap_reviewers)
-# Without IAP the app signs people in with built-in accounts (WEB_ACCOUNTS, a
-# secret) and refuses to start without them, since Cloud Run is not loopback.
+#   env IAP_REVIEWERS = local.webapp_iap_reviewers
+# Without IAP the app signs people in with built-in accounts (var.webapp_accounts,
+# a Secret Manager secret mounted as WEB_ACCOUNTS_FILE) and refuses to start
+# without them, since Cloud Run is not loopback.
 #
 # IAP on Cloud Run needs the project to belong to an organization, and the
 # members below to be identities IAP accepts (see README.md, "Sign-in").
@@ -40,7 +41,9 @@ variable "webapp_iap_reviewers" {
 
 locals {
   # The `aud` claim IAP puts in its assertion for a Cloud Run service with IAP enabled.
-  webapp_iap_audience = "/projects/${data.google_project.this.number}/locations/${var.region}/services/${google_cloud_run_v2_service.webapp.name}"
+  # Built from the service's name, not the service, which itself needs this value.
+  webapp_iap_audience  = "/projects/${data.google_project.this.number}/locations/${var.region}/services/${local.webapp_name}"
+  webapp_iap_reviewers = join(",", var.webapp_iap_reviewers)
 }
 
 resource "google_project_service" "iap" {

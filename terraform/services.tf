@@ -13,6 +13,27 @@ locals {
     RESULT_BUCKET        = google_storage_bucket.results.name
     LOG_LEVEL            = "INFO"
   }
+
+  # The web app's name, known before the service exists: IAP's audience (iap.tf) is built from it.
+  webapp_name = "${var.name_prefix}-webapp"
+  # Where the accounts secret (secrets.tf) is mounted, and the file in it.
+  webapp_accounts_dir  = "/secrets/webapp-accounts"
+  webapp_accounts_file = "accounts"
+
+  # Sign-in (src/bloodcell/web/auth.py): built-in accounts from the mounted
+  # file, or, with var.webapp_iap, IAP's signed assertion for our audience.
+  webapp_env = {
+    RESULT_TIMEOUT_SECONDS = "120"
+    WEB_AUTH               = var.webapp_iap ? "iap" : "accounts"
+    WEB_ACCOUNTS_FILE      = "${local.webapp_accounts_dir}/${local.webapp_accounts_file}"
+    IAP_AUDIENCE           = var.webapp_iap ? local.webapp_iap_audience : ""
+    IAP_REVIEWERS          = local.webapp_iap_reviewers
+    # Only Google's front end reaches the container: believe its
+    # X-Forwarded-Proto (https), so cookies are Secure. (With "*" uvicorn takes
+    # the leftmost X-Forwarded-For, which a client may set: the per-name
+    # sign-in limit holds regardless; the per-address one is best effort here.)
+    WEB_TRUSTED_PROXIES = "*"
+  }
 }
 
 resource "google_cloud_run_v2_service" "preprocess" {
@@ -161,10 +182,16 @@ resource "google_cloud_run_v2_service" "predict" {
 }
 
 resource "google_cloud_run_v2_service" "webapp" {
-  name                = "${var.name_prefix}-webapp"
+  # iap_enabled exists only in the beta provider at the pinned version (6.50).
+  provider = google-beta
+
+  name                = local.webapp_name
   location            = var.region
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = var.deletion_protection
+  # Cloud Run's built-in Identity-Aware Proxy (iap.tf); the app then checks its assertion.
+  iap_enabled  = var.webapp_iap
+  launch_stage = var.webapp_iap ? "BETA" : null
 
   template {
     service_account = google_service_account.webapp.email
@@ -216,9 +243,7 @@ resource "google_cloud_run_v2_service" "webapp" {
       }
 
       dynamic "env" {
-        for_each = merge(local.common_env, {
-          RESULT_TIMEOUT_SECONDS = "120"
-        })
+        for_each = merge(local.common_env, local.webapp_env)
         content {
           name  = env.key
           value = env.value
@@ -234,6 +259,22 @@ resource "google_cloud_run_v2_service" "webapp" {
           }
         }
       }
+
+      volume_mounts {
+        name       = "accounts"
+        mount_path = local.webapp_accounts_dir
+      }
+    }
+
+    volumes {
+      name = "accounts"
+      secret {
+        secret = google_secret_manager_secret.webapp_accounts.secret_id
+        items {
+          version = "latest"
+          path    = local.webapp_accounts_file
+        }
+      }
     }
   }
 
@@ -241,6 +282,8 @@ resource "google_cloud_run_v2_service" "webapp" {
     google_project_service.apis,
     google_secret_manager_secret_version.webapp_storage_secret,
     google_secret_manager_secret_iam_member.webapp_reads_storage_secret,
+    google_secret_manager_secret_version.webapp_accounts,
+    google_secret_manager_secret_iam_member.webapp_reads_accounts,
   ]
 }
 

@@ -37,6 +37,19 @@ resource "google_storage_bucket" "uploads" {
     }
   }
 
+  # Retention (var.upload_retention_days): the object itself, that many days after it was written.
+  dynamic "lifecycle_rule" {
+    for_each = var.upload_retention_days > 0 ? [var.upload_retention_days] : []
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 
@@ -84,6 +97,19 @@ resource "google_storage_bucket" "results" {
     }
     action {
       type = "Delete"
+    }
+  }
+
+  # Retention (var.result_retention_days): the object itself, that many days after it was written.
+  dynamic "lifecycle_rule" {
+    for_each = var.result_retention_days > 0 ? [var.result_retention_days] : []
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 

@@ -97,6 +97,44 @@ variable "tensor_retention_days" {
   }
 }
 
+# Retention: how long a lab keeps what it stores. 0 keeps objects until someone
+# deletes them (the default: the lab's own policy decides). With a number,
+# a lifecycle rule deletes each object that many days after it was written
+# (storage.tf, aws_archive.tf); in the versioned buckets the deleted object
+# becomes a noncurrent version, gone noncurrent_version_retention_days later.
+variable "upload_retention_days" {
+  description = "Days an uploaded image is kept in the upload bucket before a lifecycle rule deletes it; 0 keeps uploads until deleted by hand."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.upload_retention_days >= 0 && floor(var.upload_retention_days) == var.upload_retention_days
+    error_message = "upload_retention_days must be a whole number of days, 0 (keep) or more."
+  }
+}
+
+variable "result_retention_days" {
+  description = "Days a result JSON is kept in the result bucket before a lifecycle rule deletes it; 0 keeps results until deleted by hand."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.result_retention_days >= 0 && floor(var.result_retention_days) == var.result_retention_days
+    error_message = "result_retention_days must be a whole number of days, 0 (keep) or more."
+  }
+}
+
+variable "archive_retention_days" {
+  description = "Days an archive copy (image and JSON under archive_prefix) is kept in S3 before a lifecycle rule expires it; 0 keeps the archive until deleted by hand. More than archive_infrequent_access_days, or the transition never happens."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.archive_retention_days == 0 || (floor(var.archive_retention_days) == var.archive_retention_days && var.archive_retention_days > var.archive_infrequent_access_days)
+    error_message = "archive_retention_days must be 0 (keep) or a whole number of days greater than archive_infrequent_access_days."
+  }
+}
+
 variable "noncurrent_version_retention_days" {
   description = "Days an overwritten (noncurrent) version of an upload or result object is kept before deletion."
   type        = number

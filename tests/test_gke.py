@@ -6,6 +6,7 @@ read the HCL and render the overlay."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.deployed import GENERATE_ENV, Hcl
 from tests.support.hcl import norm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +25,9 @@ GKE = REPO / "terraform" / "gke"
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/gke")
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered overlay")
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the overlay")
+needs_terraform = pytest.mark.skipif(
+    shutil.which("terraform") is None, reason="terraform runs ./serving-config"
+)
 
 
 @cache
@@ -136,9 +141,14 @@ def test_knative_version_is_pinned_and_matches_the_readme_and_schemas() -> None:
 @cache
 def _overlay() -> list[dict[str, Any]]:
     copy = Path(tempfile.mkdtemp(prefix="gke-"))
-    shutil.copytree(REPO / "knative", copy / "knative", ignore=shutil.ignore_patterns("*.env"))
+    shutil.copytree(
+        REPO / "knative",
+        copy / "knative",
+        ignore=shutil.ignore_patterns("*.env", "accounts", "admin-password.txt"),
+    )
     shutil.copytree(GKE / "knative" / "overlay", copy / "terraform" / "gke" / "knative" / "overlay")
-    subprocess.run(["sh", str(copy / "knative" / "secrets" / "generate.sh")], capture_output=True, check=True)
+    generate = copy / "knative" / "secrets" / "generate.sh"
+    subprocess.run(["sh", str(generate)], capture_output=True, check=True, env=GENERATE_ENV)
     target = copy / "terraform" / "gke" / "knative" / "overlay"
     result = subprocess.run(
         ["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=False
@@ -176,3 +186,149 @@ def test_overlay_points_every_bloodcell_image_at_the_repository_terraform_substi
     }
     assert all(i.startswith(placeholder.group(1) + "/") for i in ours), ours
     assert check.problems(images) == []
+
+
+# ---- Knative Serving's ConfigMaps (B2: a replaced config-deployment lost queue-sidecar-image) ----
+
+# The data keys of the three ConfigMaps as knative/serving ships them at the
+# pinned tag (config/core/configmaps/*.yaml at knative-v1.18.0). The release
+# build replaces the ko:// path with the queue-proxy image's digest.
+RELEASE_CONFIG = {
+    "config-deployment": {
+        "queue-sidecar-image": "ko://knative.dev/serving/cmd/queue",
+        "_example": "registries-skipping-tag-resolving: kind.local,ko.local,dev.local\n",
+    },
+    "config-network": {"_example": "ingress-class: kourier.ingress.networking.knative.dev\n"},
+    "config-features": {"_example": "kubernetes.podspec-volumes-emptydir: disabled\n"},
+}
+
+
+def _config_map(name: str, data: dict[str, str]) -> str:
+    labels = {"app.kubernetes.io/name": "knative-serving", "app.kubernetes.io/component": "controller"}
+    meta = {"name": name, "namespace": "knative-serving", "labels": labels}
+    return str(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}))
+
+
+def _serving_config(work: Path, documents: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`terraform apply` of ./serving-config on these documents with knative.tf's own overrides."""
+    (block,) = (b for b in _module("knative")["locals"] if "serving_config" in b)
+    # (local.registry_host is split("/", var.image_repository)[0], given here)
+    hcl = Hcl({}, {"registry_host": "europe-west1-docker.pkg.dev"})
+    overrides = hcl.value(block["serving_config"])
+    shutil.copytree(GKE / "knative" / "serving-config", work)
+    (work / "terraform.tfvars.json").write_text(json.dumps({"documents": documents, "overrides": overrides}))
+    subprocess.run(
+        ["terraform", "init", "-input=false"], cwd=work, capture_output=True, check=True, timeout=120
+    )
+    return subprocess.run(
+        ["terraform", "apply", "-auto-approve", "-input=false", "-no-color", "-json"],
+        cwd=work, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _outputs(work: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        ["terraform", "output", "-json"], cwd=work, capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@needs_terraform
+def test_serving_config_keeps_every_key_of_the_pinned_release(tmp_path: Path) -> None:
+    # Arrange
+    other = yaml.safe_dump(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "controller"}}
+    )
+    documents = {f"serving-core/{i}": _config_map(n, d) for i, (n, d) in enumerate(RELEASE_CONFIG.items())}
+    documents["serving-core/9"] = other
+
+    # Act
+    result = _serving_config(tmp_path / "module", documents)
+    applied = _outputs(tmp_path / "module")["documents"]["value"]
+
+    # Assert
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert applied["serving-core/9"] == other
+    for i, (name, release) in enumerate(RELEASE_CONFIG.items()):
+        config_map = yaml.safe_load(applied[f"serving-core/{i}"])
+        assert config_map["metadata"]["name"] == name
+        assert set(config_map["data"]) > set(release), f"{name} lost or added nothing: {config_map['data']}"
+        assert {k: config_map["data"][k] for k in release} == release, name
+    deployment = yaml.safe_load(applied["serving-core/0"])["data"]
+    assert deployment["queue-sidecar-image"] == "ko://knative.dev/serving/cmd/queue"
+    assert deployment["registries-skipping-tag-resolving"].endswith(",europe-west1-docker.pkg.dev")
+
+
+@needs_terraform
+def test_serving_config_refuses_a_release_without_a_configmap_it_sets(tmp_path: Path) -> None:
+    # Arrange
+    documents = {"serving-core/0": _config_map("config-network", RELEASE_CONFIG["config-network"])}
+
+    # Act
+    result = _serving_config(tmp_path / "module", documents)
+
+    # Assert
+    assert result.returncode != 0
+    assert "config-deployment" in result.stdout + result.stderr
+
+
+def test_release_configmaps_reach_the_cluster_only_through_the_merge() -> None:
+    # Arrange
+    manifests = _typed("knative")
+    modules = {k: v for block in _module("knative")["module"] for k, v in block.items()}
+
+    # Act
+    core = manifests[("kubectl_manifest", "knative_core")]
+    text = (GKE / "knative" / "knative.tf").read_text()
+
+    # Assert: every core document passes through ./serving-config, none is dropped or replaced whole.
+    assert core["for_each"] == "${module.serving_config.documents}"
+    assert modules["serving_config"]["source"] == "./serving-config"
+    assert modules["serving_config"]["documents"] == "${local.release_core_documents}"
+    assert "ConfigMap" not in re.sub(r"(?m)#.*$", "", text), "no ConfigMap filtered out or written here"
+
+
+# ---- private cluster: the control plane must reach Knative's webhooks (B3) ----
+
+KNATIVE_WEBHOOK_PORT = "8443"  # Serving's and Eventing's webhook containers (and their Services' targetPort)
+
+
+def _local(module: str, name: str) -> Any:
+    return next(block[name] for block in _module(module).get("locals", []) if name in block)
+
+
+def _resolve(module: str, value: Any) -> Any:
+    """A `${local.x}` (or a list of them) as the local's value; anything else as is."""
+    if isinstance(value, list):
+        return [_resolve(module, v) for v in value]
+    found = re.fullmatch(r"\$\{local\.(\w+)\}", str(value))
+    return _local(module, found.group(1)) if found else value
+
+
+def test_control_plane_may_call_the_knative_webhooks_on_the_nodes() -> None:
+    # Arrange
+    resources = _typed("cluster")
+    cluster = resources[("google_container_cluster", "this")]
+    pool = _one(resources[("google_container_node_pool", "default")], "node_config")
+    master_cidr = _resolve("cluster", _one(cluster, "private_cluster_config")["master_ipv4_cidr_block"])
+    firewalls = [body for (rtype, _), body in resources.items() if rtype == "google_compute_firewall"]
+
+    # Act
+    opening = [
+        rule
+        for rule in firewalls
+        if rule.get("direction", "INGRESS") == "INGRESS"
+        and _resolve("cluster", rule["source_ranges"]) == [master_cidr]
+        and any(
+            a["protocol"] == "tcp" and KNATIVE_WEBHOOK_PORT in a.get("ports", [])
+            for a in rule.get("allow", [])
+        )
+    ]
+
+    # Assert
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+/28", master_cidr)
+    assert len(opening) == 1, "no firewall rule lets the control plane reach port 8443 on the nodes"
+    (rule,) = opening
+    assert rule["network"] == cluster.get("network", "default")
+    assert set(_resolve("cluster", rule["target_tags"])) <= set(_resolve("cluster", pool["tags"]))
+    assert all(a.get("ports") == [KNATIVE_WEBHOOK_PORT] for a in rule["allow"]), "only the webhook port"

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "src"))
 from bloodcell.errors import ConfigurationError  # noqa: E402
 from bloodcell.events import GCS_FINALIZED  # noqa: E402
 from bloodcell.settings import ENV_VARS, Settings  # noqa: E402
+from tests.support.deployed import GENERATE_ENV  # noqa: E402
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the rendered manifests")
 
@@ -44,8 +45,14 @@ needs_kubectl = pytest.mark.skipif(
 def _rendered() -> tuple[dict[str, Any], ...]:
     """What `kubectl apply -k knative/` creates, rendered from a copy with freshly generated credentials."""
     copy = Path(tempfile.mkdtemp(prefix="knative-")) / "knative"
-    shutil.copytree(KNATIVE, copy, ignore=shutil.ignore_patterns("*.env"))
-    subprocess.run(["sh", str(copy / "secrets" / "generate.sh")], capture_output=True, check=True, timeout=60)
+    shutil.copytree(KNATIVE, copy, ignore=shutil.ignore_patterns("*.env", "accounts", "admin-password.txt"))
+    subprocess.run(
+        ["sh", str(copy / "secrets" / "generate.sh")],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env=GENERATE_ENV,
+    )
     result = subprocess.run(
         ["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -435,7 +442,12 @@ def test_every_secret_is_generated_at_install_with_fresh_values() -> None:
     second = {d["metadata"]["name"]: d["data"] for d in again if d["kind"] == "Secret"}
 
     # Assert
-    assert set(secrets) == {"object-store-credentials", "event-webhook-token", "webapp-storage-secret"}
+    assert set(secrets) == {
+        "object-store-credentials",
+        "event-webhook-token",
+        "webapp-storage-secret",
+        "webapp-accounts",
+    }
     for name, secret in secrets.items():
         assert secret["data"] and all(secret["data"].values()), name
         assert secret["data"] != second[name], f"{name} came out the same twice: not generated"
@@ -554,3 +566,180 @@ def test_each_trigger_filters_finalized_events_of_its_function_input_bucket() ->
             f"{function}'s trigger filters bucket {attributes.get('bucket')!r}, "
             f"but it reads {INPUT_BUCKET[function]}={env[INPUT_BUCKET[function]]!r}"
         )
+
+
+# ---- pod specs as checkov checks Pods (checkov does not look inside Knative Services) ----
+
+
+def _pods() -> dict[str, tuple[dict[str, Any], dict[str, str], bool]]:
+    """Every pod template: name -> (pod spec, the labels its pods run with, whether it runs until stopped).
+
+    Knative adds `serving.knative.dev/service: NAME` to the pods of a Service.
+    """
+    found = {}
+    for name, svc in _objects(*KSVC).items():
+        labels = svc["spec"]["template"].get("metadata", {}).get("labels", {})
+        found[f"ksvc/{name}"] = (_pod_spec(svc), {**labels, "serving.knative.dev/service": name}, True)
+    for kind, api in (("Deployment", "apps/v1"), ("Job", "batch/v1")):
+        for name, obj in _objects(api, kind).items():
+            labels = obj["spec"]["template"]["metadata"].get("labels", {})
+            found[f"{kind.lower()}/{name}"] = (_pod_spec(obj), labels, kind == "Deployment")
+    return found
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for rule in selector.get("matchExpressions", []):
+        key, op, values = rule["key"], rule["operator"], rule.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+@needs_kubectl
+def test_no_pod_mounts_a_service_account_token() -> None:
+    """CKV_K8S_38: nothing of ours calls the Kubernetes API, so no pod carries a token."""
+    # Act
+    mounted = [
+        name for name, (pod, _, _) in _pods().items() if pod.get("automountServiceAccountToken") is not False
+    ]
+
+    # Assert
+    assert _objects(*KSVC) and not mounted, f"service account token mounted in {mounted}"
+
+
+@needs_kubectl
+def test_every_long_running_container_has_a_liveness_probe() -> None:
+    """CKV_K8S_8, for Knative Services too (Jobs end by themselves)."""
+    # Act
+    lacking = [
+        f"{name}/{c['name']}"
+        for name, (pod, _, long_running) in _pods().items()
+        if long_running
+        for c in pod["containers"]
+        if not c.get("livenessProbe")
+    ]
+
+    # Assert
+    assert not lacking, f"no liveness probe: {lacking}"
+
+
+@needs_kubectl
+def test_every_knative_liveness_probe_targets_the_serving_port() -> None:
+    """Knative refuses a user container's probe on any port but the one it serves."""
+    # Arrange
+    services = _objects(*KSVC)
+
+    # Act
+    wrong = []
+    for name, svc in services.items():
+        (container,) = _pod_spec(svc)["containers"]
+        probe = container["livenessProbe"]
+        handler = probe.get("httpGet") or probe.get("tcpSocket") or {}
+        if handler.get("port") not in (None, container["ports"][0]["containerPort"]):
+            wrong.append(name)
+
+    # Assert
+    assert not wrong, wrong
+
+
+@needs_kubectl
+def test_every_pod_is_covered_by_an_ingress_network_policy() -> None:
+    """CKV2_K8S_6: no pod of ours accepts connections from anywhere by default."""
+    # Arrange
+    policies = [
+        p["spec"]
+        for p in _objects("networking.k8s.io/v1", "NetworkPolicy").values()
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+    ]
+
+    # Act
+    open_pods = [
+        name
+        for name, (_, labels, _) in _pods().items()
+        if not any(_selects(p["podSelector"], labels) for p in policies)
+    ]
+
+    # Assert
+    assert not open_pods, f"pods no NetworkPolicy selects: {open_pods}"
+
+
+@needs_kubectl
+def test_knative_services_take_requests_only_from_knative() -> None:
+    # Arrange
+    policy = _objects("networking.k8s.io/v1", "NetworkPolicy")["knative-services-from-knative-only"]["spec"]
+
+    # Act
+    (rule,) = policy["ingress"]
+    namespaces = {
+        v
+        for source in rule["from"]
+        for e in source["namespaceSelector"]["matchExpressions"]
+        if e["key"] == "kubernetes.io/metadata.name"
+        for v in e["values"]
+    }
+
+    # Assert
+    assert all(set(source) == {"namespaceSelector"} for source in rule["from"])
+    assert namespaces == {"knative-serving", "kourier-system"}
+
+
+@needs_kubectl
+def test_every_container_is_read_only_without_capabilities_under_runtime_default_seccomp() -> None:
+    """CKV_K8S_22, CKV_K8S_28/37, CKV_K8S_31."""
+    # Act
+    loose = []
+    for name, (pod, _, _) in _pods().items():
+        pod_seccomp = pod.get("securityContext", {}).get("seccompProfile", {}).get("type")
+        for c in pod["containers"]:
+            context = c.get("securityContext", {})
+            seccomp = context.get("seccompProfile", {}).get("type", pod_seccomp)
+            if not (
+                context.get("readOnlyRootFilesystem") is True
+                and context.get("capabilities", {}).get("drop") == ["ALL"]
+                and seccomp == "RuntimeDefault"
+            ):
+                loose.append(f"{name}/{c['name']}")
+
+    # Assert
+    assert not loose, loose
+
+
+@needs_kubectl
+def test_every_scratch_volume_has_a_size_limit() -> None:
+    """An emptyDir without a limit can fill the node's disk and evict its neighbours."""
+    # Act
+    unbounded = [
+        f"{name}/{v['name']}"
+        for name, (pod, _, _) in _pods().items()
+        for v in pod.get("volumes", [])
+        if "emptyDir" in v and not (v["emptyDir"] or {}).get("sizeLimit")
+    ]
+
+    # Assert
+    assert not unbounded, f"emptyDir volumes without sizeLimit: {unbounded}"
+
+
+@needs_kubectl
+def test_object_store_is_pinned_by_digest_beside_its_tag_and_logs_to_stdout() -> None:
+    # Arrange
+    deployment = _objects("apps/v1", "Deployment")["object-store"]
+    container = _container(deployment)
+
+    # Act
+    env = _store_env()
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+
+    # Assert: CKV_K8S_43 (a digest) and a tag a person can read.
+    assert re.fullmatch(r"rustfs/rustfs:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", container["image"]), container[
+        "image"
+    ]
+    # The image's default is log files under /logs; empty means stdout only.
+    assert env["RUSTFS_OBS_LOG_DIRECTORY"] == "" and "/logs" not in mounts

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.deployed import GENERATE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the rendered manifests")
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders the manifests")
@@ -47,11 +49,18 @@ def crds(validator: Any) -> dict[tuple[str, str], dict[str, Any]]:
 @cache
 def _render(target: str) -> tuple[dict[str, Any], ...]:
     copy_root = Path(tempfile.mkdtemp(prefix="render-"))
-    shutil.copytree(REPO / "knative", copy_root / "knative", ignore=shutil.ignore_patterns("*.env"))
+    shutil.copytree(
+        REPO / "knative",
+        copy_root / "knative",
+        ignore=shutil.ignore_patterns("*.env", "accounts", "admin-password.txt"),
+    )
     overlay = REPO / "terraform" / "gke" / "knative" / "overlay"
     shutil.copytree(overlay, copy_root / "terraform" / "gke" / "knative" / "overlay")
     subprocess.run(
-        ["sh", str(copy_root / "knative" / "secrets" / "generate.sh")], capture_output=True, check=True
+        ["sh", str(copy_root / "knative" / "secrets" / "generate.sh")],
+        capture_output=True,
+        check=True,
+        env=GENERATE_ENV,
     )
     result = subprocess.run(
         ["kubectl", "kustomize", str(copy_root / target)], capture_output=True, text=True, check=False

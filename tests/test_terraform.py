@@ -360,6 +360,9 @@ def _service_env(service: dict[str, Any]) -> dict[str, str]:
                     text = str(_scalar(block.get("for_each")))
                     if "local.common_env" in text:
                         env.update({k: str(_scalar(v)) for k, v in common.items()})
+                    for name in re.findall(r"\blocal\.(\w+)", text):  # other maps of settings
+                        if name != "common_env" and isinstance(found := _scalar(_locals()[name]), dict):
+                            env.update({k: str(_scalar(v)) for k, v in found.items()})
                     for key, value in _MAP_ITEM.findall(text):
                         env[key] = value.strip().strip("'\"")
     return env
@@ -628,3 +631,71 @@ def test_tfvars_example_sets_only_declared_variables_and_the_required_one() -> N
 
     # Assert
     assert "project" in example and not unknown, unknown
+
+
+# ---- retention: a setting per bucket, enforced by lifecycle rules ----
+
+_RETENTION = re.compile(r"^\$\{var\.(\w+) > 0 \? \[var\.\1\] : \[\]\}$")
+
+
+def _retention_rules(body: dict[str, Any], block: str) -> dict[str, dict[str, Any]]:
+    """Retention variable -> the dynamic block's content, for `dynamic BLOCK` gated on `var.X > 0`."""
+    found = {}
+    for dynamic in _blocks(body, "dynamic"):
+        for rule in _blocks(dynamic, block):
+            gate = _RETENTION.match(str(_scalar(rule.get("for_each"))))
+            if gate:
+                (found[gate.group(1)],) = _blocks(rule, "content")
+    return found
+
+
+def test_each_bucket_deletes_by_age_after_its_retention_setting() -> None:
+    # Arrange
+    buckets = _resources("google_storage_bucket")
+    variables = _named("variable")
+    expected = {"uploads": "upload_retention_days", "results": "result_retention_days"}
+
+    # Act
+    rules = {name: _retention_rules(buckets[name], "lifecycle_rule") for name in expected}
+
+    # Assert
+    for bucket, variable in expected.items():
+        content = rules[bucket][variable]
+        (condition,) = _blocks(content, "condition")
+        (action,) = _blocks(content, "action")
+        assert _scalar(condition["age"]) == "${lifecycle_rule.value}", bucket
+        assert _scalar(action["type"]) == "Delete", bucket
+        assert _scalar(variables[variable]["default"]) == 0, f"{variable}: keeping is the default"
+        assert _blocks(variables[variable], "validation"), variable
+
+
+def test_archive_expires_after_its_retention_setting_under_its_prefix_only() -> None:
+    # Arrange
+    lifecycle = _resources("aws_s3_bucket_lifecycle_configuration")["archive"]
+    variable = _named("variable")["archive_retention_days"]
+
+    # Act
+    content = _retention_rules(lifecycle, "rule")["archive_retention_days"]
+    (expiration,) = _blocks(content, "expiration")
+    (prefix_filter,) = _blocks(content, "filter")
+
+    # Assert
+    assert _scalar(expiration["days"]) == "${rule.value}"
+    assert _scalar(prefix_filter["prefix"]) == "${var.archive_prefix}"
+    assert _scalar(variable["default"]) == 0
+    assert "var.archive_infrequent_access_days" in str(_blocks(variable, "validation"))
+
+
+def test_retention_settings_are_documented() -> None:
+    # Arrange
+    readme = (TERRAFORM / "README.md").read_text()
+
+    # Act
+    missing = [
+        name
+        for name in ("upload_retention_days", "result_retention_days", "archive_retention_days")
+        if f"`{name}`" not in readme
+    ]
+
+    # Assert
+    assert not missing, f"terraform/README.md does not explain {missing}"

@@ -325,6 +325,15 @@ class Settings:
         shown="random per start",
         repr=False,
     )
+    web_trusted_proxies: tuple[str, ...] = setting(
+        "WEB_TRUSTED_PROXIES",
+        ("127.0.0.1",),
+        names,
+        "addresses of the reverse proxies whose `X-Forwarded-For`/`-Proto` the web app believes (the "
+        "client's address for sign-in limits and logs; `https` makes its cookies `Secure`), separated "
+        "by commas; `*` where only a proxy can reach it (Cloud Run)",
+        shown="`127.0.0.1`",
+    )
     web_auth: str = setting(
         "WEB_AUTH",
         "accounts",

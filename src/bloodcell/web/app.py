@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from nicegui import app, run, ui
+from starlette.middleware.sessions import SessionMiddleware
 
 from bloodcell.settings import Settings, get_settings
 from bloodcell.web import pages, results_feed, signin
+from bloodcell.web.https import SecureCookies
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +113,21 @@ def main(settings: Settings | None = None, health_token: str = "") -> None:
     settings = settings or get_settings()
     build(settings)
     add_health_route(health_token or "ok")
+    secret = storage_secret(settings)
+    # The session middleware NiceGUI would add in ui.run, added here so that
+    # SecureCookies wraps it (the last added is outermost) and sees its cookie.
+    app.add_middleware(SessionMiddleware, secret_key=secret)
+    app.add_middleware(SecureCookies)
     ui.run(
         host=settings.host,
         port=settings.port,
         title="bloodcell",
         favicon="🔬",
-        storage_secret=storage_secret(settings),
+        storage_secret=secret,  # the middleware exists: NiceGUI only records the secret
         reload=False,
         show=False,
         show_welcome_message=False,
+        # the client's address and scheme from X-Forwarded-* only when a trusted proxy sent them
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.web_trusted_proxies),
     )

@@ -13,6 +13,13 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+locals {
+  # The control plane's range (private clusters): the source of its calls to webhooks on the nodes.
+  master_cidr = "172.16.0.32/28"
+  # The nodes' network tag, which the firewall rule below targets.
+  node_tag = "${var.name_prefix}-gke-node"
+}
+
 resource "google_container_cluster" "this" {
   #checkov:skip=CKV_GCP_66:Binary Authorization needs signed-image attestations this project does not produce yet; images are pinned by tag from our own repository
   #checkov:skip=CKV_GCP_12:Dataplane V2 (datapath_provider ADVANCED_DATAPATH) enforces NetworkPolicy itself; the legacy network_policy (Calico) block must stay off with it
@@ -40,7 +47,7 @@ resource "google_container_cluster" "this" {
   private_cluster_config {
     enable_private_nodes    = true
     enable_private_endpoint = false
-    master_ipv4_cidr_block  = "172.16.0.32/28"
+    master_ipv4_cidr_block  = local.master_cidr
   }
 
   master_authorized_networks_config {
@@ -121,7 +128,30 @@ resource "google_container_node_pool" "default" {
     }
 
     labels = { app = var.name_prefix }
+    tags   = [local.node_tag]
   }
+}
+
+# A private cluster's control plane reaches the nodes only on 443 and 10250
+# (GKE's own rule). Knative Serving's and Eventing's admission webhooks listen
+# on 8443; Eventing's has failurePolicy Fail, so without this rule the API
+# server refuses every Broker, Trigger and SinkBinding (and Serving's config
+# and Services). From the control plane's range only, to our nodes only.
+resource "google_compute_firewall" "master_to_webhooks" {
+  name        = "${var.name_prefix}-gke-master-webhooks"
+  network     = "default"
+  direction   = "INGRESS"
+  description = "GKE control plane to Knative admission webhooks (8443) on the nodes"
+
+  source_ranges = [local.master_cidr]
+  target_tags   = [local.node_tag]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["8443"]
+  }
+
+  depends_on = [google_project_service.apis]
 }
 
 # The four images (preprocess, predict, webapp, eventsource), tags immutable

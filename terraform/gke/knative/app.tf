@@ -31,5 +31,5 @@ resource "kubectl_manifest" "app" {
   yaml_body         = each.value
   server_side_apply = true
 
-  depends_on = [kubectl_manifest.serving_config]
+  depends_on = [kubectl_manifest.knative_core]
 }

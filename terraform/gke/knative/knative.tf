@@ -2,11 +2,13 @@
 # minikube steps in knative/README.md apply by hand:
 #   Serving (CRDs, core), Kourier as its networking layer, sslip.io default domain,
 #   Eventing (CRDs, core), the in-memory channel and the multi-tenant channel broker.
-# Three of Serving's ConfigMaps are replaced by ours (config below): Kourier as
-# the ingress, emptyDir volumes allowed (the pods' read-only root filesystems
-# need a writable /tmp), and no tag-to-digest resolution for our Artifact
-# Registry (the controller has no Google identity to read it; tags there are
-# immutable instead).
+# Three of Serving's ConfigMaps get keys of ours, merged into the release's own
+# (./serving-config; replacing a ConfigMap whole would drop keys Serving
+# requires, such as config-deployment's queue-sidecar-image): Kourier as the
+# ingress, emptyDir volumes allowed (the pods' read-only root filesystems need
+# a writable /tmp), and no tag-to-digest resolution for our Artifact Registry
+# (the controller has no Google identity to read it; tags there are immutable
+# instead).
 
 locals {
   serving  = "https://github.com/knative/serving/releases/download/${var.knative_version}"
@@ -27,8 +29,18 @@ locals {
     serving-default-domain = "${local.serving}/serving-default-domain.yaml"
   }
 
-  replaced_config = toset(["config-network", "config-features", "config-deployment"])
-  registry_host   = split("/", var.image_repository)[0]
+  registry_host = split("/", var.image_repository)[0]
+
+  # Only these keys are set; every other key of the release's ConfigMaps stays.
+  serving_config = {
+    config-network = { "ingress-class" = "kourier.ingress.networking.knative.dev" }
+    config-features = {
+      "kubernetes.podspec-volumes-emptydir" = "enabled"
+    }
+    config-deployment = {
+      "registries-skipping-tag-resolving" = "kind.local,ko.local,dev.local,${local.registry_host}"
+    }
+  }
 }
 
 data "http" "release" {
@@ -56,12 +68,18 @@ locals {
       for i, doc in data.kubectl_file_documents.release[name].documents : "${name}/${i}" => doc
     }
   ]...)
-  core_documents = merge([
+  release_core_documents = merge([
     for name in keys(local.core_files) : {
       for i, doc in data.kubectl_file_documents.release[name].documents : "${name}/${i}" => doc
-      if !(try(yamldecode(doc).kind, "") == "ConfigMap" && contains(local.replaced_config, try(yamldecode(doc).metadata.name, "")))
     }
   ]...)
+}
+
+module "serving_config" {
+  source = "./serving-config"
+
+  documents = local.release_core_documents
+  overrides = local.serving_config
 }
 
 resource "kubectl_manifest" "knative_crds" {
@@ -72,36 +90,10 @@ resource "kubectl_manifest" "knative_crds" {
 }
 
 resource "kubectl_manifest" "knative_core" {
-  for_each = local.core_documents
+  for_each = module.serving_config.documents
 
   yaml_body         = each.value
   server_side_apply = true
 
   depends_on = [kubectl_manifest.knative_crds]
-}
-
-resource "kubectl_manifest" "serving_config" {
-  for_each = {
-    config-network = { "ingress-class" = "kourier.ingress.networking.knative.dev" }
-    config-features = {
-      "kubernetes.podspec-volumes-emptydir" = "enabled"
-    }
-    config-deployment = {
-      "registries-skipping-tag-resolving" = "kind.local,ko.local,dev.local,${local.registry_host}"
-    }
-  }
-
-  yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "ConfigMap"
-    metadata = {
-      name      = each.key
-      namespace = "knative-serving"
-      labels    = { "app.kubernetes.io/name" = "knative-serving", "app.kubernetes.io/component" = "controller" }
-    }
-    data = each.value
-  })
-  server_side_apply = true
-
-  depends_on = [kubectl_manifest.knative_core]
 }
