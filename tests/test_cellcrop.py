@@ -52,3 +52,28 @@ def test_crop_side_follows_the_cell_not_the_pixels() -> None:
     small = locate_cell(_field((224, 224), (112, 112), 20))
     large = locate_cell(_field((360, 360), (180, 180), 20 * 360 / 224))
     assert large.side / small.side == pytest.approx(360 / 224, rel=0.1)
+
+
+def test_a_colour_cast_is_taken_out_before_the_crop() -> None:
+    """A yellow lamp or camera white point: the same field tinted gives (almost) the same tensor."""
+    field = _field((320, 240), (160, 120), 25)
+    tinted = Image.fromarray(np.clip(np.asarray(field, np.float32) * [1.08, 1.0, 0.75], 0, 255).astype(np.uint8))
+
+    plain, yellow = cell_tensor(field), cell_tensor(tinted)
+
+    assert float(np.abs(plain - yellow).mean()) < 0.02
+    background = plain[2, 2]  # the field's pale background is neutral grey after the gains
+    assert float(background.max() - background.min()) < 0.03
+
+
+def test_a_tight_crop_keeps_the_cell_size() -> None:
+    """A picture cut tight around the cell is padded, not zoomed: the cell spans the same pixels."""
+    wide = _field((360, 360), (180, 180), 40)
+    tight = wide.crop((110, 110, 250, 250)).resize((120, 120))
+
+    def nucleus_width(t: np.ndarray) -> int:
+        dark = t.mean(axis=2) < 0.5
+        return int(dark.any(axis=0).sum())
+
+    assert locate_cell(tight).side > 120  # the nominal square is larger than the picture
+    assert abs(nucleus_width(cell_tensor(wide)) - nucleus_width(cell_tensor(tight))) <= 3

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bloodcell.results import SCHEMA_VERSION
 from tests.support.common import REPO
 
 
@@ -35,7 +36,7 @@ def test_classify_prints_one_json_line_per_image(tmp_path: Path, datasets: Path,
     assert by_file["fake.jpg"]["status"] == "rejected" and "not an image" in by_file["fake.jpg"]["reason"]
     for cell in cells:
         line = by_file[cell.name]
-        assert line["status"] == "classified" and line["schema_version"] == "1"
+        assert line["status"] == "classified" and line["schema_version"] == SCHEMA_VERSION
         assert line["source"]["sha256"] == hashlib.sha256(cell.read_bytes()).hexdigest()
         assert abs(sum(line["probabilities"].values()) - 1) < 1e-5
         assert line["label"] == max(line["probabilities"], key=line["probabilities"].get)

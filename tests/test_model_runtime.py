@@ -54,3 +54,40 @@ def test_a_model_folder_asking_for_an_unknown_view_or_a_bad_temperature_is_refus
 ) -> None:
     with pytest.raises(ConfigurationError):
         Classifier(_copy(model_dir, tmp_path, **rule))
+
+
+def test_the_shipped_model_scores_how_unfamiliar_a_cell_is(model_dir: Path, datasets: Path) -> None:
+    """A white cell from the training labs is familiar; a picture of nothing like a smear is not."""
+    clf = Classifier(model_dir)
+    cell = make_tensor((datasets / "pbc/wbc/neutrophil/BNE_101007.jpg").read_bytes(), ImageLimits())
+    noise = np.random.default_rng(3).random(cell.shape, dtype=np.float32)
+
+    familiar, strange = clf.predict(cell), clf.predict(noise)
+
+    assert clf.info.ood_threshold is not None and clf.embedding_size > 0
+    assert familiar.ood_score is not None and strange.ood_score is not None
+    assert not familiar.unfamiliar and familiar.ood_score < clf.info.ood_threshold
+    assert strange.unfamiliar and strange.uncertain
+    assert strange.ood_score > 2 * familiar.ood_score
+
+
+def test_the_head_shipped_for_calibration_is_the_models_own_output_layer(
+    model_dir: Path, tmp_path: Path, cell_jpeg: bytes
+) -> None:
+    """softmax(embedding @ kernel + bias) reproduces the network: a lab's calibration starts exactly there."""
+    clf = Classifier(_copy(model_dir, tmp_path, views=["identity"]))
+    out = clf.forward(make_tensor(cell_jpeg, ImageLimits()))
+    with np.load(model_dir / "head.npz") as head:
+        logits = out.embedding @ head["kernel"] + head["bias"]  # type: ignore[operator]
+
+    softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+
+    assert np.allclose(softmax, out.probabilities, atol=1e-4)
+
+
+def test_a_model_with_an_ood_threshold_but_no_statistics_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(model_dir, tmp_path)
+    (folder / "ood.npz").unlink()
+
+    with pytest.raises(ConfigurationError, match="ood"):
+        Classifier(folder)

@@ -91,7 +91,7 @@ def test_tensor_object_that_is_not_npy_is_rejected(settings: Settings, local: Lo
         "source-bucket": "uploads",
         "source-name": "t.jpg",
         "source-generation": upload.generation,
-        "contract-version": "1",
+        "contract-version": CONTRACT.version,
     }
     info = local.write("tensors", "t.jpg.npy", b"\x93NUMPY garbage", metadata=meta)
 

@@ -9,7 +9,7 @@ import pytest
 
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
-from bloodcell.results import ArchiveStatus, Result, Source, Status
+from bloodcell.results import SCHEMA_VERSION, ArchiveStatus, Result, Source, Status
 
 SOURCE = Source(
     "uploads", "lame 12/cellule é 細胞.jpg", "1732530000123456", "ab" * 32, 20162, "2026-11-25T14:01:23.274Z"
@@ -84,3 +84,29 @@ def test_the_uploader_is_kept_when_known() -> None:
 def test_a_malformed_document_is_refused_with_one_error_type(raw: bytes) -> None:
     with pytest.raises(MalformedDocument):
         Result.from_json(raw)
+
+
+def test_schema_1_documents_are_still_read() -> None:
+    old = (
+        b'{"schema_version": "1", "status": "classified", "label": "NEUTROPHIL", "uncertain": false,'
+        b' "source": {"bucket": "u", "name": "n", "generation": "1"},'
+        b' "model": {"name": "bloodcell-wbc", "version": "1.0.1"}}'
+    )
+
+    result = Result.from_json(old)
+
+    assert result.label == "NEUTROPHIL" and result.ood_score is None and result.unfamiliar is None
+    assert result.model is not None and result.model.calibration is None
+
+
+def test_the_ood_verdict_and_the_calibration_travel_with_the_result() -> None:
+    info = ModelInfo("bloodcell-wbc", "3.0.0", ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL", "OTHER"),
+                     0.5, 0.5, {}, calibration="lab-2026-12-07-1")  # fmt: skip
+    prediction = Prediction("NEUTROPHIL", 0.9, {"NEUTROPHIL": 0.9}, 0.01, True, ood_score=4.2, unfamiliar=True)
+
+    doc = json.loads(Result.classified(SOURCE, prediction, info, {}, {}).to_json())
+    again = Result.from_json(json.dumps(doc))
+
+    assert doc["ood_score"] == 4.2 and doc["unfamiliar"] is True
+    assert doc["model"] == {"name": "bloodcell-wbc", "version": "3.0.0", "calibration": "lab-2026-12-07-1"}
+    assert again.unfamiliar is True and again.model is not None and again.model.calibration == "lab-2026-12-07-1"

@@ -58,3 +58,18 @@ def fit(embeddings: np.ndarray, labels: np.ndarray) -> OodModel:
     cov = centred.T @ centred / max(1, len(centred) - 1)
     cov = (1.0 - SHRINKAGE) * cov + SHRINKAGE * float(np.trace(cov)) / cov.shape[0] * np.eye(cov.shape[0])
     return OodModel(means, np.linalg.inv(cov))
+
+
+# A slide is "unlike the training data" when more than this share of its classified cells are
+# unfamiliar (and at least MIN_CELLS_FOR_VERDICT were classified): on the training labs about
+# 2.5 % of cells are, on a lab the model never saw most of them are.
+UNFAMILIAR_SLIDE_SHARE = 0.25
+MIN_CELLS_FOR_VERDICT = 4
+
+
+def slide_unfamiliar(flags: list[bool | None]) -> bool:
+    """The slide's verdict from its cells' ``unfamiliar`` flags (None: the model had no OOD score)."""
+    known = [f for f in flags if f is not None]
+    if len(known) < MIN_CELLS_FOR_VERDICT:
+        return False
+    return sum(known) / len(known) > UNFAMILIAR_SLIDE_SHARE

@@ -197,6 +197,14 @@ def model_page(settings: Settings) -> None:
                 f"Each image is classified in these views, averaged: {views}; the probabilities are "
                 f"calibrated with temperature {temperature}, fitted on validation data."
             ).classes("text-grey-8 text-sm")
+        if info.ood_threshold is not None:
+            ui.label(
+                "Every result also carries an out-of-distribution score: how far the cell lies from the "
+                f"training cells in the model's own features. Above {fmt(info.ood_threshold)} the cell is "
+                "marked unfamiliar and uncertain, however confident the probabilities: a stain, camera or "
+                "magnification unlike the training labs'. A slide with many unfamiliar cells should be "
+                "reviewed cell by cell, or the model calibrated to the lab (bloodcell calibrate)."
+            ).classes("text-grey-8 text-sm")
         ui.label(
             "This page describes the model files the web app sees; every result also records the name "
             "and version of the model that actually produced it."
