@@ -21,8 +21,9 @@ It is a small ASGI app under uvicorn (h11), not a hand-written server, with HTTP
 
 - a body over 4 MiB gets 413 before it is held, announced or chunked; a malformed
   ``Content-Length`` (``-1``, ``abc``) or request line gets 400 from the HTTP parser;
-- headers over 16 KiB get 431 (400 when they arrive in pieces); headers not complete within ``header_timeout`` (10 s) of
-  connecting, or of the previous answer, close the connection; a body not received within
+- headers over 16 KiB get 431 (400 when they arrive in pieces); headers not complete
+  within ``header_timeout`` (10 s) of connecting, or of the previous answer, close the
+  connection; a body not received within
   ``body_timeout`` (30 s) gets 408; idle keep-alive connections close after 5 s;
 - at most ``max_connections`` (100) connections at once: the next gets 503 and is closed.
   Idle connections cost a socket, never a thread; deliveries run on the source's
