@@ -51,6 +51,18 @@ class NotAFile(UnreadableObject):
     device): never opened, since opening a FIFO blocks and a link may lead anywhere."""
 
 
+MAX_KEY_BYTES = 1024  # S3 and GCS object keys
+
+
+def impossible_key(name: str) -> bool:
+    """A key no flat store can hold (over 1,024 bytes of UTF-8, or not Unicode at all): such
+    an object does not exist, so asking the store (which answers 400, retried) is pointless."""
+    try:
+        return len(name.encode("utf-8")) > MAX_KEY_BYTES
+    except UnicodeEncodeError:
+        return True
+
+
 def check_read_size(info: ObjectInfo, data_size: int, max_bytes: int | None) -> None:
     """Backends call this with the stored size before reading, and with what they read after."""
     if max_bytes is not None and max(info.size, data_size) > max_bytes:
