@@ -25,6 +25,7 @@ from tests.support.common import REPO
 from tests.support.storage import BACKENDS, backend_env
 
 DEEP = 50_000
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
 
 
 def _data(bucket: str, name: Any = "a.jpg", **fields: Any) -> str:
@@ -80,19 +81,19 @@ def bad_requests(bucket: str) -> dict[str, tuple[dict[str, str], bytes]]:
         "name 5000 bytes": _structured(_data(bucket, name="n" * 4996 + ".jpg")),
         "name lone surrogate": _structured(_data(bucket).replace('"a.jpg"', '"\\ud800.jpg"')),
         "name NUL": _structured(_data(bucket, name="a\x00.jpg")),
-        "body nested 50,000 deep": ({"Content-Type": "application/cloudevents+json"}, deep.encode()),
+        "body nested 50,000 deep": (STRUCTURED, deep.encode()),
         "data nested 50,000 deep": _structured(deep),
         "binary data nested 50,000 deep": _binary(deep.encode()),
         "binary data size 1e400": _binary(_replace(size_at, "size", "1e400").encode()),
-        "body invalid UTF-8": ({"Content-Type": "application/cloudevents+json"}, b'{"specversion": "\xff\xfe"}'),
+        "body invalid UTF-8": (STRUCTURED, b'{"specversion": "\xff\xfe"}'),
         "binary data invalid UTF-8": _binary(b'{"bucket": "' + bucket.encode() + b'", "name": "\xff.jpg"}'),
         "records of numbers": _structured('{"Records": [1, 2]}'),
         "record size 1e400": _structured(
-            '{"Records": [{"s3": {"bucket": {"name": "%s"}, "object": {"key": "a.jpg", "size": 1e400}}}]}'
-            % bucket
+            '{"Records": [{"s3": {"bucket": {"name": "' + bucket + '"}, '
+            '"object": {"key": "a.jpg", "size": 1e400}}}]}'
         ),
         "data is a string": _structured('"just text"'),
-        "body not JSON": ({"Content-Type": "application/cloudevents+json"}, b"{not json"),
+        "body not JSON": (STRUCTURED, b"{not json"),
     }
 
 

@@ -84,6 +84,7 @@ class GcsStorage:
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         if impossible_key(name):
             raise ObjectNotFound(f"gs://{bucket}/{name[:64]}…")
+
         def fetch() -> tuple[bytes, ObjectInfo]:
             blob = self.client.bucket(bucket).get_blob(name, retry=self.retry)
             if blob is None:

@@ -99,6 +99,7 @@ class S3Storage:
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         if impossible_key(name):
             raise ObjectNotFound(f"s3://{bucket}/{name[:64]}…")
+
         def fetch() -> tuple[bytes, ObjectInfo]:
             resp = self.client.get_object(Bucket=bucket, Key=name)
             if max_bytes is None:
