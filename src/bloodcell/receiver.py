@@ -286,10 +286,11 @@ class WebhookServer:
             ws="none",
             lifespan="off",
             interface="asgi3",
-            limit_concurrency=limits.max_connections,
+            # uvicorn's own bound answers 503 at a request once it is *reached*; ours (in
+            # the protocol) once it is passed: every allowed connection is served
+            limit_concurrency=limits.max_connections + 1,
             timeout_keep_alive=limits.idle_timeout,
             h11_max_incomplete_event_size=limits.max_header_bytes,
-            backlog=128,
             access_log=False,
             log_config=None,
             server_header=False,
@@ -300,6 +301,7 @@ class WebhookServer:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
+        self.socket.listen(128)  # connections wait in the backlog until uvicorn's loop runs
         self.port: int = self.socket.getsockname()[1]
         self.thread = threading.Thread(target=self._run, name="receive", daemon=True)
 
