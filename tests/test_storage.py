@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -335,3 +336,24 @@ def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) 
         close()
 
     assert announced == ["web.jpg"]
+
+
+def test_thumbnails_of_entries_that_are_no_regular_file_are_placeholders(
+    settings: Any, cell_jpeg: bytes
+) -> None:
+    """The web app's /thumb answers these with its placeholder (None here), never a 500."""
+    from bloodcell.web import results_feed
+
+    storage = LocalStorage(settings.data_dir)
+    storage.write(settings.upload_bucket, "real.jpg", cell_jpeg)
+    folder = settings.data_dir / settings.upload_bucket
+    os.symlink(folder / "real.jpg", folder / "link.jpg")
+    os.symlink(settings.data_dir.parent, folder / "outside")
+    os.mkfifo(folder / "fifo.jpg")
+
+    shown = {
+        name: results_feed.thumbnail(settings, name) for name in ("link.jpg", "fifo.jpg", "outside/x.jpg")
+    }
+
+    assert results_feed.thumbnail(settings, "real.jpg") is not None
+    assert all(found is None or found.data is None for found in shown.values()), shown
