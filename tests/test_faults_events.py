@@ -133,3 +133,22 @@ def test_permanent_faults_are_answered_once_with_2xx_or_4xx_and_one_log_line(
         assert 200 <= status < 500, (name, case, status, [r.getMessage()[:200] for r in lines])
         assert len(lines) == 1, (name, case, [r.getMessage()[:200] for r in lines])
         assert "outcome=retry" not in lines[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "case", ["body nested 50,000 deep", "body invalid UTF-8", "size 5000 digits", "size 1e400"]
+)
+def test_plain_functions_framework_answers_them_the_same(
+    env: dict[str, str], settings: Any, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main.py installs the fault answers itself: served by `functions-framework` alone, still no 500."""
+    from functions_framework import create_app
+
+    monkeypatch.setenv("FUNCTION_TARGET", "")
+    handlers.pipeline.cache_clear()
+    for name, bucket in (("preprocess", settings.upload_bucket), ("predict", settings.tensor_bucket)):
+        client = create_app(name, str(REPO / "functions" / name / "main.py"), "cloudevent").test_client()
+        headers, body = bad_requests(bucket)[case]
+
+        assert 200 <= client.post("/", headers=headers, data=body).status_code < 500, (name, case)
+    handlers.pipeline.cache_clear()

@@ -155,6 +155,10 @@ def answer_faults(app: Any, stage: str) -> None:
     from cloudevents.exceptions import GenericException
     from werkzeug.exceptions import HTTPException
 
+    if app.extensions.get("bloodcell.answer_faults"):
+        return  # main.py installed it already (plain functions-framework runs main.py alone)
+    app.extensions["bloodcell.answer_faults"] = stage
+
     def answer(exc: Exception) -> Any:
         if isinstance(exc, HTTPException):
             return exc  # 413, 400 and 507 chosen on purpose elsewhere
