@@ -112,6 +112,65 @@ def test_name_zoo_each_name_gets_exactly_one_result(make_stack: Any, tmp_path: P
     assert not [line for line in log.splitlines() if line.startswith(("break.jpg", "\x1b"))]
 
 
+def _make_odd(path: Path, kind: str, outside: Path) -> Any:
+    """One entry that is no regular file; returns what must stay open (a bound socket)."""
+    import socket
+
+    if kind == "link-inside":
+        os.symlink(path.parent / "real.jpg", path)
+    elif kind == "link-outside":
+        os.symlink(outside, path)
+    elif kind == "link-dangling":
+        os.symlink(outside.parent / "nowhere.jpg", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        return server
+    return None
+
+
+ODD_KINDS = ["link-inside", "link-outside", "link-dangling", "fifo", "socket"]
+
+
+def test_uploads_that_are_no_regular_file_get_exactly_one_rejected_result(
+    make_stack: Any, tmp_path: Path, datasets: Path
+) -> None:
+    """Symlinks (inside, outside, dangling), a FIFO and a socket made in the watched folder, and
+    the same found by the reconcile at start-up: one ``rejected`` result each, nothing opened."""
+    stack = make_stack()
+    data = stack.data_dir
+    uploads = data / "uploads"
+    outside = tmp_path / "secret.jpg"
+    shutil.copy(image_pool(datasets, 1, "kaggle")[0], outside)
+    drop(data, {"real.jpg": outside}, tmp_path / "staging")
+    wait_results(data, ["real.jpg"], timeout=60, log=stack.log_tail)
+    keep = [_make_odd(uploads / f"{kind}.jpg", kind, outside) for kind in ODD_KINDS]
+    odd = [f"{kind}.jpg" for kind in ODD_KINDS]
+
+    found = wait_results(data, odd, timeout=60, log=stack.log_tail)
+    stack.stop()
+    early = [_make_odd(uploads / f"early-{kind}.jpg", kind, outside) for kind in ODD_KINDS]
+    again = make_stack(data)
+    later = wait_results(data, [f"early-{kind}.jpg" for kind in ODD_KINDS], timeout=60, log=again.log_tail)
+    time.sleep(1.0)  # a moment more: a second answer would show up now
+
+    log = again.log_path.read_text()  # both stacks log to the one file
+    everything = [*odd, *(f"early-{kind}.jpg" for kind in ODD_KINDS)]
+    for name in everything:
+        result = (found | later)[name]
+        assert result["status"] == "rejected", name
+        assert "not a regular file" in result["reason"], result["reason"]
+        lines = [x for x in _lines(log, "preprocess", "uploads", name) if "outcome=duplicate" not in x]
+        assert len(lines) == 1, (name, lines)
+    assert "Traceback" not in log and "dead-lettered" not in log
+    check_end_state(data, ["real.jpg", *everything])
+    for server in keep + early:
+        if server is not None:
+            server.close()
+
+
 def test_a_temporary_file_renamed_into_place_is_answered_once_under_its_final_name(
     make_stack: Any, tmp_path: Path, datasets: Path
 ) -> None:

@@ -128,3 +128,41 @@ def test_errors_decide_ack_or_retry_in_one_place() -> None:
     assert not retryable(MalformedEvent("no object"))
     assert retryable(TransientError("storage down"))
     assert retryable(RuntimeError("a bug we did not foresee"))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [float("inf"), float("nan"), -1, 0.5, True, [1], {"n": 1}, "1e400", "12abc", "-3", "9" * 30, 2**64],
+)
+def test_sizes_no_store_sends_are_malformed(size: object) -> None:
+    gcs = {"bucket": "uploads", "name": "a.jpg", "size": size}
+    s3 = {"Records": [{"s3": {"bucket": {"name": "uploads"}, "object": {"key": "a.jpg", "size": size}}}]}
+
+    for data in (gcs, s3):
+        with pytest.raises(MalformedEvent):
+            object_refs(data)
+
+
+def test_input_faults_python_raises_are_permanent_wherever_they_are_wrapped() -> None:
+    import json
+
+    from bloodcell.errors import StorageFull, disk_full
+
+    def raised(exc: BaseException, wrapper: type[Exception]) -> Exception:
+        try:
+            raise exc
+        except BaseException:
+            try:
+                raise wrapper("while parsing")  # what a library does with the parse error
+            except Exception as outer:
+                return outer
+
+    deep = RecursionError("maximum recursion depth exceeded")
+    assert not retryable(OverflowError("cannot convert float infinity to integer"))
+    assert not retryable(deep) and not retryable(raised(deep, RuntimeError))
+    assert not retryable(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"))
+    assert not retryable(json.JSONDecodeError("Expecting value", "x", 0))
+    assert not retryable(OSError(36, "File name too long"))
+    assert retryable(StorageFull("the disk is full")) and disk_full(StorageFull("full"))
+    assert disk_full(raised(OSError(28, "No space left on device"), TransientError))
+    assert retryable(raised(deep, TransientError))  # an outage met while parsing is still an outage

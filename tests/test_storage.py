@@ -6,11 +6,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
-from bloodcell.storage import LocalStorage, ObjectInfo, ObjectTooLarge, Storage
+from bloodcell.storage import LocalStorage, NotAFile, ObjectInfo, ObjectTooLarge, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
 from tests.support.common import free_port
@@ -147,7 +148,9 @@ def test_local_backslashes_are_literal_characters_inside_the_bucket(tmp_path: Pa
     assert [p.name for p in (tmp_path / "root" / "uploads").iterdir()] == ["a\\..\\b"]
 
 
-def test_local_symlinks_out_of_the_bucket_are_neither_read_nor_listed(tmp_path: Path) -> None:
+def test_local_symlinks_out_of_the_bucket_are_never_read_nor_entered(tmp_path: Path) -> None:
+    """A link leading out is listed as what it is (so it gets its one rejected answer), never
+    followed: reading it is refused before anything is opened, and a folder link is not entered."""
     secret = tmp_path / "secret.txt"
     secret.write_text("do not read")
     storage = LocalStorage(tmp_path / "root")
@@ -155,11 +158,49 @@ def test_local_symlinks_out_of_the_bucket_are_neither_read_nor_listed(tmp_path: 
     os.symlink(secret, tmp_path / "root" / "uploads" / "link.jpg")
     os.symlink(tmp_path, tmp_path / "root" / "uploads" / "dirlink")
 
-    with pytest.raises(RejectedInput):
+    with pytest.raises(NotAFile) as refused:
         storage.read("uploads", "link.jpg")
     with pytest.raises(RejectedInput):
         storage.write("uploads", "dirlink/new.jpg", b"x")
-    assert list(storage.list("uploads")) == []
+    listed = list(storage.list("uploads"))
+
+    assert "symbolic link" in refused.value.reason and refused.value.info.size == 0
+    assert [info.name for info in listed] == ["link.jpg"]
+    assert listed[0].generation == refused.value.info.generation
+    assert storage.stat("uploads", "link.jpg") == listed[0]
+
+
+@pytest.mark.parametrize("kind", ["symlink-inside", "dangling-symlink", "fifo", "socket", "device"])
+def test_local_entries_that_are_no_regular_file_are_objects_never_opened(tmp_path: Path, kind: str) -> None:
+    """Each is listed and stat-ed with a stable generation, and read raises NotAFile without
+    opening it: opening a FIFO would block the reader for ever, a device may do anything."""
+    import socket
+    import stat as stat_module
+
+    storage = LocalStorage(tmp_path / "root")
+    storage.write("uploads", "real.jpg", b"jpeg")
+    path = tmp_path / "root" / "uploads" / "odd.jpg"
+    if kind == "symlink-inside":
+        os.symlink(tmp_path / "root" / "uploads" / "real.jpg", path)
+    elif kind == "dangling-symlink":
+        os.symlink(tmp_path / "nowhere.jpg", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    elif os.geteuid() == 0:
+        os.mknod(path, 0o600 | stat_module.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    else:
+        pytest.skip("making a device node needs root")
+
+    with pytest.raises(NotAFile) as refused:
+        storage.read("uploads", "odd.jpg")
+    listed = {info.name: info for info in storage.list("uploads")}
+
+    assert set(listed) == {"real.jpg", "odd.jpg"}
+    assert storage.stat("uploads", "odd.jpg") == listed["odd.jpg"] == refused.value.info
+    assert storage.read("uploads", "real.jpg")[0] == b"jpeg"
 
 
 def test_local_links_are_checked_at_any_depth_of_the_name(tmp_path: Path) -> None:
@@ -295,3 +336,24 @@ def test_create_only_writes_are_announced_by_the_folder_watcher(tmp_path: Path) 
         close()
 
     assert announced == ["web.jpg"]
+
+
+def test_thumbnails_of_entries_that_are_no_regular_file_are_placeholders(
+    settings: Any, cell_jpeg: bytes
+) -> None:
+    """The web app's /thumb answers these with its placeholder (None here), never a 500."""
+    from bloodcell.web import results_feed
+
+    storage = LocalStorage(settings.data_dir)
+    storage.write(settings.upload_bucket, "real.jpg", cell_jpeg)
+    folder = settings.data_dir / settings.upload_bucket
+    os.symlink(folder / "real.jpg", folder / "link.jpg")
+    os.symlink(settings.data_dir.parent, folder / "outside")
+    os.mkfifo(folder / "fifo.jpg")
+
+    shown = {
+        name: results_feed.thumbnail(settings, name) for name in ("link.jpg", "fifo.jpg", "outside/x.jpg")
+    }
+
+    assert results_feed.thumbnail(settings, "real.jpg") is not None
+    assert all(found is None or found.data is None for found in shown.values()), shown

@@ -9,6 +9,7 @@ URL-encoded with ``+`` for spaces) wrapped in a CloudEvent.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -49,17 +50,55 @@ class ObjectRef:
     size: int | None = None
 
 
+# An object's size fits a signed 64-bit integer on every store; a generation or an ETag is a
+# few dozen characters. Anything else in those fields was not sent by a store.
+MAX_SIZE = 2**63 - 1
+MAX_GENERATION_CHARS = 256
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def _size(value: Any, what: str) -> int | None:
+    """A size as stores send it (a number, or its digits as a string), or MalformedEvent.
+
+    ``1e400`` (infinite once parsed), NaN, fractions, negatives, booleans, 5,000 digits and
+    other types are refused here, not left to ``int()`` to raise something else later.
+    """
+    if value is None or value == "":
+        return None
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value, 10)
+    if number is None or not 0 <= number <= MAX_SIZE:
+        raise MalformedEvent(f"{what} {_clip(value)} is not an object size")
+    return number
+
+
+def _generation(value: Any, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > MAX_GENERATION_CHARS:
+        raise MalformedEvent(f"{what} {_clip(value)} is not a generation")
+    return str(value)
+
+
+def _clip(value: Any) -> str:
+    """A field's value for a log line: never the whole of a hostile 4 MiB string."""
+    text = repr(value) if not isinstance(value, str | int | float) or isinstance(value, bool) else str(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def _gcs_ref(data: Mapping[str, Any]) -> ObjectRef:
     bucket, name = data.get("bucket"), data.get("name")
     if not isinstance(bucket, str) or not isinstance(name, str) or not bucket or not name:
         raise MalformedEvent("GCS event data lacks bucket or name")
-    generation = data.get("generation")
-    size = data.get("size")
-    try:
-        size_value = int(size) if size is not None and str(size) != "" else None
-    except (TypeError, ValueError) as exc:
-        raise MalformedEvent(f"GCS event size {size!r} is not a number") from exc
-    return ObjectRef(bucket, name, str(generation) if generation not in (None, "") else None, size_value)
+    generation = _generation(data.get("generation"), "GCS event generation")
+    return ObjectRef(bucket, name, generation, _size(data.get("size"), "GCS event size"))
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -81,19 +120,13 @@ def _s3_refs(records: list[Any]) -> list[ObjectRef]:
         key = obj.get("key")
         if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
             raise MalformedEvent("S3 record lacks bucket name or object key")
-        etag = obj.get("eTag") or obj.get("etag")
-        size = obj.get("size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int | float | str)):
-            raise MalformedEvent(f"S3 object size {size!r} is not a number")
-        try:
-            size_value = int(size) if size is not None else None
-        except ValueError as exc:
-            raise MalformedEvent(f"S3 object size {size!r} is not a number") from exc
+        etag = _generation(obj.get("eTag") or obj.get("etag"), "S3 object eTag")
+        size_value = _size(obj.get("size"), "S3 object size")
         refs.append(
             ObjectRef(
                 bucket=bucket,
                 name=unquote_plus(key),
-                generation=str(etag).strip('"') if etag else None,
+                generation=etag.strip('"') if etag else None,
                 size=size_value,
             )
         )
@@ -105,8 +138,8 @@ def object_refs(data: Any) -> list[ObjectRef]:
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data)
-        except ValueError as exc:
-            raise MalformedEvent("event data is not JSON") from exc
+        except (ValueError, RecursionError) as exc:  # invalid UTF-8 is a ValueError too
+            raise MalformedEvent(f"event data is not JSON ({type(exc).__name__})") from exc
     if not isinstance(data, Mapping):
         raise MalformedEvent("event data is not a JSON object")
     records = data.get("Records")

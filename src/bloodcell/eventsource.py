@@ -11,6 +11,12 @@ exponential backoff up to ``max_attempts`` times, then dead-lettered
 (``bloodcell.deadletters``). Workers catch everything, so one odd object can never
 shrink the pool; the pool is also topped up should a thread die anyway.
 
+A full disk is no failure of the event: a sink answering 507 (Insufficient Storage, what
+the function servers answer on ENOSPC or EDQUOT) is retried every ``backoff[1]`` seconds
+without counting an attempt, so nothing is dead-lettered for it and everything completes
+once space returns, with no restart. A dead-letter record that cannot be written (the
+disk is full there too) stays in memory and is written again every second until it is.
+
 Each sink has its own queue and its own share of the workers (a lane), as each Knative
 trigger has its own dispatcher: with one queue, a burst of 500 uploads would hold every
 tensor behind the last upload, so predict would idle while preprocess worked and then
@@ -76,6 +82,10 @@ class _Lane:
     workers: list[threading.Thread] = field(default_factory=list)
 
 
+DISK_FULL = "HTTP 507"  # the sink's disk (or quota) is full: wait, never count it
+_MAX_UNWRITTEN = 100_000  # dead letters held in memory while they cannot be written
+
+
 # A hidden name is answered (rejected) like any unusable one, but only once it has stayed
 # put this long: rsync and many editors write ``.name.XXXXXX`` and rename it within
 # milliseconds, and preprocess answers nothing for an object that is gone by then.
@@ -110,6 +120,8 @@ class EventSource:
         self.delivered = 0
         self.attempts = 0
         self.dead_lettered = 0
+        self.waiting_for_space = 0  # deliveries held back by a full disk right now
+        self._unwritten: list[tuple[_Delivery, int]] = []  # dead letters not yet recorded
         self._queued: set[tuple[str, str, str]] = set()  # only what waits: bounded by the backlog
         self._seq = itertools.count()
         self._lock = threading.Lock()  # the counters and _queued
@@ -256,12 +268,39 @@ class EventSource:
             error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.attempts += 1
+        waited = item.error == DISK_FULL
         if error is None:
             with self._lock:
                 self.delivered += 1
                 self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
+                self.waiting_for_space -= waited
+                space_back = waited and self.waiting_for_space == 0
+            if space_back:
+                log.warning("disk space is back: every delivery that waited for it went through")
             return
+        if error == DISK_FULL:
+            self._wait_for_space(item, waited)
+            return
+        if waited:
+            with self._lock:
+                self.waiting_for_space -= 1
         self._failed(item, error)
+
+    def _wait_for_space(self, item: _Delivery, waiting: bool) -> None:
+        """The sink's disk is full: try again later, as often as it takes, never dead-letter."""
+        with self._lock:
+            self.waiting_for_space += not waiting
+            count = self.waiting_for_space
+        if not waiting:  # one line per event that starts waiting
+            log.error(
+                "the disk is full: %s waits for space (%d event(s) waiting); retried every %.0fs, "
+                "never dead-lettered for it",
+                escape(f"{item.info.bucket}/{item.info.name}"),
+                count,
+                self.backoff[1],
+            )
+        item.error = DISK_FULL
+        self._enqueue(item.info, item.attempt, self.backoff[1], item)
 
     def _failed(self, item: _Delivery, error: str) -> None:
         attempt = item.attempt + 1
@@ -298,10 +337,37 @@ class EventSource:
             self.dead_lettered += 1
             self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
         if self.dead_letters is not None:
+            with self._lock:
+                if len(self._unwritten) < _MAX_UNWRITTEN:
+                    self._unwritten.append((item, attempts))
+                else:
+                    log.error("too many unwritten dead letters: the record of %s is dropped", where)
+            self.flush_dead_letters()
+
+    def flush_dead_letters(self) -> int:
+        """Write the dead-letter records still held in memory; how many are left.
+
+        A record that cannot be written (a full disk) is kept and tried again, each second,
+        by ``run``: the History page lists it once space returns."""
+        if self.dead_letters is None:
+            return 0
+        with self._lock:
+            pending, self._unwritten = self._unwritten, []
+        kept: list[tuple[_Delivery, int]] = []
+        for item, attempts in pending:
             try:
                 self.dead_letters.record(item.info, item.url, attempts, item.error, item.first_failed)
-            except Exception:
-                log.exception("could not write the dead-letter record of %s", where)
+            except Exception as exc:
+                if not kept:  # one line per flush, not one per record
+                    log.error(
+                        "could not write the dead-letter record of %s (%s); kept in memory, retried",
+                        escape(f"{item.info.bucket}/{item.info.name}"),
+                        escape(f"{type(exc).__name__}: {exc}"),
+                    )
+                kept.append((item, attempts))
+        with self._lock:
+            self._unwritten[:0] = kept
+            return len(self._unwritten)
 
     def _worker(self, lane: _Lane, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -373,6 +439,8 @@ class EventSource:
                 ready.set()
             while not stop.wait(1.0):
                 self.start_workers(stop)
+                if self._unwritten:
+                    self.flush_dead_letters()
         finally:
             if close is not None:
                 close()
@@ -381,3 +449,5 @@ class EventSource:
                     lane.cond.notify_all()
             for worker in self.workers:
                 worker.join(timeout=5)
+            if self.flush_dead_letters():
+                log.error("%d dead-letter record(s) could not be written before exit", len(self._unwritten))

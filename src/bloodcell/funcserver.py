@@ -13,12 +13,19 @@ on Cloud Run):
   or its connection is closed, so slow clients cost a thread for seconds, not forever;
 - idle keep-alive connections close after ``FUNCTION_IDLE_TIMEOUT_SECONDS``;
 - ``FUNCTION_WORKERS`` processes of ``FUNCTION_THREADS`` threads each, and no more.
+
+Faults raised before the function runs (functions-framework parsing the CloudEvent:
+JSON nested 50,000 deep, invalid UTF-8, a body the SDK cannot read) are answered by
+the same rule as faults inside it (``errors.retryable``): 400 and one log line when
+permanent, 507 for a full disk, 500 (retried) otherwise.
 """
 
 from __future__ import annotations
 
 import gc
 import io
+import json
+import logging
 import os
 import socket
 import time
@@ -27,7 +34,11 @@ from typing import Any
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import ThreadWorker
 
+from bloodcell.errors import BloodcellError, MalformedEvent, disk_full, permanent
+from bloodcell.names import escape
 from bloodcell.settings import Settings, get_settings
+
+log = logging.getLogger("bloodcell.event")
 
 _HEARTBEAT_DIR = "/dev/shm"
 
@@ -135,14 +146,67 @@ def limit_body(app: Any, limit: int) -> None:
     app.before_request(chunked_body)
 
 
+def answer_faults(app: Any, stage: str) -> None:
+    """Every exception the function's view lets out is answered by ``errors``' one rule.
+
+    Without this, Flask answers 500 to anything functions-framework or the CloudEvents SDK
+    raise while parsing, and the sender retries a body that can never parse.
+    """
+    from cloudevents.exceptions import GenericException
+    from werkzeug.exceptions import HTTPException
+
+    if app.extensions.get("bloodcell.answer_faults"):
+        return  # main.py installed it already (plain functions-framework runs main.py alone)
+    app.extensions["bloodcell.answer_faults"] = stage
+
+    def answer(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return exc  # 413, 400 and 507 chosen on purpose elsewhere
+        if disk_full(exc):
+            log.warning("stage=%s outcome=retry reason=%s", stage, escape(f"disk full: {exc}"[:300]))
+            return "the disk is full: retry once space is freed\n", 507
+        if permanent(exc) or isinstance(exc, GenericException):
+            reason = escape(f"{type(exc).__name__}: {exc}"[:300])
+            log.error("stage=%s event=- outcome=malformed reason=%s", stage, reason)
+            return "malformed event: not retried\n", 400
+        if not isinstance(exc, BloodcellError):  # ours were logged, one line each, where raised
+            log.error("stage=%s outcome=retry", stage, exc_info=exc)
+        return "transient error: retry\n", 500
+
+    def structured_body_parses() -> Any:
+        # The SDK parses a structured-mode body with a bare json.loads before the function
+        # runs; what it raises for 5,000 digits is a plain ValueError, told apart here.
+        import flask
+
+        request = flask.request
+        if not request.mimetype.startswith("application/cloudevents"):
+            return None
+        try:
+            json.loads(request.get_data())
+        except (ValueError, RecursionError) as exc:
+            return answer(MalformedEvent(f"CloudEvent body is not JSON ({type(exc).__name__}: {exc})"))
+        return None
+
+    app.register_error_handler(Exception, answer)
+    app.before_request(structured_body_parses)
+
+
+def make_app(target: str, source: str, settings: Settings) -> Any:
+    """The functions-framework app of one function, with our limits and fault answers."""
+    import functions_framework
+
+    app = functions_framework.create_app(target, source, "cloudevent")
+    limit_body(app, settings.function_max_request_bytes)
+    answer_faults(app, target)
+    return app
+
+
 def run(target: str, source: str, host: str, port: int, settings: Settings | None = None) -> None:
     """Serve one CloudEvent function until SIGTERM, under the configured limits."""
-    import functions_framework
     from functions_framework._http.gunicorn import GunicornApplication
 
     settings = settings or get_settings()
-    app = functions_framework.create_app(target, source, "cloudevent")
-    limit_body(app, settings.function_max_request_bytes)
+    app = make_app(target, source, settings)
     BoundedThreadWorker.read_timeout = float(settings.function_read_timeout_seconds)
     server = GunicornApplication(app, host, port, False, **gunicorn_options(settings))
     # Everything loaded so far (the model, the libraries) lives as long as the process:

@@ -2,7 +2,9 @@
 
 One log line per object: event id, object, model version, outcome and time.
 Permanent problems with the event itself are logged and acknowledged (a retry
-could never succeed); transient faults propagate so the platform redelivers.
+could never succeed); transient faults propagate so the platform redelivers. A full
+disk propagates as 507 (Insufficient Storage) inside a request, so the event source
+waits for space instead of counting the attempt (``errors.disk_full``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from bloodcell.errors import retryable
-from bloodcell.events import MalformedEvent, ObjectRef, object_refs, received_attributes
+from bloodcell.errors import disk_full, retryable
+from bloodcell.events import ObjectRef, object_refs, received_attributes
 from bloodcell.logs import configure_logging
 from bloodcell.names import escape
 from bloodcell.pipeline import Outcome, Pipeline
@@ -40,6 +42,22 @@ def _request_headers() -> dict[str, str] | None:
     return dict(flask.request.headers) if flask.has_request_context() else None
 
 
+def _insufficient_storage(exc: Exception) -> None:
+    """Inside a request, answer 507 for a full disk: retried, but never counted as a failed attempt."""
+    try:
+        import flask
+        from werkzeug.exceptions import HTTPException
+    except ImportError:  # pragma: no cover - functions-framework always brings Flask
+        return
+    if flask.has_request_context():
+
+        class InsufficientStorage(HTTPException):  # werkzeug names no 507
+            code = 507
+            description = "the disk is full: retry once space is freed"
+
+        raise InsufficientStorage() from exc
+
+
 def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: str) -> list[Outcome]:
     """Run one step per object the event names; ack or retry is decided here, by error type.
 
@@ -52,8 +70,11 @@ def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: st
     event_id = escape(attributes.get("id", "-"))
     try:
         refs = object_refs(event.data)
-    except MalformedEvent as exc:
-        log.error("stage=%s event=%s outcome=malformed reason=%s", stage, event_id, escape(str(exc)))
+    except Exception as exc:
+        if retryable(exc):
+            raise
+        reason = escape(f"{type(exc).__name__}: {exc}"[:300])
+        log.error("stage=%s event=%s outcome=malformed reason=%s", stage, event_id, reason)
         return []
     outcomes = []
     for ref in refs:
@@ -73,6 +94,8 @@ def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: st
                     model,
                     escape(f"{type(exc).__name__}: {exc}"),
                 )
+                if disk_full(exc):
+                    _insufficient_storage(exc)
                 raise
             outcome = Outcome("ignored", getattr(exc, "reason", str(exc)))
         outcomes.append(outcome)

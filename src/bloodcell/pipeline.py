@@ -28,8 +28,8 @@ from bloodcell.results import ArchiveStatus, Result, Source
 from bloodcell.settings import Settings
 from bloodcell.storage import (
     ObjectInfo,
-    ObjectTooLarge,
     Storage,
+    UnreadableObject,
     check_object_name,
     open_archive,
     open_storage,
@@ -163,7 +163,7 @@ class Pipeline:
             data, info = self.storage.read(ref.bucket, ref.name, max_bytes=self.limits.max_bytes)
         except ObjectNotFound:
             return Outcome("gone", "object was deleted before it was processed")
-        except ObjectTooLarge as exc:
+        except UnreadableObject as exc:  # too large, or no regular file (a symlink, a FIFO)
             return self._refuse_unread(ref, exc, started)
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")
@@ -193,8 +193,9 @@ class Pipeline:
         )
         return Outcome("preprocessed", f"{elapsed:.1f} ms")
 
-    def _refuse_unread(self, ref: ObjectRef, exc: ObjectTooLarge, started: float) -> Outcome:
-        """An upload over MAX_UPLOAD_BYTES: answered from its metadata, its bytes never held."""
+    def _refuse_unread(self, ref: ObjectRef, exc: UnreadableObject, started: float) -> Outcome:
+        """An upload over MAX_UPLOAD_BYTES, or no regular file: answered from its metadata,
+        its bytes never held."""
         info = exc.info
         if ref.generation and info.generation != ref.generation:
             return Outcome("stale", f"superseded by generation {info.generation}")

@@ -12,7 +12,9 @@ which announces every object still without output. When the kernel's watch limit
 (``fs.inotify.max_user_watches``) is reached, watchdog silently leaves a new subfolder
 unwatched: each new folder is therefore checked against the limit, and once it is reached
 the error is logged and the buckets are reconciled every ``DEGRADED_SWEEP_SECONDS`` until
-restart, slow but complete. Where inotify is missing (macOS),
+restart, slow but complete. An entry that is no regular file (``ln -s``, ``mkfifo``, a
+socket) is never closed after writing: it is announced when created (``IN_CREATE``), so
+it gets its one rejected answer too. Where inotify is missing (macOS),
 watchdog's native observer is used and modified files are announced too; the pipeline's
 generation checks keep that correct.
 """
@@ -23,6 +25,7 @@ import ctypes
 import errno
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +35,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
+    FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -139,6 +143,8 @@ class _BucketHandler(FileSystemEventHandler):
                 self._announce(event.src_path)
             elif isinstance(event, FileMovedEvent):
                 self._announce(event.dest_path)
+            elif isinstance(event, FileCreatedEvent) and _not_a_file(event.src_path):
+                self._announce(event.src_path)  # a link or FIFO: no close event will follow
             elif isinstance(event, DirMovedEvent) and not event.src_path and event.dest_path:
                 self._announce_tree(event.dest_path)  # moved in from outside: its files are complete
                 self._check_limit(event.dest_path)
@@ -150,6 +156,15 @@ class _BucketHandler(FileSystemEventHandler):
                 self._check_limit(event.src_path)
         except Exception:  # the observer thread must outlive any one odd event
             log.exception("watch: could not handle %r", event)
+
+
+def _not_a_file(path: str | bytes) -> bool:
+    """A link, FIFO, socket or device: created whole, never written and closed."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 class _Alarm(logging.Handler):
@@ -207,12 +222,19 @@ def _observer() -> tuple[BaseObserver, list[type[FileSystemEvent]]]:
 
         return Observer(), [
             FileClosedEvent,
+            FileCreatedEvent,
             FileModifiedEvent,
             FileMovedEvent,
             DirMovedEvent,
             DirCreatedEvent,
         ]
-    kinds: list[type[FileSystemEvent]] = [FileClosedEvent, FileMovedEvent, DirMovedEvent, DirCreatedEvent]
+    kinds: list[type[FileSystemEvent]] = [
+        FileClosedEvent,
+        FileCreatedEvent,
+        FileMovedEvent,
+        DirMovedEvent,
+        DirCreatedEvent,
+    ]
     return InotifyObserver(generate_full_events=True), kinds
 
 

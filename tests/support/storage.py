@@ -45,3 +45,37 @@ class FlakyStorage:
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.inner.list(bucket, prefix)
+
+
+# ---- one pipeline configuration per backend: folder buckets, S3 (moto server), GCS (emulator) ----
+
+BACKENDS = ["local", "s3", "gcs"]
+PIPELINE_BUCKETS = ("UPLOAD_BUCKET", "TENSOR_BUCKET", "RESULT_BUCKET")
+
+
+def backend_env(kind: str, request: Any) -> dict[str, str]:
+    """Settings variables that put the pipeline's buckets on ``kind``, the buckets made and empty.
+
+    ``request`` is the test's ``pytest.FixtureRequest``: the S3 and GCS servers are the
+    session fixtures of tests/conftest.py, started only when a test asks for that backend.
+    """
+    import uuid
+
+    if kind == "local":
+        return {"BLOODCELL_STORAGE": "local"}
+    names = {var: f"{var.split('_')[0].lower()}-{uuid.uuid4().hex[:10]}" for var in PIPELINE_BUCKETS}
+    if kind == "s3":
+        import boto3
+
+        endpoint = request.getfixturevalue("moto_server")
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        for bucket in names.values():
+            client.create_bucket(Bucket=bucket)
+        return {"BLOODCELL_STORAGE": "s3", "S3_ENDPOINT_URL": endpoint, **names}
+    from bloodcell.storage.gcs import GcsStorage
+
+    request.getfixturevalue("gcs_emulator")
+    client = GcsStorage(project="test", retry_seconds=2).client
+    for bucket in names.values():
+        client.create_bucket(bucket)
+    return {"BLOODCELL_STORAGE": "gcs", **names}

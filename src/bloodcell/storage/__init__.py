@@ -5,15 +5,17 @@ from __future__ import annotations
 from functools import cache
 
 from bloodcell.settings import Settings
-from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, Storage
+from bloodcell.storage.base import NotAFile, ObjectInfo, ObjectTooLarge, Storage, UnreadableObject
 from bloodcell.storage.local import LocalStorage, check_object_name
 from bloodcell.storage.web_identity import WebIdentity
 
 __all__ = [
     "LocalStorage",
+    "NotAFile",
     "ObjectInfo",
     "ObjectTooLarge",
     "Storage",
+    "UnreadableObject",
     "check_object_name",
     "open_archive",
     "open_storage",

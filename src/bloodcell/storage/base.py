@@ -29,12 +29,38 @@ class ObjectInfo:
     content_type: str | None = None
 
 
-class ObjectTooLarge(RejectedInput):
+class UnreadableObject(RejectedInput):
+    """An object that exists but whose bytes will never be read: answered from ``info`` alone."""
+
+    def __init__(self, info: ObjectInfo, reason: str) -> None:
+        super().__init__(reason)
+        self.info = info
+
+
+class ObjectTooLarge(UnreadableObject):
     """A read with ``max_bytes`` found a bigger object: refused before its bytes were held."""
 
     def __init__(self, info: ObjectInfo, max_bytes: int) -> None:
-        super().__init__(f"the file is {format_size(info.size)}, over the limit of {format_size(max_bytes)}")
-        self.info = info
+        super().__init__(
+            info, f"the file is {format_size(info.size)}, over the limit of {format_size(max_bytes)}"
+        )
+
+
+class NotAFile(UnreadableObject):
+    """A folder bucket entry that is no regular file (a symbolic link, a FIFO, a socket, a
+    device): never opened, since opening a FIFO blocks and a link may lead anywhere."""
+
+
+MAX_KEY_BYTES = 1024  # S3 and GCS object keys
+
+
+def impossible_key(name: str) -> bool:
+    """A key no flat store can hold (over 1,024 bytes of UTF-8, or not Unicode at all): such
+    an object does not exist, so asking the store (which answers 400, retried) is pointless."""
+    try:
+        return len(name.encode("utf-8")) > MAX_KEY_BYTES
+    except UnicodeEncodeError:
+        return True
 
 
 def check_read_size(info: ObjectInfo, data_size: int, max_bytes: int | None) -> None:

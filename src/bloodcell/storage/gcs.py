@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
-from bloodcell.storage.base import ObjectInfo, check_read_size
+from bloodcell.storage.base import ObjectInfo, check_read_size, impossible_key
 
 
 def _info(blob: Any) -> ObjectInfo:
@@ -82,6 +82,9 @@ class GcsStorage:
             raise
 
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
+        if impossible_key(name):
+            raise ObjectNotFound(f"gs://{bucket}/{name[:64]}…")
+
         def fetch() -> tuple[bytes, ObjectInfo]:
             blob = self.client.bucket(bucket).get_blob(name, retry=self.retry)
             if blob is None:
@@ -99,6 +102,8 @@ class GcsStorage:
         return result
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        if impossible_key(name):
+            return None
         blob = self._call(
             f"gs://{bucket}/{name}", lambda: self.client.bucket(bucket).get_blob(name, retry=self.retry)
         )

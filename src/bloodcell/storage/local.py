@@ -14,10 +14,16 @@ Changed content always gets a new one (even with the same size, mtime and inode)
 the same content keeps it across ``cp -a``, a restore or a move of the data folder.
 Hashes are cached per process, keyed by everything a change of content touches
 (device, inode, size, mtime and ctime: ctime cannot be set back by ``cp -p``).
+
+An entry that is no regular file (a symbolic link, a FIFO, a socket, a device) is an
+object all the same, so it gets its one answer like any unusable upload: listed and
+described from ``lstat``, never opened or followed (``NotAFile`` on read). A full disk
+or quota (ENOSPC, EDQUOT) is ``StorageFull``: transient, waited out, never a rejection.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -28,12 +34,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, TransientError
+from bloodcell.errors import ObjectNotFound, PreconditionFailed, RejectedInput, StorageFull, TransientError
 from bloodcell.formats import IMAGE_TYPES, suffix_of
-from bloodcell.storage.base import ObjectInfo, ObjectTooLarge, check_read_size
+from bloodcell.storage.base import NotAFile, ObjectInfo, ObjectTooLarge, check_read_size
 
 _META = ".meta"
 _TMP = ".tmp"
@@ -125,6 +132,46 @@ def _discard(path: str) -> None:
         os.unlink(path)
 
 
+_KINDS = {
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NO_SUCH_NAME = {errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def _odd_kind(st: os.stat_result) -> str | None:
+    """What a non-regular, non-folder entry is, in words; None for a file or a folder."""
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+
+
+def _odd_generation(path: Path, st: os.stat_result) -> str:
+    """A version of an entry that has no bytes of its own: changes whenever it is replaced."""
+    target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
+    key = f"{stat.S_IFMT(st.st_mode)}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_rdev}\0{target}"
+    return _digest_generation(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
+
+
+def _storage_error(what: str, exc: OSError) -> TransientError:
+    if exc.errno in _FULL:
+        return StorageFull(f"{what}: the disk is full ({exc.strerror})")
+    return TransientError(f"{what}: {exc}")
+
+
+def free_bytes(root: Path) -> int | None:
+    """Space left to unprivileged writers under ``root``; None where it cannot be told."""
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 def data_generation(data: bytes) -> str:
     """The generation of an object holding exactly these bytes."""
     return _digest_generation(hashlib.sha256(data).hexdigest())
@@ -136,7 +183,11 @@ def check_object_name(name: str) -> str:
     Only what storage itself needs: the name stays inside its bucket. Control characters
     and backslashes are legal file names; the pipeline answers them (``bloodcell.names``).
     """
-    if not name or len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+    try:
+        encoded = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # a lone surrogate from a forged event: no file has it
+        raise RejectedInput("object name is not valid Unicode") from exc
+    if not name or len(encoded) > _MAX_NAME_BYTES:
         raise RejectedInput(f"object name is empty or longer than {_MAX_NAME_BYTES} bytes")
     if "\x00" in name:
         raise RejectedInput("object name holds a NUL character")
@@ -217,18 +268,19 @@ class LocalStorage:
     def _path(self, bucket: str, name: str) -> Path:
         base = self._bucket_dir(bucket)
         path = base / check_object_name(name)
-        # Only the name's own parts can be links leading out: the bucket folder is resolved
-        # already. lstat them (usually one) instead of resolving the whole absolute path,
-        # a dozen lstat calls per object touched; resolve fully only where a link is met.
+        # Only the name's own folder parts can be links leading out: the bucket folder is
+        # resolved already, and the last part is never followed (a link there is an object
+        # of its own, ``NotAFile``). lstat them (usually none) instead of resolving the whole
+        # absolute path, a dozen lstat calls per object touched; resolve only at a link.
         current = str(base)
-        for part in name.split("/"):
+        for part in name.split("/")[:-1]:
             current = f"{current}/{part}"
             try:
                 mode = os.lstat(current).st_mode
             except OSError:
                 break  # nothing exists further down: nothing there to follow
             if stat.S_ISLNK(mode):
-                if not path.resolve().is_relative_to(base):
+                if not path.parent.resolve().is_relative_to(base):
                     raise RejectedInput(f"object name {name!r} resolves outside its bucket")
                 break
         return path
@@ -256,14 +308,28 @@ class LocalStorage:
             pass
         return _described(bucket, name, generation, st, meta, content_type)
 
+    def _odd(self, bucket: str, name: str, path: Path, st: os.stat_result) -> NotAFile | None:
+        kind = _odd_kind(st)
+        if kind is None:
+            return None
+        info = _described(bucket, name, _odd_generation(path, st), st, {}, None)
+        return NotAFile(replace(info, size=0), f"the upload is {kind}, not a regular file")
+
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
         path = self._path(bucket, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            odd = self._odd(bucket, name, path, os.lstat(path))
+            if odd is not None:
+                raise odd
+            # O_NOFOLLOW | O_NONBLOCK: a link or FIFO swapped in since the lstat is not
+            # followed, nor waited on; the fstat below refuses it
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             try:
                 before = os.fstat(fd)
                 if stat.S_ISDIR(before.st_mode):
                     raise IsADirectoryError(path)
+                if (odd := self._odd(bucket, name, path, before)) is not None:
+                    raise odd
                 if max_bytes is not None and before.st_size > max_bytes:  # refused unread
                     raise ObjectTooLarge(self._info(bucket, name, path, before), max_bytes)
                 data = _read_fd(fd, before.st_size)  # a larger one was refused above
@@ -273,7 +339,9 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"{bucket}/{name}") from exc
         except OSError as exc:
-            raise TransientError(f"cannot read {bucket}/{name}: {exc}") from exc
+            if exc.errno in _NO_SUCH_NAME:  # too long for any file, or a link swapped in
+                raise ObjectNotFound(f"{bucket}/{name}") from exc
+            raise _storage_error(f"cannot read {bucket}/{name}", exc) from exc
         key = _stat_key(path, after)
         if _stat_key(path, before) != key:
             raise TransientError(f"{bucket}/{name} changed while it was read")
@@ -288,9 +356,15 @@ class LocalStorage:
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
         path = self._path(bucket, name)
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno in _NO_SUCH_NAME:  # no file can have this name
+                return None
+            raise _storage_error(f"cannot stat {bucket}/{name}", exc) from exc
+        if (odd := self._odd(bucket, name, path, st)) is not None:
+            return odd.info
         return self._info(bucket, name, path, st) if stat.S_ISREG(st.st_mode) else None
 
     def write(
@@ -341,7 +415,7 @@ class LocalStorage:
                 _discard(tmp)  # a failed write leaves no temporary file behind
                 raise
         except OSError as exc:
-            raise TransientError(f"cannot write {bucket}/{name}: {exc}") from exc
+            raise _storage_error(f"cannot write {bucket}/{name}", exc) from exc
         if if_absent:
             st = path.stat()
             self._remember(_stat_key(path, st), generation)
@@ -418,7 +492,7 @@ class LocalStorage:
                     return False
                 _discard(self._meta_path(bucket, name))
         except OSError as exc:
-            raise TransientError(f"cannot delete {bucket}/{name}: {exc}") from exc
+            raise _storage_error(f"cannot delete {bucket}/{name}", exc) from exc
         return True
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -434,14 +508,18 @@ class LocalStorage:
             for entry in entries:
                 name = rel + entry.name
                 try:
-                    if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(base):
+                    if entry.is_dir():  # a link to a folder inside the bucket is a way in
+                        if not entry.is_symlink() or Path(entry.path).resolve().is_relative_to(base):
+                            stack.append((Path(entry.path), name + "/"))
                         continue
-                    if entry.is_dir():
-                        stack.append((Path(entry.path), name + "/"))
+                    if not name.startswith(prefix):
                         continue
-                    if not name.startswith(prefix) or not entry.is_file():
+                    st = entry.stat(follow_symlinks=False)
+                    if (odd := self._odd(bucket, name, Path(entry.path), st)) is not None:
+                        yield odd.info  # listed, so it gets its one (rejected) answer
                         continue
-                    st = entry.stat()
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
                     generation = self._generation(Path(entry.path), st)
                 except (OSError, TransientError):
                     continue

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from bloodcell.errors import ObjectNotFound, PreconditionFailed, TransientError
-from bloodcell.storage.base import ObjectInfo, check_read_size
+from bloodcell.storage.base import ObjectInfo, check_read_size, impossible_key
 from bloodcell.storage.web_identity import WebIdentity, refreshable_session
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -97,6 +97,9 @@ class S3Storage:
             raise TransientError(f"{what}: {exc}") from exc
 
     def read(self, bucket: str, name: str, *, max_bytes: int | None = None) -> tuple[bytes, ObjectInfo]:
+        if impossible_key(name):
+            raise ObjectNotFound(f"s3://{bucket}/{name[:64]}…")
+
         def fetch() -> tuple[bytes, ObjectInfo]:
             resp = self.client.get_object(Bucket=bucket, Key=name)
             if max_bytes is None:
@@ -128,6 +131,8 @@ class S3Storage:
         )
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        if impossible_key(name):
+            return None
         try:
             resp = self._call(
                 f"s3://{bucket}/{name}", lambda: self.client.head_object(Bucket=bucket, Key=name)

@@ -1,7 +1,9 @@
 """History: every result in the result bucket, newest first, a page at a time (``/history?page=N``).
 
 It reads the bucket, not this app's memory, so it also lists files that were
-dropped straight into the upload bucket and results from before a restart.
+dropped straight into the upload bucket and results from before a restart. With folder
+buckets it also says when their disk is full: uploads then wait (nothing is rejected or
+dead-lettered for it) and are processed once space is freed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from nicegui import run, ui
 
 from bloodcell.deadletters import DeadLetter, DeadLetters
 from bloodcell.errors import BloodcellError
+from bloodcell.formats import format_size
 from bloodcell.results import Result
 from bloodcell.review.slides import image_name, slide_of
 from bloodcell.settings import Settings
+from bloodcell.storage.local import free_bytes
 from bloodcell.web import batch, pages, results_feed
 
 log = logging.getLogger(__name__)
 PER_PAGE = 20
+# Below this, the next tensor or result may not fit: the disk is full for the pipeline's purposes.
+DISK_FULL_BYTES = 4 * 1024 * 1024
 
 
 def _when(result: Result) -> str:
@@ -56,6 +62,19 @@ def _row(settings: Settings, result: Result) -> None:
                 ui.label(f"model {result.model.name} {result.model.version}").classes("text-xs text-grey-6")
 
 
+def disk_status(settings: Settings) -> str | None:
+    """What to tell people when the folder buckets' disk is full; None when there is room."""
+    if settings.storage != "local":
+        return None
+    free = free_bytes(settings.data_dir)
+    if free is None or free >= DISK_FULL_BYTES:
+        return None
+    return (
+        f"The data disk is full ({format_size(free)} free). New uploads wait and are processed, "
+        "without a restart, as soon as space is freed: nothing is rejected or lost for it."
+    )
+
+
 def dead_letters(settings: Settings) -> list[DeadLetter]:
     """What the local event source gave up on, newest first (its folder exists only once used)."""
     if settings.storage != "local" or not (settings.data_dir / settings.dead_letter_bucket).is_dir():
@@ -80,6 +99,12 @@ def _dead_letter_section(letters: list[DeadLetter]) -> None:
 @pages.page("/history", "history", nav="History")
 async def history_page(settings: Settings, page: int = 1) -> None:
     ui.label("History").classes("text-h5")
+    full = await run.io_bound(disk_status, settings)
+    if full:
+        log.warning("web: %s", full)
+        with ui.row().classes("w-full items-center gap-2 bg-red-1 rounded p-2"):
+            ui.icon("storage", color="negative")
+            ui.label(full).classes("text-negative").mark("disk-full")
     letters = await run.io_bound(dead_letters, settings)
     if letters:
         _dead_letter_section(letters)

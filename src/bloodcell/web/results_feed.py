@@ -158,7 +158,10 @@ def thumbnail(settings: Settings, name: str) -> Thumbnail | None:
         check_object_name(name)
     except RejectedInput:
         return None
-    info = storage_for(settings).stat(settings.upload_bucket, name)
+    try:
+        info = storage_for(settings).stat(settings.upload_bucket, name)
+    except RejectedInput:  # a folder link leading out of the bucket: nothing to show, no 500
+        return None
     if info is None:
         return None
     if info.size > settings.max_upload_bytes:
