@@ -165,11 +165,14 @@ def train(session: nox.Session) -> None:
     known = argparse.ArgumentParser(add_help=False)
     known.add_argument("--data", default=DATASETS)
     known.add_argument("--out", default="functions/predict/model")
+    known.add_argument("--sources", default="all")
     opts, _ = known.parse_known_args(session.posargs)
     env = {"PYTHONPATH": "src", "BLOODCELL_DATASETS": opts.data}
     session.run("python", "-m", "training.train", *session.posargs, env=env)
-    # The figures come from the shipped .tflite on the runtime path, in the runtime's own venv.
-    session.notify("evaluate", posargs=["--data", opts.data, "--model", opts.out])
+    # The figures come from the shipped .tflite on the runtime path, in the runtime's own venv; a
+    # leave-one-lab-out model (--sources kaggle|pbc) is fitted on its own lab and tested on the other.
+    lolo = [] if opts.sources == "all" else ["--lolo", opts.sources]
+    session.notify("evaluate", posargs=["--data", opts.data, "--model", opts.out, *lolo])
 
 
 @nox.session(python=PYTHON)

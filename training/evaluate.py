@@ -29,7 +29,7 @@ from bloodcell import ood
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.imaging import decode_image
 from bloodcell.model import Classifier
-from training import figures, leakage, shifts, stats
+from training import figures, leakage, panel, shifts, stats
 from training.calibrate import choose_thresholds
 from training.card import write_card
 from training.leakage import NEAR_DUPLICATE_BITS
@@ -466,6 +466,8 @@ def main() -> int:
         for sub, sub_preds in subsets:
             is_wbc = sub.items[0].label < OTHER_INDEX
             metrics[sub.name] = wbc_metrics(sub, sub_preds) if is_wbc else other_metrics(sub, sub_preds)
+    if not args.no_write and clf.embedding_size:
+        print(f"wrote {panel.build(args.data, args.model)} (the reference panel for a lab's calibration)")
     if args.lolo:
         return lolo_report(args.model, metrics, args.no_write, t0)
     suite = shift_suite(metrics)

@@ -47,7 +47,7 @@ RECIPES = {
         Recipe(
             name="model-3",
             version="3.0.0",
-            epochs=24,
+            epochs=12,  # what 2 shared cores allowed in the session that trained it (about 60 min)
             pbc_val_fraction=PBC_VAL_FRACTION,
             stain_standardise=False,
             blur_noise=False,
