@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.reports.references import parse_references
+from bloodcell.slides.references import parse_references
 
 BACKENDS = ("local", "gcs", "s3")
 LOG_FORMATS = ("text", "json")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from bloodcell.errors import BloodcellError
 from bloodcell.review.records import (
@@ -18,20 +19,33 @@ from bloodcell.review.records import (
     CREATE,
     RECLASSIFY,
     REOPEN,
-    REVIEW_LABELS,
     SIGN_OFF,
     CellRef,
     ReviewRecord,
     new_record,
 )
-from bloodcell.review.slides import CLASSIFIED, WAITING, Cell, check_slide_id, slide_cells
 from bloodcell.review.state import slide_review, write_record
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
+from bloodcell.slides.categories import REVIEW_LABELS, training_label
+from bloodcell.slides.cell import Cell
+from bloodcell.slides.ids import check_slide_id
+from bloodcell.slides.loader import load_cells
+from bloodcell.slides.vocabulary import CLASSIFIED, PENDING
 from bloodcell.storage import Storage
-from bloodcell.web.auth import REVIEWER, User
 
 log = logging.getLogger(__name__)
+# The role that may review and sign off (the web's sign-in grants it; this layer only checks it).
+REVIEWER = "reviewer"
+
+
+class User(Protocol):
+    """Whoever acts: the web's signed-in user, or a command-line operator."""
+
+    @property
+    def name(self) -> str: ...
+
+    def has(self, role: str) -> bool: ...
 
 
 class ReviewRefused(BloodcellError):
@@ -62,7 +76,7 @@ def review_cell(
     _require_reviewer(user)
     if label not in REVIEW_LABELS:
         raise ReviewRefused(f"{label!r} is not a label a reviewer may give.")
-    if cell.status == WAITING:
+    if cell.status == PENDING:
         raise ReviewRefused("This image has no result yet.")
     state = slide_review(storage, settings, slide)
     if state.status.signed_off:
@@ -94,8 +108,8 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
     state = slide_review(storage, settings, slide)
     if state.status.signed_off:
         raise ReviewRefused(f"Already signed off by {state.status.by}.")
-    cells = slide_cells(storage, settings, slide)
-    if any(c.status == WAITING for c in cells):
+    cells = load_cells(storage, settings, slide)
+    if any(c.status == PENDING for c in cells):
         raise ReviewRefused("Some images are still being processed.")
     open_cells = [c for c in cells if c.status == CLASSIFIED and c.key not in state.cells]
     if open_cells:
@@ -113,7 +127,8 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
             missing += 1
             continue
         label = VerifiedLabel(
-            label=reviewed.label,
+            label=training_label(reviewed.label),
+            category=reviewed.label,
             reviewer=reviewed.reviewer,
             verified_at=reviewed.at,
             model_label=cell.label,
@@ -146,7 +161,7 @@ def withdraw_verified(storage: Storage, archive: Storage, settings: Settings, sl
     a missing one is no error, so a failed reopen can simply be tried again.
     """
     removed = 0
-    for cell in slide_cells(storage, settings, slide):
+    for cell in load_cells(storage, settings, slide):
         location = cell.result.archive.location if cell.result else None
         if location is not None and archive.delete(settings.archive_bucket, verified_key(location)):
             removed += 1

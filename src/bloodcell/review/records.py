@@ -17,22 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bloodcell.contract import LABELS
 from bloodcell.errors import MalformedDocument
 from bloodcell.results import ModelRef
+from bloodcell.slides.categories import REVIEW_LABELS
+from bloodcell.slides.vocabulary import REVIEW_PREFIX
 
 SCHEMA_VERSION = "1"
 KIND = "bloodcell.review"
-PREFIX = "_review/"
+PREFIX = REVIEW_PREFIX
 
 CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN = "create", "approve", "reclassify", "sign-off", "reopen"
 ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN)
 CELL_ACTIONS = (APPROVE, RECLASSIFY)
 
-NOT_A_WHITE_CELL, UNUSABLE = "NOT_A_WHITE_CELL", "UNUSABLE"
-# What a reviewer may call a cell: one of the model's four, or one of two verdicts
-# that take it out of the differential.
-REVIEW_LABELS: tuple[str, ...] = (*LABELS, NOT_A_WHITE_CELL, UNUSABLE)
 
 _NAME = re.compile(r"^_review/([^/]+)/(\d{8}T\d{12}Z)-([0-9a-f]{32})-([a-z-]+)\.json$")
 

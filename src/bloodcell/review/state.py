@@ -25,17 +25,11 @@ from bloodcell.review.records import (
     parse_record_name,
 )
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import Review
 from bloodcell.storage import Storage
 
 log = logging.getLogger(__name__)
 _CACHE_SIZE = 20_000
-
-
-@dataclass(frozen=True)
-class ReviewedCell:
-    label: str
-    reviewer: str
-    at: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class SlideReview:
 
     slide: str
     trail: tuple[ReviewRecord, ...]
-    cells: dict[tuple[str, str], ReviewedCell]
+    cells: dict[tuple[str, str], Review]
     status: SlideStatus
     created_by: str | None = None
     ignored: frozenset[str] = field(default_factory=frozenset)  # ids of cell actions made while signed off
@@ -134,7 +128,7 @@ def read_trail(storage: Storage, settings: Settings, slide: str) -> tuple[Review
 
 def replay(slide: str, trail: tuple[ReviewRecord, ...]) -> SlideReview:
     """The state the records lead to: the latest action on a cell wins; none counts while signed off."""
-    cells: dict[tuple[str, str], ReviewedCell] = {}
+    cells: dict[tuple[str, str], Review] = {}
     status = SlideStatus(False)
     created_by = None
     ignored = set()
@@ -150,7 +144,7 @@ def replay(slide: str, trail: tuple[ReviewRecord, ...]) -> SlideReview:
                 ignored.add(record.id)  # a racing edit that reached storage after the sign-off
                 continue
             key = (record.cell.upload_name, record.cell.generation)
-            cells[key] = ReviewedCell(record.after, record.reviewer, record.at)
+            cells[key] = Review(record.after, record.reviewer, record.at)
     return SlideReview(slide, trail, cells, status, created_by, frozenset(ignored))
 
 
@@ -158,7 +152,7 @@ def slide_review(storage: Storage, settings: Settings, slide: str) -> SlideRevie
     return replay(slide, read_trail(storage, settings, slide))
 
 
-def reviewed_labels(storage: Storage, settings: Settings, slide: str) -> dict[tuple[str, str], ReviewedCell]:
+def reviewed_labels(storage: Storage, settings: Settings, slide: str) -> dict[tuple[str, str], Review]:
     """Each reviewed cell's current label, keyed by (upload name, generation)."""
     return slide_review(storage, settings, slide).cells
 
@@ -194,7 +188,6 @@ def read_record(storage: Storage, settings: Settings, name: str) -> ReviewRecord
 
 __all__ = [
     "CellRef",
-    "ReviewedCell",
     "SlideReview",
     "SlideStatus",
     "read_trail",

@@ -14,11 +14,15 @@ from typing import Any
 from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
-from bloodcell.review import actions, slides
+from bloodcell.review import actions
 from bloodcell.review.records import ReviewRecord
-from bloodcell.review.slides import Cell
 from bloodcell.review.state import SlideReview, SlideStatus, replay, slide_review
 from bloodcell.settings import Settings
+from bloodcell.slides import ids
+from bloodcell.slides.cell import Cell
+from bloodcell.slides.loader import load_cells
+from bloodcell.slides.order import gallery_order
+from bloodcell.slides.references import references
 from bloodcell.storage import open_archive
 from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
@@ -50,10 +54,8 @@ class Snapshot:
 
 def load(settings: Settings, slide: str) -> Snapshot:
     storage = results_feed.storage_for(settings)
-    from bloodcell.review.differential import gallery_order
-
     return Snapshot(
-        gallery_order(slides.slide_cells(storage, settings, slide)), slide_review(storage, settings, slide)
+        gallery_order(load_cells(storage, settings, slide)), slide_review(storage, settings, slide)
     )
 
 
@@ -91,7 +93,7 @@ class SlideView:
                     lambda: self.snapshot is not None and self.snapshot.review.created_by is None,
                 )
                 self.signoff = ui.column().classes("w-full gap-2")
-            self.report = ReviewReport()
+            self.report = ReviewReport(references(settings))
         self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
         with ui.card().classes("w-full gap-2"):
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
@@ -185,7 +187,7 @@ class SlideView:
             "at": record.at.replace("T", " ")[:23],
             "who": record.reviewer,
             "action": record.action + (" (after sign-off: not counted)" if ignored else ""),
-            "cell": slides.image_name(record.cell.upload_name) if record.cell else "",
+            "cell": ids.image_name(record.cell.upload_name) if record.cell else "",
             "change": change,
             "model": f"{record.model.name} {record.model.version}" if record.model else "",
         }
@@ -260,8 +262,8 @@ class SlideView:
 @pages.page("/slides/{slide}", "slide", under="/slides")
 async def slide_page(settings: Settings, slide: str) -> None:
     try:
-        slides.check_slide_id(slide)
-    except slides.SlideIdError as exc:
+        ids.check_slide_id(slide)
+    except ids.SlideIdError as exc:
         ui.label(f"No such slide: {exc}").classes("text-negative")
         return
     view = SlideView(settings, slide)

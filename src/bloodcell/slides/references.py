@@ -1,11 +1,14 @@
 """Reference ranges of the differential: the typical adult ones, or a lab's own from settings.
 
-Free of scipy and of other modules so ``settings`` can check ``REPORT_REFERENCE_RANGES`` at start-up.
+The one place ranges come from: every page and report takes ``references(settings)``,
+so ``REPORT_REFERENCE_RANGES`` shows the same in all of them. Free of other
+modules so ``settings`` can check the setting at start-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from bloodcell.errors import ConfigurationError
 
@@ -16,6 +19,12 @@ DEFAULT_REFERENCES: ReferenceTable = {
     "LYMPHOCYTE": (20.0, 40.0),
     "MONOCYTE": (2.0, 8.0),
     "EOSINOPHIL": (1.0, 4.0),
+    "BASOPHIL": (0.0, 2.0),
+    "BAND_NEUTROPHIL": (0.0, 5.0),
+    "IMMATURE_GRANULOCYTE": (0.0, 1.0),
+    "BLAST": (0.0, 0.0),
+    "REACTIVE_LYMPHOCYTE": (0.0, 5.0),
+    "OTHER": (0.0, 0.0),
 }
 
 
@@ -40,3 +49,13 @@ def parse_references(text: str) -> tuple[tuple[str, float, float], ...]:
 
 def as_table(ranges: tuple[tuple[str, float, float], ...]) -> dict[str, tuple[float, float]]:
     return {label: (low, high) for label, low, high in ranges}
+
+
+class _HasRanges(Protocol):
+    @property
+    def report_reference_ranges(self) -> tuple[tuple[str, float, float], ...]: ...
+
+
+def references(settings: _HasRanges) -> dict[str, tuple[float, float]]:
+    """The lab's reference table from its settings: what every view flags against."""
+    return as_table(settings.report_reference_ranges)
