@@ -18,7 +18,8 @@ from nicegui import ui
 from nicegui.testing import User
 
 from bloodcell.review import state
-from bloodcell.review.slides import Cell, slide_cells
+from bloodcell.slides.cell import Cell
+from bloodcell.slides.loader import load_cells as slide_cells
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
