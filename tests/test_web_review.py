@@ -20,6 +20,7 @@ from nicegui.testing import User
 from bloodcell.review import state
 from bloodcell.slides.cell import Cell
 from bloodcell.slides.loader import load_cells as slide_cells
+from bloodcell.slides.vocabulary import PENDING, REPORT_ORDER, label_words
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
@@ -104,14 +105,14 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     assert [r.action for r in trail] == ["create", "approve", "approve", "approve", "reclassify"]
     assert trail[-1].after == "UNUSABLE" and {r.reviewer for r in trail} == {"local"}
     assert set(reviewed) == {c.key for c in cells}
-    for label in batch.REPORT_ORDER:
+    for label in REPORT_ORDER:
         expected = sum(1 for r in reviewed.values() if r.label == label)
         assert one(user, f"reviewed-count-{label}") == str(expected)
     model_counts = {
         label: sum(1 for c in cells if c.label == label and c.result is not None and not c.result.uncertain)
-        for label in batch.REPORT_ORDER
+        for label in REPORT_ORDER
     }
-    assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
+    assert {label: int(one(user, f"model-count-{label}")) for label in REPORT_ORDER} == model_counts
 
     user.find("Sign off slide").click()
     await user.should_see(content="Signed off by local", retries=100)
@@ -162,7 +163,7 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
         worker.storage.write(settings.upload_bucket, f"DROP-7/{name}", images[name])
     await eventually(
         lambda: (
-            all(c.status != "waiting" for c in slide_cells(worker.storage, settings, "DROP-7"))
+            all(c.status != PENDING for c in slide_cells(worker.storage, settings, "DROP-7"))
             and len(slide_cells(worker.storage, settings, "DROP-7")) == 2
         ),
         what="results of the dropped folder",
@@ -176,7 +177,7 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
     await user.should_see("Slide DROP-7", retries=100)
     await eventually(lambda: count(user, "cell-neutrophil.jpeg") == 1, what="the dropped cells")
     result: dict[str, Any] = worker.result("DROP-7/neutrophil.jpeg")
-    shown = f"{batch.label_words(result['label'])} {100 * result['confidence']:.0f} %"
+    shown = f"{label_words(result['label'])} {100 * result['confidence']:.0f} %"
     await user.should_see(content=shown, retries=100)
     assert errors() == []
 

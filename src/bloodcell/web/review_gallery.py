@@ -228,7 +228,7 @@ class ReviewGallery:
                 self.bar_title = (
                     ui.label("").classes("font-medium break-all bc-selected-cell").mark("selected-cell")
                 )
-                self.bar_model = ui.label("").classes("text-sm")
+                self.bar_model = ui.label("").classes("text-sm").mark("cell-model")
                 self.bar_why = ui.label("").classes("text-sm text-amber-10").mark("why-uncertain")
                 self.bar_version = ui.label("").classes("text-xs text-grey-6")
                 self.bar_review = ui.label("").classes("text-positive text-sm")
