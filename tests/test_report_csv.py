@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from bloodcell.reports.loader import load_slide
 from bloodcell.reports.stats import report_differential as differential
-from bloodcell.slides.cell import Review, SignOff
 from bloodcell.reports.tables import CELL_COLUMNS, SUMMARY_COLUMNS, cells_csv, summary_csv
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import Review, SignOff
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, write_slide

@@ -14,10 +14,10 @@ from bloodcell.names import result_name
 from bloodcell.reports import fhir
 from bloodcell.reports.loader import load_slide
 from bloodcell.reports.stats import report_differential as differential
+from bloodcell.settings import Settings
 from bloodcell.slides.cell import Review, SignOff
 from bloodcell.slides.ids import check_slide_id
 from bloodcell.slides.vocabulary import PENDING, REJECTED
-from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, specs, write_slide

@@ -13,9 +13,9 @@ from bloodcell.reports import pdf
 from bloodcell.reports.gallery import crop_reader
 from bloodcell.reports.loader import load_slide
 from bloodcell.reports.stats import report_differential as differential
+from bloodcell.settings import Settings
 from bloodcell.slides.cell import SignOff
 from bloodcell.slides.cell import Slide as SlideReport
-from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support.report_slides import Spec, write_slide
 

@@ -16,14 +16,14 @@ from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
 from bloodcell.results import ModelRef
 from bloodcell.review import actions, records, slides, state
+from bloodcell.review.records import CellRef, RecordError, ReviewRecord, new_record
+from bloodcell.review.verified import VerifiedLabel, verified_key
+from bloodcell.settings import Settings
 from bloodcell.slides import ids
 from bloodcell.slides.cell import Cell, Review
 from bloodcell.slides.differential import differential
 from bloodcell.slides.loader import load_cells
 from bloodcell.slides.vocabulary import CLASSIFIED, MODEL, REJECTED, REVIEWED
-from bloodcell.review.records import CellRef, RecordError, ReviewRecord, new_record
-from bloodcell.review.verified import VerifiedLabel, verified_key
-from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage

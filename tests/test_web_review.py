@@ -18,13 +18,12 @@ from nicegui import ui
 from nicegui.testing import User
 
 from bloodcell.review import state
+from bloodcell.review.verified import VerifiedLabel, verified_key
+from bloodcell.settings import Settings
 from bloodcell.slides.cell import Cell
 from bloodcell.slides.loader import load_cells as slide_cells
 from bloodcell.slides.vocabulary import PENDING, REPORT_ORDER, label_words
-from bloodcell.review.verified import VerifiedLabel, verified_key
-from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
-from bloodcell.web import batch
 from tests import test_web_user as web
 from tests.test_web_user import PipelineWorker, count, eventually, texts, upload
 

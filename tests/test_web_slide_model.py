@@ -1,4 +1,4 @@
-"""The slide modelled once: every view shows the lab's reference ranges, and a folder-dropped slide reads right."""
+"""The slide modelled once: every view shows the lab's reference ranges; a dropped folder reads right."""
 
 from __future__ import annotations
 
