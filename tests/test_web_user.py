@@ -262,13 +262,13 @@ async def test_batch_report_and_csv_match_the_results(
         assert row["status"] == result["status"]
         assert row["object_name"] == result["source"]["name"]
         if result["status"] == "classified":
-            assert row["label"] == result["label"]
+            assert row["model_label"] == result["label"]
             assert float(row["confidence"]) == pytest.approx(result["confidence"], abs=1e-4)
             assert row["uncertain"] == str(result["uncertain"]).lower()
             for label, probability in result["probabilities"].items():
-                assert float(row[label]) == pytest.approx(probability, abs=1e-4)
+                assert float(row[f"p_{label.lower()}"]) == pytest.approx(probability, abs=1e-4)
         else:
-            assert row["reason"] == result["reason"] and row["label"] == ""
+            assert row["reason"] == result["reason"] and row["model_label"] == ""
     assert errors() == []
 
 
