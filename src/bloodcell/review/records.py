@@ -47,6 +47,46 @@ class CellRef:
 
 
 @dataclass(frozen=True)
+class SignedCell:
+    """One cell a sign-off signs, and where its image sits in the archive (None: no archive copy).
+
+    Kept in the sign-off record so the labels it leads to can be found and withdrawn
+    later, even after the upload was overwritten or deleted.
+    """
+
+    upload_name: str
+    generation: str
+    archive: str | None
+    model_label: str | None = None
+    model: ModelRef | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.upload_name, self.generation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "upload_name": self.upload_name,
+            "generation": self.generation,
+            "archive": self.archive,
+            "model_label": self.model_label,
+            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SignedCell:
+        model = raw.get("model")
+        archive, label = raw.get("archive"), raw.get("model_label")
+        return cls(
+            str(raw["upload_name"]),
+            str(raw["generation"]),
+            None if archive is None else str(archive),
+            None if label is None else str(label),
+            None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+        )
+
+
+@dataclass(frozen=True)
 class ReviewRecord:
     """Who did what, when, to which cell, from which label to which, and whose prediction it was."""
 
@@ -60,6 +100,7 @@ class ReviewRecord:
     after: str | None = None
     model: ModelRef | None = None
     schema_version: str = SCHEMA_VERSION
+    signed: tuple[SignedCell, ...] | None = None  # sign-off: the cells it signs (None in older records)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -73,6 +114,8 @@ class ReviewRecord:
                 raise RecordError("an approval keeps the label it approves")
         elif self.cell is not None:
             raise RecordError(f"a {self.action} record is about the slide, not a cell")
+        if self.signed is not None and self.action != SIGN_OFF:
+            raise RecordError(f"a {self.action} record signs no cells")
         if not re.fullmatch(r"[0-9a-f]{32}", self.id):
             raise RecordError(f"record id {self.id!r} is not a 32-digit hex uuid")
 
@@ -100,6 +143,8 @@ class ReviewRecord:
             "after": self.after,
             "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
         }
+        if self.signed is not None:
+            body["signed"] = [cell.to_dict() for cell in self.signed]
         return json.dumps(body, indent=2, ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -110,7 +155,7 @@ class ReviewRecord:
                 raise RecordError("not a bloodcell review record")
             if str(body.get("schema_version")) != SCHEMA_VERSION:
                 raise RecordError(f"review record schema {body.get('schema_version')!r} is not supported")
-            cell, model = body.get("cell"), body.get("model")
+            cell, model, signed = body.get("cell"), body.get("model"), body.get("signed")
             return cls(
                 id=str(body["id"]),
                 slide=str(body["slide"]),
@@ -121,8 +166,9 @@ class ReviewRecord:
                 before=body.get("before"),
                 after=body.get("after"),
                 model=None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+                signed=None if signed is None else tuple(SignedCell.from_dict(c) for c in signed),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"unreadable review record: {exc}") from exc
@@ -143,6 +189,7 @@ def new_record(
     after: str | None = None,
     model: ModelRef | None = None,
     at: str | None = None,
+    signed: tuple[SignedCell, ...] | None = None,
 ) -> ReviewRecord:
     return ReviewRecord(
         id=uuid.uuid4().hex,
@@ -154,6 +201,7 @@ def new_record(
         before=before,
         after=after,
         model=model,
+        signed=signed,
     )
 
 

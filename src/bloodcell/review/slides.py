@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bloodcell.review.records import CREATE, PREFIX, REOPEN, SIGN_OFF, parse_record_name
-from bloodcell.review.state import read_record
+from bloodcell.review.state import read_record, status_of
 from bloodcell.settings import Settings
 from bloodcell.slides.ids import slide_of
 from bloodcell.storage import ObjectInfo, Storage
@@ -76,7 +76,6 @@ def list_slides(storage: Storage, settings: Settings) -> list[SlideSummary]:
                 creator = record.reviewer
                 moment = datetime.fromisoformat(record.at.replace("Z", "+00:00"))
                 created = moment if created is None else min(created, moment)
-        states = [r[2] for r in own if r[2] in (SIGN_OFF, REOPEN)]
         summaries.append(
             SlideSummary(
                 slide=slide,
@@ -84,7 +83,7 @@ def list_slides(storage: Storage, settings: Settings) -> list[SlideSummary]:
                 finished=min(finished.get(slide, 0), len(images.get(slide, []))),
                 created=created or datetime.now(UTC),
                 created_by=creator,
-                signed_off=bool(states) and states[-1] == SIGN_OFF,
+                signed_off=status_of(storage, settings, [r[3] for r in own]).signed_off,
                 reviewed_actions=sum(1 for r in own if r[2] not in (CREATE, SIGN_OFF, REOPEN)),
             )
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bloodcell.errors import BloodcellError, PreconditionFailed
@@ -108,20 +109,9 @@ def read_trail(storage: Storage, settings: Settings, slide: str) -> tuple[Review
         if parse_record_name(info.name) is None:
             log.warning("review: %r under the review prefix is not a review record; skipped", info.name)
             continue
-        key = (settings.result_bucket, info.name)
-        record = _cache.get(key)
-        if record is None:
-            try:
-                data, _ = storage.read(settings.result_bucket, info.name)
-                record = ReviewRecord.from_json(data)
-            except (RecordError, BloodcellError) as exc:
-                log.warning("review: cannot read %r: %s", info.name, exc)
-                continue
-            if record.slide != slide:
-                log.warning("review: %r names slide %r; skipped", info.name, record.slide)
-                continue
-            _cache.put(key, record)
-        records.append(record)
+        record = read_record(storage, settings, info.name)
+        if record is not None:
+            records.append(record)
     records.sort(key=lambda r: r.order)
     return tuple(records)
 
@@ -159,21 +149,39 @@ def reviewed_labels(storage: Storage, settings: Settings, slide: str) -> dict[tu
 
 def slide_status(storage: Storage, settings: Settings, slide: str) -> SlideStatus:
     """Signed off or not, by whom and when: from the record names alone, no reads."""
-    status = SlideStatus(False)
+    names = [info.name for info in storage.list(settings.result_bucket, prefix=slide_prefix(slide))]
+    return status_of(storage, settings, names)
+
+
+def status_of(storage: Storage, settings: Settings, names: Iterable[str]) -> SlideStatus:
+    """The status the latest readable sign-off or reopen gives, reading only those records.
+
+    A record that cannot be read, or whose body does not match its name, is skipped
+    here exactly as ``read_trail`` skips it, so the list, the page and the reports agree.
+    """
     listed = []
-    for info in storage.list(settings.result_bucket, prefix=slide_prefix(slide)):
-        parsed = parse_record_name(info.name)
+    for name in names:
+        parsed = parse_record_name(name)
         if parsed and parsed.action in (SIGN_OFF, REOPEN):
-            listed.append((parsed.stamp, parsed.id, info.name, parsed.action))
-    if listed:
-        _, _, name, action = max(listed)
-        if action == SIGN_OFF:
-            record = read_record(storage, settings, name)
-            status = SlideStatus(True, record.reviewer, record.at) if record else SlideStatus(True)
-    return status
+            listed.append((parsed.stamp, parsed.id, name))
+    for _, _, name in sorted(listed, reverse=True):
+        record = read_record(storage, settings, name)
+        if record is not None:
+            return (
+                SlideStatus(True, record.reviewer, record.at)
+                if record.action == SIGN_OFF
+                else SlideStatus(False)
+            )
+    return SlideStatus(False)
 
 
 def read_record(storage: Storage, settings: Settings, name: str) -> ReviewRecord | None:
+    """The record stored under ``name``, or None when it is unreadable or forged.
+
+    A record must be stored under the name its own body gives (slide, time, id,
+    action): one named ``...-approve.json`` that says ``reopen`` inside is refused,
+    so the name-only listings and the replayed trail can never disagree.
+    """
     key = (settings.result_bucket, name)
     if (record := _cache.get(key)) is not None:
         return record
@@ -181,6 +189,9 @@ def read_record(storage: Storage, settings: Settings, name: str) -> ReviewRecord
         record = ReviewRecord.from_json(storage.read(settings.result_bucket, name)[0])
     except (RecordError, BloodcellError) as exc:
         log.warning("review: cannot read %r: %s", name, exc)
+        return None
+    if record.name != name:
+        log.warning("review: %r holds a record named %r: refused as forged", name, record.name)
         return None
     _cache.put(key, record)
     return record
@@ -195,5 +206,6 @@ __all__ = [
     "reviewed_labels",
     "slide_review",
     "slide_status",
+    "status_of",
     "write_record",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from nicegui import app, events, run, ui
@@ -232,8 +233,15 @@ class SlideView:
     async def on_verdict(self, cell: Cell, label: str) -> bool:
         """Store the verdict, then show it at once from the record itself (no re-read of the slide)."""
         storage = results_feed.storage_for(self.settings)
+        archive = open_archive(self.settings)
         record = await self._act(
-            actions.review_cell, storage, self.settings, self.slide, cell, label, self.user
+            partial(actions.review_cell, archive=archive),
+            storage,
+            self.settings,
+            self.slide,
+            cell,
+            label,
+            self.user,
         )
         if not isinstance(record, ReviewRecord) or self.snapshot is None:
             return False
