@@ -16,7 +16,7 @@ from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
 from bloodcell.results import ModelRef
 from bloodcell.review import actions, records, slides, state
-from bloodcell.review.records import CellRef, RecordError, ReviewRecord, new_record
+from bloodcell.review.records import PASSWORD, CellRef, RecordError, ReviewRecord, new_record
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.slides import ids
@@ -234,9 +234,9 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
         actions.review_cell(local, settings, "HEM-7", classified[0], "MONOCYTE", VISITOR)
     actions.review_cell(local, settings, "HEM-7", classified[0], str(classified[0].label), ANNE)
     with pytest.raises(actions.ReviewRefused, match="1 classified cells are not reviewed"):
-        actions.sign_off(local, archive, settings, "HEM-7", ANNE)
+        actions.sign_off(local, archive, settings, "HEM-7", ANNE, signature=PASSWORD)
     actions.review_cell(local, settings, "HEM-7", classified[1], "NOT_A_WHITE_CELL", BRUNO)
-    done = actions.sign_off(local, archive, settings, "HEM-7", ANNE)
+    done = actions.sign_off(local, archive, settings, "HEM-7", ANNE, signature=PASSWORD)
 
     assert done.verified == 2 and done.not_archived == 0
     with pytest.raises(actions.ReviewRefused, match="signed off"):
@@ -260,7 +260,7 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
     assert slides.list_slides(local, settings)[0].status == "signed off"
 
     keys = [verified_key(str(c.result.archive.location)) for c in classified if c.result]
-    actions.reopen(local, archive, settings, "HEM-7", BRUNO)
+    actions.reopen(local, archive, settings, "HEM-7", BRUNO, reason="a second look")
     assert state.slide_status(local, settings, "HEM-7") == state.SlideStatus(False)
     assert [r.action for r in state.read_trail(local, settings, "HEM-7")][-1] == "reopen"
     # the archive no longer claims what was reopened; the images and results beside stay
@@ -270,7 +270,7 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
 
     assert archive_items([settings.data_dir / settings.archive_bucket]) == []
     actions.review_cell(local, settings, "HEM-7", classified[1], "MONOCYTE", BRUNO)
-    actions.sign_off(local, archive, settings, "HEM-7", BRUNO)
+    actions.sign_off(local, archive, settings, "HEM-7", BRUNO, signature=PASSWORD)
     data, _ = archive.read(settings.archive_bucket, keys[1])
     assert VerifiedLabel.from_json(data).label == "MONOCYTE"
     assert len(archive_items([settings.data_dir / settings.archive_bucket])) == 2

@@ -14,7 +14,7 @@ import pytest
 from bloodcell.names import result_name
 from bloodcell.results import ArchiveStatus, Result
 from bloodcell.review import actions, slides, state
-from bloodcell.review.records import REOPEN, SIGN_OFF, new_record
+from bloodcell.review.records import PASSWORD, REOPEN, SIGN_OFF, new_record
 from bloodcell.review.verified import SUFFIX, VerifiedLabel
 from bloodcell.settings import Settings
 from bloodcell.slides.categories import training_label
@@ -87,16 +87,16 @@ def test_overwritten_and_deleted_uploads_leave_no_label_behind_after_a_reopen(
 ) -> None:
     cells = _slide(local, settings)
     _approve_all(local, settings)
-    actions.sign_off(local, local, settings, SLIDE, ANNE)
+    actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD)
     assert len(_agree(local, settings)) == 3
     _put(local, local, settings, "cell-0.jpg", "EOSINOPHIL", b"a different picture")  # overwritten
     local.delete(settings.upload_bucket, cells[1].upload_name)  # deleted
 
-    actions.reopen(local, local, settings, SLIDE, BRUNO)
+    actions.reopen(local, local, settings, SLIDE, BRUNO, reason="a second look")
 
     assert _agree(local, settings) == {}
     _approve_all(local, settings, BRUNO)
-    actions.sign_off(local, local, settings, SLIDE, BRUNO)
+    actions.sign_off(local, local, settings, SLIDE, BRUNO, signature=PASSWORD)
     now = load_cells(local, settings, SLIDE)
     assert _agree(local, settings) == {c.key: str(c.label) for c in now}
     assert cells[0].key not in archived_labels(local, settings)
@@ -111,10 +111,10 @@ def test_a_reopen_while_sign_off_writes_labels_leaves_none(settings: Settings, l
         if op == "write" and name.endswith(SUFFIX):
             writes.append(name)
             if len(writes) == 1:
-                actions.reopen(local, local, settings, SLIDE, BRUNO)
+                actions.reopen(local, local, settings, SLIDE, BRUNO, reason="a second look")
 
     hooked = HookedStorage(local, reopen_after_the_first_label)
-    actions.sign_off(local, hooked, settings, SLIDE, ANNE)
+    actions.sign_off(local, hooked, settings, SLIDE, ANNE, signature=PASSWORD)
 
     assert state.slide_status(local, settings, SLIDE) == state.SlideStatus(False)
     assert len(writes) >= 2  # the sign-off went on writing after the reopen, then took it all back
@@ -134,7 +134,9 @@ def test_a_verdict_between_the_sign_offs_state_read_and_its_record_is_in_both(
             fired.append(name)
             actions.review_cell(local, settings, SLIDE, neutrophil, "LYMPHOCYTE", BRUNO)
 
-    actions.sign_off(HookedStorage(local, verdict_after_the_state_read), local, settings, SLIDE, ANNE)
+    actions.sign_off(
+        HookedStorage(local, verdict_after_the_state_read), local, settings, SLIDE, ANNE, signature=PASSWORD
+    )
 
     review = state.slide_review(local, settings, SLIDE)
     assert fired and review.cells[neutrophil.key].label == "LYMPHOCYTE" and not review.ignored
@@ -151,7 +153,7 @@ def test_a_verdict_stored_after_a_sign_off_it_raced_changes_nothing(
 
     def sign_off_before_the_verdicts_record(op: str, bucket: str, name: str) -> None:
         if op == "list" and name == f"_review/{SLIDE}/" and not signed:
-            signed.append(actions.sign_off(local, local, settings, SLIDE, ANNE))
+            signed.append(actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD))
 
     # the verdict checked the slide (open), then the sign-off ran to its end, then the verdict was stored
     actions.review_cell(
@@ -189,12 +191,12 @@ def test_reopen_racing_a_sign_off_on_another_thread(settings: Settings, local: L
 
     def sign() -> None:
         signer.append(threading.get_ident())
-        actions.sign_off(local, hooked, settings, SLIDE, ANNE)
+        actions.sign_off(local, hooked, settings, SLIDE, ANNE, signature=PASSWORD)
 
     thread = threading.Thread(target=sign)
     thread.start()
     assert paused.wait(timeout=60)
-    actions.reopen(local, hooked, settings, SLIDE, BRUNO)
+    actions.reopen(local, hooked, settings, SLIDE, BRUNO, reason="a second look")
     go.set()
     thread.join(timeout=60)
 
@@ -211,7 +213,7 @@ def test_a_record_whose_body_does_not_match_its_name_is_refused(
 ) -> None:
     cells = _slide(local, settings)
     _approve_all(local, settings)
-    actions.sign_off(local, local, settings, SLIDE, ANNE)
+    actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD)
     cell = cells[0]
     body = (
         new_record(SLIDE, says, "mallory")
@@ -241,17 +243,17 @@ def test_every_sequence_of_actions_keeps_labels_and_trail_equal(
     _slide(local, settings)
     steps: list[Callable[[], object]] = [
         lambda: _approve_all(local, settings),
-        lambda: actions.sign_off(local, local, settings, SLIDE, ANNE),
+        lambda: actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD),
         lambda: _put(local, local, settings, "cell-2.jpg", "EOSINOPHIL", b"replaced"),
-        lambda: actions.reopen(local, local, settings, SLIDE, BRUNO),
+        lambda: actions.reopen(local, local, settings, SLIDE, BRUNO, reason="a second look"),
         lambda: local.delete(settings.upload_bucket, f"{SLIDE}/cell-1.jpg"),
         lambda: _approve_all(local, settings, BRUNO),
-        lambda: actions.sign_off(local, local, settings, SLIDE, BRUNO),
-        lambda: actions.reopen(local, local, settings, SLIDE, ANNE),
+        lambda: actions.sign_off(local, local, settings, SLIDE, BRUNO, signature=PASSWORD),
+        lambda: actions.reopen(local, local, settings, SLIDE, ANNE, reason="a second look"),
         lambda: actions.review_cell(
             local, settings, SLIDE, load_cells(local, settings, SLIDE)[0], "SMUDGE", ANNE
         ),
-        lambda: actions.sign_off(local, local, settings, SLIDE, ANNE),
+        lambda: actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD),
     ]
     for step in steps:
         step()

@@ -113,8 +113,11 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     }
     assert {label: int(one(user, f"model-count-{label}")) for label in REPORT_ORDER} == model_counts
 
-    user.find("Sign off slide").click()
+    user.find("Sign off slide").click()  # a dialog: the local user has no password, and is told so
+    await user.should_see(marker="sign-no-password", retries=100)
+    user.find(marker="sign-confirm").click()
     await user.should_see(content="Signed off by local", retries=100)
+    await user.should_see(content="Signature: local user without a password", retries=100)
     archive = LocalStorage(settings.data_dir)
     for cell in cells:
         assert cell.result is not None and cell.result.archive.location
@@ -146,8 +149,15 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     await user.open(f"/slides/{SLIDE}")
     await user.should_see("Reopen for review", retries=100)
     user.find("Reopen for review").click()
+    user.find(marker="reopen-confirm").click()  # no reason: refused, still signed off
+    await user.should_see(content="Say why", retries=100)
+    user.find(marker="reopen-reason").type("count the eosinophil again")
+    user.find(marker="reopen-confirm").click()
     await user.should_see("Sign off slide", retries=100)
-    assert state.read_trail(worker.storage, settings, SLIDE)[-1].action == "reopen"
+    reopened = state.read_trail(worker.storage, settings, SLIDE)[-1]
+    assert (reopened.action, reopened.reason) == ("reopen", "count the eosinophil again")
+    newest = user.find(ui.table).elements.pop().rows[0]
+    assert (newest["action"], newest["change"]) == ("reopen", "reason: count the eosinophil again")
     assert errors() == []
 
 

@@ -23,6 +23,9 @@ INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpreta
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SLIDE_SYSTEM = "urn:bloodcell:slide"
+VERSION_SYSTEM = "urn:bloodcell:slide-report-version"
+# R4 core extension: the earlier report this one replaces (an amended report names the version it amends)
+REPLACES = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-replaces"
 NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e80-9a1b-bc0d1e2f3a4b")
 
 PANEL = ("24318-8", "Manual Differential panel - Blood")
@@ -109,7 +112,7 @@ def _observation(
 
 def bundle(report: Slide, diff: Differential) -> dict[str, Any]:
     """The FHIR R4 Bundle (type ``collection``); ``final`` only once the slide is signed off."""
-    status = "final" if report.sign_off else "preliminary"
+    status = "preliminary" if not report.sign_off else ("amended" if report.sign_off.amended else "final")
     effective = report.last_result or report.first_upload or EPOCH
     issued = report.sign_off.at if report.sign_off and report.sign_off.at else effective
     performer = [{"display": report.sign_off.by}] if report.sign_off else []
@@ -190,6 +193,19 @@ def bundle(report: Slide, diff: Differential) -> dict[str, Any]:
     if performer:
         report_resource["performer"] = performer
         report_resource["resultsInterpreter"] = performer
+    if report.sign_off is not None:
+        report_resource["identifier"].append(_version(report.slide, report.sign_off.at))
+        if (earlier := report.sign_off.amends) is not None:
+            reason = f"; reopened because: {earlier.reason}" if earlier.reason else ""
+            report_resource["extension"] = [
+                {
+                    "url": REPLACES,
+                    "valueReference": {
+                        "identifier": _version(report.slide, earlier.at),
+                        "display": f"report signed off by {earlier.by} at {earlier.at}{reason}",
+                    },
+                }
+            ]
     resources = [report_resource, *entries]
     return {
         "resourceType": "Bundle",
@@ -198,6 +214,11 @@ def bundle(report: Slide, diff: Differential) -> dict[str, Any]:
         "timestamp": issued,
         "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
     }
+
+
+def _version(slide: str, signed_at: str) -> dict[str, str]:
+    """Each signed version of a slide's report is told apart by its sign-off time."""
+    return {"system": VERSION_SYSTEM, "value": f"{slide}@{signed_at}"}
 
 
 def conclusion(diff: Differential) -> str:

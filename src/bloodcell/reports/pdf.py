@@ -23,10 +23,12 @@ from reportlab.platypus.flowables import Flowable
 
 from bloodcell.reports.chart import differential_chart
 from bloodcell.reports.fonts import fonts, markup
+from bloodcell.reports.pdf_notes import amended_banner, excluded_page_count, excluded_pages
 from bloodcell.slides.categories import COUNTED_LABELS, category_words
 from bloodcell.slides.cell import Cell, Slide
 from bloodcell.slides.differential import Differential
 from bloodcell.slides.ids import image_name, printable
+from bloodcell.slides.times import lab_time
 from bloodcell.slides.vocabulary import BASIS_WORDS
 
 DISCLAIMER = (
@@ -71,7 +73,8 @@ def _styles() -> Styles:
 def page_count(report: Slide) -> int:
     """How many pages ``render`` makes for this slide: the layout rule, stated once."""
     by_class = _gallery(report)
-    return 1 + sum(math.ceil(len(shown) / PER_PAGE) for shown, _ in by_class.values() if shown)
+    gallery = sum(math.ceil(len(shown) / PER_PAGE) for shown, _ in by_class.values() if shown)
+    return 1 + gallery + excluded_page_count(report)
 
 
 def _gallery(report: Slide) -> dict[str, tuple[list[Cell], int]]:
@@ -88,16 +91,18 @@ def _gallery(report: Slide) -> dict[str, tuple[list[Cell], int]]:
     }
 
 
-def _facts(report: Slide, diff: Differential, s: Styles) -> Table:
-    sign = (
-        f"{report.sign_off.by}, {report.sign_off.at}"
-        if report.sign_off
-        else "not signed off: preliminary report"
-    )
+def _facts(report: Slide, diff: Differential, s: Styles, zone: str) -> Table:
+    sign = "not signed off: preliminary report"
+    if report.sign_off:
+        how = f" ({report.sign_off.signature})" if report.sign_off.signature else ""
+        sign = f"{report.sign_off.by}, {lab_time(report.sign_off.at, zone)}{how}"
+        if report.sign_off.amends:
+            sign += f"; amends the version of {lab_time(report.sign_off.amends.at, zone)}"
     rows = [
         ("Slide", report.slide),
-        ("Uploaded", report.first_upload or "–"),
-        ("Last result", report.last_result or "–"),
+        ("Patient", report.patient.words),
+        ("Uploaded", lab_time(report.first_upload, zone)),
+        ("Last result", lab_time(report.last_result, zone)),
         ("Uploaded by", ", ".join(report.uploaders) or "–"),
         ("Reviewed by", ", ".join(report.reviewers) or "not reviewed"),
         ("Signed off", sign),
@@ -212,8 +217,11 @@ def _thumb(cell: Cell, crops: Crops, s: Styles) -> list[Flowable]:
     return [picture, Paragraph(markup(name), s.small), Paragraph(note, s.small)]
 
 
-def render(report: Slide, diff: Differential, crops: Crops) -> bytes:
-    """The PDF's bytes; ``crops`` gives a small JPEG of a cell (or None), so no storage is read here."""
+def render(report: Slide, diff: Differential, crops: Crops, zone: str = "UTC") -> bytes:
+    """The PDF's bytes; ``crops`` gives a small JPEG of a cell (or None), so no storage is read here.
+
+    Times are printed in the lab's time zone ``zone`` (``LAB_TIMEZONE``), to the second.
+    """
     s = _styles()
     buffer = io.BytesIO()
 
@@ -257,8 +265,9 @@ def render(report: Slide, diff: Differential, crops: Crops) -> bytes:
     story: list[Flowable] = [
         Paragraph(markup(f"White-cell differential · slide {printable(report.slide)}"), s.title),
         disclaimer,
+        *amended_banner(report, zone, s.body),
         Spacer(1, 4 * mm),
-        _facts(report, diff, s),
+        _facts(report, diff, s, zone),
         Spacer(1, 4 * mm),
         Paragraph("Differential", s.heading),
         _differential(diff, s),
@@ -267,6 +276,7 @@ def render(report: Slide, diff: Differential, crops: Crops) -> bytes:
         Spacer(1, 3 * mm),
         differential_chart(diff, s.regular),
         *_gallery_pages(report, crops, s),
+        *excluded_pages(report, s.heading, s.body),
     ]
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

@@ -21,9 +21,9 @@ def report_bytes(
     report = load_slide(storage, settings, slide)
     if kind == "csv":
         return tables.cells_csv(report).encode("utf-8")
-    diff = report_differential(report.cells, references(settings), wbc)
+    diff = report_differential(report.cells, references(settings, report.patient), wbc)
     if kind == "summary":
         return tables.summary_csv(report, diff).encode("utf-8")
     if kind == "fhir":
         return fhir.encode(fhir.bundle(report, diff))
-    return pdf.render(report, diff, crop_reader(storage, settings))
+    return pdf.render(report, diff, crop_reader(storage, settings), settings.lab_timezone)

@@ -17,8 +17,10 @@ from bloodcell.review.labels import sync_verified, withdraw_all
 from bloodcell.review.records import (
     APPROVE,
     CREATE,
+    PATIENT,
     RECLASSIFY,
     REOPEN,
+    SEXES,
     SIGN_OFF,
     CellRef,
     ReviewRecord,
@@ -37,6 +39,7 @@ from bloodcell.storage import Storage
 log = logging.getLogger(__name__)
 # The role that may review and sign off (the web's sign-in grants it; this layer only checks it).
 REVIEWER = "reviewer"
+MAX_REASON = 500
 
 
 class User(Protocol):
@@ -117,13 +120,20 @@ class SignOff:
     not_archived: int  # signed cells without an archive copy (e.g. archive still pending)
 
 
-def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str, user: User) -> SignOff:
+def sign_off(
+    storage: Storage, archive: Storage, settings: Settings, slide: str, user: User, *, signature: str
+) -> SignOff:
     """Record the sign-off with the cells it signs, then bring the archive's labels in line with the trail.
+
+    ``signature`` says how the caller re-authenticated the signer (``records.PASSWORD``
+    after checking the password again, or why that was not possible); it goes in the trail.
 
     The labels come from the trail as read after the record is stored, never from
     the state checked before it: a verdict that lands in between is in both.
     """
     _require_reviewer(user)
+    if not signature.strip():
+        raise ReviewRefused("Signing off needs the signer's re-authentication.")
     state = slide_review(storage, settings, slide)
     if state.status.signed_off:
         raise ReviewRefused(f"Already signed off by {state.status.by}.")
@@ -146,7 +156,9 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
         for cell in cells
         if cell.status != PENDING
     )
-    record = write_record(storage, settings, new_record(slide, SIGN_OFF, user.name, signed=signed))
+    record = write_record(
+        storage, settings, new_record(slide, SIGN_OFF, user.name, signed=signed, signature=signature)
+    )
     synced = sync_verified(storage, archive, settings, slide)
     missing = sum(1 for c in signed if c.archive is None and c.key in state.cells)
     log.info(
@@ -159,18 +171,43 @@ def sign_off(storage: Storage, archive: Storage, settings: Settings, slide: str,
     return SignOff(record, synced.labels, missing)
 
 
-def reopen(storage: Storage, archive: Storage, settings: Settings, slide: str, user: User) -> ReviewRecord:
-    """Withdraw the verified labels, record the reopen, then sync (a sign-off racing it may still be writing).
+def reopen(
+    storage: Storage, archive: Storage, settings: Settings, slide: str, user: User, *, reason: str
+) -> ReviewRecord:
+    """Withdraw the verified labels, record the reopen with its reason, then sync.
+
+    Synced after the record because a sign-off racing it may still be writing labels.
 
     Withdrawn first, so the archive never claims a verification that no longer
     stands: if the record cannot be written, the slide stays signed off with its
     labels withdrawn (under-claiming), and reopening again completes it.
     """
     _require_reviewer(user)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ReviewRefused(
+            "Say why the slide is reopened: the reason goes in the trail and the amended report."
+        )
+    if len(reason) > MAX_REASON:
+        raise ReviewRefused(f"Keep the reason under {MAX_REASON} characters.")
     if not slide_review(storage, settings, slide).status.signed_off:
         raise ReviewRefused("The slide is not signed off.")
     removed = withdraw_all(storage, archive, settings, slide)
-    record = write_record(storage, settings, new_record(slide, REOPEN, user.name))
+    record = write_record(storage, settings, new_record(slide, REOPEN, user.name, reason=reason))
     removed += sync_verified(storage, archive, settings, slide).removed
     log.info("review: slide %r reopened by %r: %d verified labels withdrawn", slide, user.name, removed)
     return record
+
+
+def set_patient(
+    storage: Storage, settings: Settings, slide: str, user: User, age: int | None, sex: str | None
+) -> ReviewRecord:
+    """Record the patient's age and sex (either may be unknown): they choose the reference ranges."""
+    _require_reviewer(user)
+    if slide_review(storage, settings, slide).status.signed_off:
+        raise ReviewRefused("The slide is signed off: reopen it to change the patient's details.")
+    if age is not None and not 0 <= age <= 130:
+        raise ReviewRefused("Give the age in whole years, 0 to 130.")
+    if sex is not None and sex not in SEXES:
+        raise ReviewRefused("Sex is F or M, or not given.")
+    return write_record(storage, settings, new_record(slide, PATIENT, user.name, age=age, sex=sex))

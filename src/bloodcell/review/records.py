@@ -27,7 +27,15 @@ KIND = "bloodcell.review"
 PREFIX = REVIEW_PREFIX
 
 CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN = "create", "approve", "reclassify", "sign-off", "reopen"
-ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN)
+PATIENT = "patient"  # the patient's age and sex as given for the slide (the latest counts)
+ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN, PATIENT)
+SEXES = ("F", "M")
+# How a sign-off's signer was re-authenticated (``signature``): their password again, or why not.
+PASSWORD, NO_PASSWORD, IAP_SESSION = (
+    "password re-entered",
+    "local user without a password",
+    "identity-aware proxy",
+)
 CELL_ACTIONS = (APPROVE, RECLASSIFY)
 
 
@@ -101,6 +109,10 @@ class ReviewRecord:
     model: ModelRef | None = None
     schema_version: str = SCHEMA_VERSION
     signed: tuple[SignedCell, ...] | None = None  # sign-off: the cells it signs (None in older records)
+    signature: str | None = None  # sign-off: how the signer was re-authenticated (None in older records)
+    reason: str | None = None  # reopen: why (None in older records)
+    age: int | None = None  # patient: age in years, if given
+    sex: str | None = None  # patient: F or M, if given
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -114,8 +126,16 @@ class ReviewRecord:
                 raise RecordError("an approval keeps the label it approves")
         elif self.cell is not None:
             raise RecordError(f"a {self.action} record is about the slide, not a cell")
-        if self.signed is not None and self.action != SIGN_OFF:
-            raise RecordError(f"a {self.action} record signs no cells")
+        if (self.signed is not None or self.signature is not None) and self.action != SIGN_OFF:
+            raise RecordError(f"a {self.action} record signs nothing")
+        if self.reason is not None and self.action != REOPEN:
+            raise RecordError(f"a {self.action} record gives no reason")
+        if (self.age is not None or self.sex is not None) and self.action != PATIENT:
+            raise RecordError(f"a {self.action} record is not about the patient")
+        if self.age is not None and not 0 <= self.age <= 130:
+            raise RecordError(f"age {self.age!r} is not an age in years")
+        if self.sex is not None and self.sex not in SEXES:
+            raise RecordError(f"sex {self.sex!r} is not one of {SEXES}")
         if not re.fullmatch(r"[0-9a-f]{32}", self.id):
             raise RecordError(f"record id {self.id!r} is not a 32-digit hex uuid")
 
@@ -145,6 +165,16 @@ class ReviewRecord:
         }
         if self.signed is not None:
             body["signed"] = [cell.to_dict() for cell in self.signed]
+        body |= {
+            k: v
+            for k, v in (
+                ("signature", self.signature),
+                ("reason", self.reason),
+                ("age", self.age),
+                ("sex", self.sex),
+            )
+            if v is not None
+        }
         return json.dumps(body, indent=2, ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -167,11 +197,19 @@ class ReviewRecord:
                 after=body.get("after"),
                 model=None if model is None else ModelRef(str(model["name"]), str(model["version"])),
                 signed=None if signed is None else tuple(SignedCell.from_dict(c) for c in signed),
+                signature=_text(body.get("signature")),
+                reason=_text(body.get("reason")),
+                age=None if body.get("age") is None else int(body["age"]),
+                sex=_text(body.get("sex")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"unreadable review record: {exc}") from exc
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def now_precise() -> str:
@@ -190,6 +228,10 @@ def new_record(
     model: ModelRef | None = None,
     at: str | None = None,
     signed: tuple[SignedCell, ...] | None = None,
+    signature: str | None = None,
+    reason: str | None = None,
+    age: int | None = None,
+    sex: str | None = None,
 ) -> ReviewRecord:
     return ReviewRecord(
         id=uuid.uuid4().hex,
@@ -202,6 +244,10 @@ def new_record(
         after=after,
         model=model,
         signed=signed,
+        signature=signature,
+        reason=reason,
+        age=age,
+        sex=sex,
     )
 
 

@@ -17,6 +17,7 @@ from bloodcell.errors import BloodcellError, PreconditionFailed
 from bloodcell.review.records import (
     CELL_ACTIONS,
     CREATE,
+    PATIENT,
     PREFIX,
     REOPEN,
     SIGN_OFF,
@@ -26,7 +27,7 @@ from bloodcell.review.records import (
     parse_record_name,
 )
 from bloodcell.settings import Settings
-from bloodcell.slides.cell import Review
+from bloodcell.slides.cell import Amends, Patient, Review, SignOff
 from bloodcell.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SlideReview:
     status: SlideStatus
     created_by: str | None = None
     ignored: frozenset[str] = field(default_factory=frozenset)  # ids of cell actions made while signed off
+    patient: Patient = field(default_factory=Patient)
+    sign_off: SignOff | None = None  # the standing sign-off, with the version it amends if any
 
 
 class _RecordCache:
@@ -117,25 +120,37 @@ def read_trail(storage: Storage, settings: Settings, slide: str) -> tuple[Review
 
 
 def replay(slide: str, trail: tuple[ReviewRecord, ...]) -> SlideReview:
-    """The state the records lead to: the latest action on a cell wins; none counts while signed off."""
+    """The state the records lead to: the latest action on a cell wins; none counts while signed off.
+
+    A sign-off after an earlier one (with a reopen between) is an amendment: it
+    names the earlier version and the reason of the reopen that preceded it.
+    """
     cells: dict[tuple[str, str], Review] = {}
     status = SlideStatus(False)
     created_by = None
     ignored = set()
+    patient = Patient()
+    signed: SignOff | None = None
+    last: ReviewRecord | None = None  # the latest sign-off, standing or reopened
+    reason: str | None = None  # of the latest reopen
     for record in trail:
         if record.action == CREATE and created_by is None:
             created_by = record.reviewer
         elif record.action == SIGN_OFF:
             status = SlideStatus(True, record.reviewer, record.at)
+            amends = None if last is None else Amends(last.reviewer, last.at, reason)
+            signed, last = SignOff(record.reviewer, record.at, record.signature, amends), record
         elif record.action == REOPEN:
-            status = SlideStatus(False)
+            status, signed, reason = SlideStatus(False), None, record.reason
+        elif record.action == PATIENT:
+            patient = Patient(record.age, record.sex)
         elif record.action in CELL_ACTIONS and record.cell is not None and record.after is not None:
             if status.signed_off:
                 ignored.add(record.id)  # a racing edit that reached storage after the sign-off
                 continue
             key = (record.cell.upload_name, record.cell.generation)
             cells[key] = Review(record.after, record.reviewer, record.at)
-    return SlideReview(slide, trail, cells, status, created_by, frozenset(ignored))
+    return SlideReview(slide, trail, cells, status, created_by, frozenset(ignored), patient, signed)
 
 
 def slide_review(storage: Storage, settings: Settings, slide: str) -> SlideReview:

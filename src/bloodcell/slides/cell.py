@@ -26,9 +26,40 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Amends:
+    """The earlier signed version a re-signed slide's report replaces, and why it was reopened."""
+
+    by: str
+    at: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class SignOff:
     by: str
     at: str
+    signature: str | None = None  # how the signer was re-authenticated, as the trail says
+    amends: Amends | None = None  # set when an earlier sign-off was reopened: an amended report
+
+    @property
+    def amended(self) -> bool:
+        return self.amends is not None
+
+
+@dataclass(frozen=True)
+class Patient:
+    """What the lab entered about the patient for choosing reference ranges; both optional."""
+
+    age: int | None = None  # years
+    sex: str | None = None  # "F" or "M"
+
+    @property
+    def words(self) -> str:
+        parts = [
+            f"{self.age} years" if self.age is not None else "",
+            {"F": "female", "M": "male"}.get(self.sex or "", ""),
+        ]
+        return ", ".join(p for p in parts if p) or "not given"
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,7 @@ class Slide:
     slide: str
     cells: tuple[Cell, ...]
     sign_off: SignOff | None = None
+    patient: Patient = Patient()
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from bloodcell import names
 from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.results import Result
 from bloodcell.settings import Settings
-from bloodcell.slides.cell import Cell, Review, SignOff, Slide
+from bloodcell.slides.cell import Cell, Patient, Review, SignOff, Slide
 from bloodcell.slides.ids import check_slide_id
 from bloodcell.storage import ObjectInfo, Storage
 
@@ -119,9 +119,11 @@ def load_slide(
     slide: str,
     reviews: Mapping[tuple[str, str], Review] | None = None,
     sign_off: SignOff | None = None,
+    patient: Patient | None = None,
 ) -> Slide:
     """The slide for a report: every upload sorted by name, reviews attached; SlideNotFound when empty."""
     cells = load_cells(storage, settings, slide, reviews, limit=MAX_CELLS)
     if not cells:
         raise SlideNotFound(f"slide {slide!r} has no uploads")
-    return Slide(check_slide_id(slide), tuple(sorted(cells, key=lambda c: c.upload_name)), sign_off)
+    ordered = tuple(sorted(cells, key=lambda c: c.upload_name))
+    return Slide(check_slide_id(slide), ordered, sign_off, patient or Patient())

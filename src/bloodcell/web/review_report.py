@@ -50,6 +50,8 @@ class ReviewReport:
         self.cells: dict[tuple[str, str], ui.label] = {}
         self.rows: dict[str, list[ui.label]] = {}
         self.chips: dict[str, ui.chip] = {}
+        self.reference_labels: dict[str, ui.label] = {}
+        self._last: tuple[Sequence[Cell], Mapping[tuple[str, str], Review]] | None = None
         with ui.card().classes("grow basis-96 gap-2 min-w-0 bc-review-report"):
             ui.label("Differential · model and reviewed").classes("text-subtitle1 font-medium")
             self.counter = ui.label("").classes("text-sm font-medium").mark("count-target")
@@ -83,11 +85,13 @@ class ReviewReport:
                         )
                         self.cells[(column, label)] = cell
                         row.append(cell)
-                    row.append(
+                    reference = (
                         ui.label(f"{low:g}–{high:g} %")
                         .classes("text-grey-7")
                         .mark(f"review-reference-{label}")
                     )
+                    self.reference_labels[label] = reference
+                    row.append(reference)
                     self.rows[label] = row
                     if label not in REPORT_ORDER:
                         for element in row:
@@ -98,7 +102,19 @@ class ReviewReport:
                     self.chips[key] = chip.mark(f"review-tally-{key}")
             ui.label(NOTE).classes("text-xs text-grey-7")
 
+    def set_references(self, references: ReferenceTable) -> None:
+        """The patient's ranges (age band and sex) once they are known or changed."""
+        if dict(references) == dict(self.references):
+            return
+        self.references = references
+        for label, element in self.reference_labels.items():
+            low, high = references.get(label, (0.0, 100.0))
+            element.set_text(f"{low:g}–{high:g} %")
+        if self._last is not None:
+            self.update(*self._last)
+
     def update(self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], Review]) -> None:
+        self._last = (cells, reviewed)
         cells = with_reviews(cells, reviewed)
         model = differential(cells, MODEL, self.references)
         people = differential(cells, REVIEWED, self.references)
