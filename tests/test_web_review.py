@@ -24,6 +24,7 @@ from bloodcell.slides.cell import Cell
 from bloodcell.slides.loader import load_cells as slide_cells
 from bloodcell.slides.vocabulary import PENDING, REPORT_ORDER, label_words
 from bloodcell.storage import LocalStorage
+from bloodcell.web.cell_view import picture_url
 from tests import test_web_user as web
 from tests.test_web_user import PipelineWorker, count, eventually, texts, upload
 
@@ -112,6 +113,16 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
         for label in REPORT_ORDER
     }
     assert {label: int(one(user, f"model-count-{label}")) for label in REPORT_ORDER} == model_counts
+
+    crop = user.find(marker="cell-crop").elements.pop().props["src"]
+    assert crop.startswith("/cell/")  # the cell-centred crop the model saw, not a centre square
+    user.find(marker="cell-crop").trigger("click")
+    field = user.find(marker="field-image").elements.pop().props["src"]
+    assert field == crop.replace("/cell/", "/field/", 1)  # a click zooms to the whole field
+    shown = next(c for c in cells if c.label)
+    for kind in ("cell", "field"):
+        answer = await user.http_client.get(picture_url(kind, shown.upload_name))
+        assert answer.headers["content-type"] == "image/jpeg"
 
     user.find("Sign off slide").click()  # a dialog: the local user has no password, and is told so
     await user.should_see(marker="sign-no-password", retries=100)

@@ -26,6 +26,7 @@ from bloodcell.slides.ids import printable
 from bloodcell.slides.order import group_of
 from bloodcell.slides.vocabulary import CLASSIFIED, PENDING, REJECTED, STATUS_WORDS, WORDS, label_words
 from bloodcell.web import batch
+from bloodcell.web.cell_view import picture_url
 
 PER_PAGE = 40
 REDRAW_WHILE_FILLING_S = 6.0
@@ -219,11 +220,20 @@ class ReviewGallery:
             self.bar_empty = ui.label("Add images; they appear here as results arrive.").classes(
                 "text-grey-7"
             )
+            # the crop the model saw, centred on the cell; a click shows the whole field
             self.bar_image = (
                 ui.element("img")
-                .props('alt=""')
-                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0")
+                .props('alt="the cell as the model saw it" title="Click to see the whole field"')
+                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0 cursor-zoom-in")
+                .mark("cell-crop")
             )
+            self.bar_image.on("click", self._zoom)
+            with ui.dialog() as self.field_dialog, ui.card().classes("max-w-none bc-field"):
+                self.field_title = ui.label("").classes("text-sm font-medium break-all")
+                self.field_image = (
+                    ui.element("img").props('alt="the whole field"').classes("max-h-[80vh] max-w-[90vw]")
+                ).mark("field-image")
+                ui.label("The yellow square is the crop the model classified.").classes("text-xs text-grey-7")
             with ui.column().classes("gap-1 grow min-w-0 basis-60") as self.bar_text:
                 self.bar_title = (
                     ui.label("").classes("font-medium break-all bc-selected-cell").mark("selected-cell")
@@ -253,6 +263,14 @@ class ReviewGallery:
             element.set_text(text)  # type: ignore[attr-defined]
         element.set_visibility(bool(text))
 
+    def _zoom(self) -> None:
+        if not self.cells:
+            return
+        cell = self.cells[self.selected]
+        self.field_title.set_text(printable(cell.display))
+        self.field_image.props(f'src="{picture_url("field", cell.upload_name)}"')
+        self.field_dialog.open()
+
     def _render_bar(self) -> None:
         has_cells = bool(self.cells)
         self.bar_empty.set_visibility(not has_cells)
@@ -263,7 +281,7 @@ class ReviewGallery:
         cell = self.cells[self.selected]
         review = self.reviewed.get(cell.key)
         result = cell.result
-        src = thumb_url(cell.upload_name)
+        src = picture_url("cell", cell.upload_name)
         if self.bar_image.props.get("src") != src:
             self.bar_image.props(f'src="{src}"')
         self.bar_title.set_text(f"{self.selected + 1} of {len(self.cells)} · {printable(cell.display)}")
