@@ -244,4 +244,8 @@ class BatchView:
 async def batch_page(settings: Settings) -> None:
     view = BatchView(settings)
     await ui.context.client.connected()  # tab storage exists once the browser is connected
-    view.restore(app.storage.tab)
+    try:
+        tab = app.storage.tab
+    except RuntimeError:  # the browser left again before the page was ready: nothing to restore
+        return
+    view.restore(tab)

@@ -320,5 +320,9 @@ async def slide_page(settings: Settings, slide: str) -> None:
         return
     view = SlideView(settings, slide)
     await ui.context.client.connected()  # tab storage exists once the browser is connected
-    view.uploader.connected(app.storage.tab)
+    try:
+        tab = app.storage.tab
+    except RuntimeError:  # the browser left again before the page was ready: nothing to restore
+        return
+    view.uploader.connected(tab)
     await view.refresh()
