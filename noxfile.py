@@ -98,7 +98,8 @@ def lint(session: nox.Session) -> None:
     """ruff (check and format, the whole tree) and mypy strict on the package, training/ and tests/."""
     _install_runtime(session)
     session.install("-r", "requirements-test.txt")  # the tests' libraries, for mypy to read
-    session.install("ruff==0.17.5", "mypy==2.4.1")
+    session.install("ruff==0.17.5", "mypy==2.4.1", "import-linter==2.17")
+    session.run("lint-imports")  # the layers contract in pyproject.toml: no package cycles, no upward imports
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")  # the whole tree: tests, tools, bench, training too
     session.run("mypy")

@@ -7,10 +7,10 @@ import io
 from dataclasses import replace
 
 from bloodcell.reports.loader import load_slide
-from bloodcell.reports.model import Review, SignOff
-from bloodcell.reports.stats import differential
+from bloodcell.reports.stats import report_differential as differential
 from bloodcell.reports.tables import CELL_COLUMNS, SUMMARY_COLUMNS, cells_csv, summary_csv
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import Review, SignOff
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, write_slide
@@ -57,7 +57,11 @@ def test_summary_per_class(local: LocalStorage, settings: Settings) -> None:
     assert list(table[0]) == list(SUMMARY_COLUMNS)
     assert [r["label"] for r in table] == ["NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL"]
     neutrophil = table[0]
-    assert (neutrophil["count"], neutrophil["percent"], neutrophil["flag"]) == ("3", "75.00", "H")
+    assert (neutrophil["count"], neutrophil["percent"], neutrophil["flag"]) == (
+        "3",
+        "75.0",
+        "",
+    )  # model labels: unverified, never flagged
     assert (neutrophil["ci95_low"], neutrophil["ci95_high"]) == ("19.41", "99.37")
     assert neutrophil["absolute_1e9_per_l"] == "3.750"
     assert all(r["counted"] == "4" and r["rejected"] == "1" and r["report_status"] == "final" for r in table)

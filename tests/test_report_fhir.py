@@ -13,10 +13,11 @@ from bloodcell.errors import RejectedInput
 from bloodcell.names import result_name
 from bloodcell.reports import fhir
 from bloodcell.reports.loader import load_slide
-from bloodcell.reports.model import PENDING, REJECTED, SignOff
-from bloodcell.reports.stats import differential
-from bloodcell.review.slides import check_slide_id
+from bloodcell.reports.stats import report_differential as differential
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import Review, SignOff
+from bloodcell.slides.ids import check_slide_id
+from bloodcell.slides.vocabulary import PENDING, REJECTED
 from bloodcell.storage import LocalStorage
 from tests.support.common import image_bytes
 from tests.support.report_slides import Spec, specs, write_slide
@@ -93,12 +94,25 @@ def test_bundle_validates_and_matches_the_slide(local: LocalStorage, settings: S
         "system": "http://unitsofmeasure.org",
         "code": "%",
     }
+    # nobody reviewed these cells: a model-only count carries no high/low flags
+    assert all("interpretation" not in o for o in observations)
+    reviewed = replace(
+        report,
+        cells=tuple(
+            replace(c, review=Review(str(c.label), "Zoë", "t")) if c.counted_as(False) else c
+            for c in report.cells
+        ),
+    )
+    by_code = {
+        o["code"]["coding"][0]["code"]: o
+        for o in resources(fhir.bundle(reviewed, differential(reviewed.cells)), "Observation")
+    }
     flags = {code: o["interpretation"][0]["coding"][0]["code"] for code, o in by_code.items()}
     assert flags == {"26511-6": "H", "26478-8": "L", "26485-3": "H", "26450-7": "H"}
     assert all(
         o["interpretation"][0]["coding"][0]["system"]
         == "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
-        for o in observations
+        for o in by_code.values()
     )
     assert "14 of 20 cells counted" in by_code["26511-6"]["note"][0]["text"]
     assert "1 uncertain, 1 rejected" in diagnostic["conclusion"]
@@ -181,7 +195,7 @@ def test_review_state_plugs_in_through_the_review_package(local: LocalStorage, s
         state.write_record(local, settings, record)
 
     report = load_slide(local, settings, "rv")
-    assert report.cells[0].review is not None and report.cells[0].counted_label == "EOSINOPHIL"
+    assert report.cells[0].review is not None and report.cells[0].counted_as(True) == "EOSINOPHIL"
     assert report.cells[0].review.reviewer == "Zoë"
     assert report.cells[1].review is None
     assert report.sign_off == SignOff("Dr 李", "2026-12-02T09:00:00.000000Z")
@@ -192,7 +206,7 @@ def test_review_state_plugs_in_through_the_review_package(local: LocalStorage, s
 def test_a_slide_over_the_limit_is_refused_whole(
     local: LocalStorage, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bloodcell.reports import loader
+    from bloodcell.slides import loader
 
     monkeypatch.setattr(loader, "MAX_CELLS", 3)
     write_slide(local, settings, "huge", specs(neutrophil=4), [image_bytes()])
@@ -211,7 +225,7 @@ def test_an_unprocessable_name_is_reported_with_its_rejection(
     )
     assert not result_name(names[1]).startswith("s3/")
     cells = load_slide(local, settings, "s3").cells
-    assert [(c.name, c.status) for c in cells] == [
+    assert [(c.upload_name, c.status) for c in cells] == [
         ("s3/cell-000.jpg", "classified"),
         ("s3/vue.npy/cellule-é.jpg", REJECTED),
     ]

@@ -12,9 +12,10 @@ import pytest
 from bloodcell.reports import pdf
 from bloodcell.reports.gallery import crop_reader
 from bloodcell.reports.loader import load_slide
-from bloodcell.reports.model import SignOff, SlideReport
-from bloodcell.reports.stats import differential
+from bloodcell.reports.stats import report_differential as differential
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import SignOff
+from bloodcell.slides.cell import Slide as SlideReport
 from bloodcell.storage import LocalStorage
 from tests.support.report_slides import Spec, write_slide
 
@@ -94,7 +95,7 @@ def test_unicode_names_print(
     signed = replace(report, sign_off=SignOff("Dr Zoë Hernández-李小龙", "2026-12-02T08:00:00Z"))
     data = pdf.render(signed, differential(signed.cells), crop_reader(local, settings))
     first = poppler("pdftotext", data, tmp_path).split("\f")[0]
-    assert "Dr Zoë Hernández-李小龙, 2026-12-02T08:00:00Z" in first
+    assert "Dr Zoë Hernández-李小龙, 2026-12-02 08:00:00 UTC" in first  # the lab's zone, to the second
     assert "lame-é-李-07" in first
     assert "Émilie Durand-王" in first  # the uploader, from the results' source
     # the fonts of the text travel inside the file, so any reader draws the glyphs

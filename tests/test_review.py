@@ -16,9 +16,14 @@ from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
 from bloodcell.results import ModelRef
 from bloodcell.review import actions, records, slides, state
-from bloodcell.review.records import CellRef, RecordError, ReviewRecord, new_record
+from bloodcell.review.records import PASSWORD, CellRef, RecordError, ReviewRecord, new_record
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
+from bloodcell.slides import ids
+from bloodcell.slides.cell import Cell, Review
+from bloodcell.slides.differential import differential
+from bloodcell.slides.loader import load_cells
+from bloodcell.slides.vocabulary import CLASSIFIED, MODEL, REJECTED, REVIEWED
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
@@ -107,7 +112,7 @@ def test_records_are_written_once_and_read_back(backend: tuple[Storage, Settings
     labels = state.reviewed_labels(storage, settings, "S1")
 
     assert trail == (first, second)
-    assert labels == {(CELL.upload_name, CELL.generation): state.ReviewedCell("UNUSABLE", "bruno", second.at)}
+    assert labels == {(CELL.upload_name, CELL.generation): Review("UNUSABLE", "bruno", second.at)}
     assert state.slide_status(storage, settings, "S1") == state.SlideStatus(False)
 
 
@@ -183,15 +188,15 @@ def test_edits_that_land_after_a_sign_off_do_not_count_until_a_reopen() -> None:
 
 
 def test_slide_ids_are_checked() -> None:
-    assert slides.check_slide_id(" HEM-2026-0042 ") == "HEM-2026-0042"
-    assert slides.check_slide_id("lame-été-李-07") == "lame-été-李-07"  # the reports' ids are the same
+    assert ids.check_slide_id(" HEM-2026-0042 ") == "HEM-2026-0042"
+    assert ids.check_slide_id("lame-été-李-07") == "lame-été-李-07"  # the reports' ids are the same
     for bad in ("", "_review", "web", "a/b", "../x", ".hidden", "x" * 65, "nom été", "a\x00", "..", "-x"):
-        with pytest.raises(slides.SlideIdError):
-            slides.check_slide_id(bad)
+        with pytest.raises(ids.SlideIdError):
+            ids.check_slide_id(bad)
     assert slides.looks_like_a_name("Dupont") and not slides.looks_like_a_name("HEM-0042")
-    assert slides.slide_of("S1/a.jpg") == "S1" and slides.slide_of("a.jpg") is None
-    assert slides.slide_of("web/20261201/x.jpg") is None
-    assert slides.image_name(slides.upload_object_name("S1", "Cellule été.JPG", "0123456789")) == (
+    assert ids.slide_of("S1/a.jpg") == "S1" and ids.slide_of("a.jpg") is None
+    assert ids.slide_of("web/20261201/x.jpg") is None
+    assert ids.image_name(ids.upload_object_name("S1", "Cellule été.JPG", "0123456789")) == (
         "Cellule_ete.jpg"
     )
 
@@ -218,20 +223,20 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
     pipe = Pipeline(settings, local, archive)
     _process(pipe, local, settings)
 
-    cells = slides.slide_cells(local, settings, "HEM-7")
+    cells = load_cells(local, settings, "HEM-7")
     listed = slides.list_slides(local, settings)
-    classified = [c for c in cells if c.status == slides.CLASSIFIED]
+    classified = [c for c in cells if c.status == CLASSIFIED]
     assert [s.slide for s in listed] == ["HEM-7"] and listed[0].images == 3 and listed[0].finished == 3
     assert listed[0].status == "awaiting review" and listed[0].created_by is None
-    assert len(classified) == 2 and [c.status for c in cells].count(slides.REJECTED) == 1
+    assert len(classified) == 2 and [c.status for c in cells].count(REJECTED) == 1
 
     with pytest.raises(actions.ReviewRefused, match="reviewer role"):
         actions.review_cell(local, settings, "HEM-7", classified[0], "MONOCYTE", VISITOR)
     actions.review_cell(local, settings, "HEM-7", classified[0], str(classified[0].label), ANNE)
     with pytest.raises(actions.ReviewRefused, match="1 classified cells are not reviewed"):
-        actions.sign_off(local, archive, settings, "HEM-7", ANNE)
+        actions.sign_off(local, archive, settings, "HEM-7", ANNE, signature=PASSWORD)
     actions.review_cell(local, settings, "HEM-7", classified[1], "NOT_A_WHITE_CELL", BRUNO)
-    done = actions.sign_off(local, archive, settings, "HEM-7", ANNE)
+    done = actions.sign_off(local, archive, settings, "HEM-7", ANNE, signature=PASSWORD)
 
     assert done.verified == 2 and done.not_archived == 0
     with pytest.raises(actions.ReviewRefused, match="signed off"):
@@ -255,7 +260,7 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
     assert slides.list_slides(local, settings)[0].status == "signed off"
 
     keys = [verified_key(str(c.result.archive.location)) for c in classified if c.result]
-    actions.reopen(local, archive, settings, "HEM-7", BRUNO)
+    actions.reopen(local, archive, settings, "HEM-7", BRUNO, reason="a second look")
     assert state.slide_status(local, settings, "HEM-7") == state.SlideStatus(False)
     assert [r.action for r in state.read_trail(local, settings, "HEM-7")][-1] == "reopen"
     # the archive no longer claims what was reopened; the images and results beside stay
@@ -265,13 +270,13 @@ def test_a_slide_is_reviewed_signed_off_and_its_labels_reach_the_archive(
 
     assert archive_items([settings.data_dir / settings.archive_bucket]) == []
     actions.review_cell(local, settings, "HEM-7", classified[1], "MONOCYTE", BRUNO)
-    actions.sign_off(local, archive, settings, "HEM-7", BRUNO)
+    actions.sign_off(local, archive, settings, "HEM-7", BRUNO, signature=PASSWORD)
     data, _ = archive.read(settings.archive_bucket, keys[1])
     assert VerifiedLabel.from_json(data).label == "MONOCYTE"
     assert len(archive_items([settings.data_dir / settings.archive_bucket])) == 2
 
 
-def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool = False) -> slides.Cell:
+def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool = False) -> Cell:
     from datetime import UTC, datetime
 
     from bloodcell.results import Result, Source, Status
@@ -287,11 +292,11 @@ def _cell(name: str, label: str | None, confidence: float = 0.9, uncertain: bool
             reason=None if label else "not an image",
             model=ModelRef("m", "1"),
         )
-    return slides.Cell(name, "g", datetime.now(UTC), view)
+    return Cell(name, "g", datetime.now(UTC), view)
 
 
 def test_gallery_order_and_the_two_differentials() -> None:
-    from bloodcell.review.differential import gallery_order, review_differential
+    from bloodcell.slides.order import gallery_order
 
     cells = [
         _cell("S/n1", "NEUTROPHIL", 0.99),
@@ -302,19 +307,28 @@ def test_gallery_order_and_the_two_differentials() -> None:
         _cell("S/later", "waiting"),
     ]
     reviewed = {
-        ("S/n1", "g"): state.ReviewedCell("NEUTROPHIL", "anne", "t"),
-        ("S/n3", "g"): state.ReviewedCell("LYMPHOCYTE", "anne", "t"),
-        ("S/n2", "g"): state.ReviewedCell("NOT_A_WHITE_CELL", "anne", "t"),
+        ("S/n1", "g"): Review("NEUTROPHIL", "anne", "t"),
+        ("S/n3", "g"): Review("LYMPHOCYTE", "anne", "t"),
+        ("S/n2", "g"): Review("NOT_A_WHITE_CELL", "anne", "t"),
     }
 
     order = [c.upload_name for c in gallery_order(cells)]
-    diff = review_differential(cells, reviewed)
+    with_reviews = [replace(c, review=reviewed.get(c.key)) for c in cells]
+    model = differential(with_reviews, MODEL)
+    people = differential(with_reviews, REVIEWED)
 
     assert order == ["S/n3", "S/n2", "S/n1", "S/l1", "S/bad", "S/later"]
-    rows = {row.label: row for row in diff.rows}
-    assert (rows["NEUTROPHIL"].model, rows["NEUTROPHIL"].reviewed) == (2, 1)
-    assert (rows["LYMPHOCYTE"].model, rows["LYMPHOCYTE"].reviewed) == (1, 1)
-    assert rows["NEUTROPHIL"].reviewed_percent == 50.0
-    assert rows["NEUTROPHIL"].model_percent == pytest.approx(66.67, 0.01)
-    tallies = (diff.unreviewed, diff.not_white, diff.model_uncertain, diff.rejected, diff.waiting)
+    by_model = {row.label: row for row in model.rows}
+    by_people = {row.label: row for row in people.rows}
+    assert (by_model["NEUTROPHIL"].count, by_people["NEUTROPHIL"].count) == (2, 1)
+    assert (by_model["LYMPHOCYTE"].count, by_people["LYMPHOCYTE"].count) == (1, 1)
+    assert by_people["NEUTROPHIL"].percent == 50.0
+    assert by_model["NEUTROPHIL"].percent == pytest.approx(66.67, 0.01)
+    tallies = (
+        people.unreviewed,
+        people.excluded["NOT_A_WHITE_CELL"],
+        model.uncertain,
+        model.rejected,
+        model.pending,
+    )
     assert tallies == (1, 1, 1, 1, 1)

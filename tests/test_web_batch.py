@@ -125,23 +125,24 @@ def test_differential_excludes_uncertain_and_rejected() -> None:
         Entry(original="refused.txt", stage=batch.REFUSED, reason="not an image"),
         Entry(original="p.jpg", name="web/p.jpg", stage=batch.PREPROCESSED),
     ]
-    diff = batch.differential(entries)
+    diff = batch.batch_differential(entries)
     assert (diff.counted, diff.uncertain, diff.rejected, diff.pending, diff.total) == (10, 1, 2, 1, 14)
     rows = {row.label: row for row in diff.rows}
     assert [row.label for row in diff.rows] == ["NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL"]
     assert rows["NEUTROPHIL"].count == 5 and rows["NEUTROPHIL"].percent == pytest.approx(50.0)
     assert rows["NEUTROPHIL"].flag == ""
     assert rows["LYMPHOCYTE"].percent == pytest.approx(30.0) and rows["LYMPHOCYTE"].flag == ""
-    assert rows["MONOCYTE"].percent == pytest.approx(10.0) and rows["MONOCYTE"].flag == "high"
-    assert rows["EOSINOPHIL"].percent == pytest.approx(10.0) and rows["EOSINOPHIL"].flag == "high"
+    # model labels nobody verified: above the range, yet never flagged
+    assert rows["MONOCYTE"].percent == pytest.approx(10.0) and rows["MONOCYTE"].flag == ""
+    assert rows["EOSINOPHIL"].percent == pytest.approx(10.0) and rows["EOSINOPHIL"].flag == ""
     assert sum(row.count for row in diff.rows) == diff.counted
 
 
 def test_differential_flags_low_and_handles_empty() -> None:
-    diff = batch.differential([done("l.jpg", classified("LYMPHOCYTE"))])
+    diff = batch.batch_differential([done("l.jpg", classified("LYMPHOCYTE"))])
     rows = {row.label: row for row in diff.rows}
-    assert rows["NEUTROPHIL"].flag == "low" and rows["LYMPHOCYTE"].flag == "high"
-    empty = batch.differential([])
+    assert rows["NEUTROPHIL"].flag == "" and rows["LYMPHOCYTE"].flag == ""  # unverified: no flags
+    empty = batch.batch_differential([])
     assert empty.counted == 0 and all(row.percent is None and row.flag == "" for row in empty.rows)
 
 
@@ -156,10 +157,10 @@ def test_csv_matches_entries_and_defuses_formulas() -> None:
     assert list(rows[0]) == list(batch.CSV_COLUMNS)
     assert [row["file_name"] for row in rows] == ["n.jpg", "u.jpg", "'=cmd.jpg", "x.txt"]
     assert [row["status"] for row in rows] == ["classified", "classified", "rejected", "refused"]
-    assert rows[0]["label"] == "NEUTROPHIL" and rows[0]["confidence"] == "0.9100"
-    assert rows[0]["NEUTROPHIL"] == "0.9100" and rows[0]["EOSINOPHIL"] == "0.0300"
+    assert rows[0]["model_label"] == "NEUTROPHIL" and rows[0]["confidence"] == "0.9100"
+    assert rows[0]["p_neutrophil"] == "0.9100" and rows[0]["p_eosinophil"] == "0.0300"
     assert rows[1]["uncertain"] == "true" and rows[0]["uncertain"] == "false"
-    assert rows[2]["reason"] == "'=HYPERLINK(1)" and rows[2]["label"] == ""
+    assert rows[2]["reason"] == "'=HYPERLINK(1)" and rows[2]["model_label"] == ""
     assert rows[3]["object_name"] == "" and rows[3]["reason"] == "not an accepted image type"
 
 
@@ -175,7 +176,7 @@ def test_charts_are_plain_options() -> None:
     option = charts.probability_chart(dict(classified("MONOCYTE", 0.7).probabilities or {}))
     values = [point["value"] for point in option["series"][0]["data"]]
     assert values == [10.0, 10.0, 70.0, 10.0]
-    diff = batch.differential([done("n.jpg", classified("NEUTROPHIL"))])
+    diff = batch.batch_differential([done("n.jpg", classified("NEUTROPHIL"))])
     series = charts.differential_chart(diff)["series"]
     assert [point["value"] for point in series[0]["data"]] == [100.0, 0.0, 0.0, 0.0]
     assert series[1]["data"] == [40.0, 20.0, 2.0, 1.0] and series[2]["data"] == [20.0, 20.0, 6.0, 3.0]

@@ -18,11 +18,13 @@ from nicegui import ui
 from nicegui.testing import User
 
 from bloodcell.review import state
-from bloodcell.review.slides import Cell, slide_cells
 from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
+from bloodcell.slides.cell import Cell
+from bloodcell.slides.loader import load_cells as slide_cells
+from bloodcell.slides.vocabulary import PENDING, REPORT_ORDER, label_words
 from bloodcell.storage import LocalStorage
-from bloodcell.web import batch
+from bloodcell.web.cell_view import picture_url
 from tests import test_web_user as web
 from tests.test_web_user import PipelineWorker, count, eventually, texts, upload
 
@@ -103,17 +105,30 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     assert [r.action for r in trail] == ["create", "approve", "approve", "approve", "reclassify"]
     assert trail[-1].after == "UNUSABLE" and {r.reviewer for r in trail} == {"local"}
     assert set(reviewed) == {c.key for c in cells}
-    for label in batch.REPORT_ORDER:
+    for label in REPORT_ORDER:
         expected = sum(1 for r in reviewed.values() if r.label == label)
         assert one(user, f"reviewed-count-{label}") == str(expected)
     model_counts = {
         label: sum(1 for c in cells if c.label == label and c.result is not None and not c.result.uncertain)
-        for label in batch.REPORT_ORDER
+        for label in REPORT_ORDER
     }
-    assert {label: int(one(user, f"model-count-{label}")) for label in batch.REPORT_ORDER} == model_counts
+    assert {label: int(one(user, f"model-count-{label}")) for label in REPORT_ORDER} == model_counts
 
-    user.find("Sign off slide").click()
+    crop = user.find(marker="cell-crop").elements.pop().props["src"]
+    assert crop.startswith("/cell/")  # the cell-centred crop the model saw, not a centre square
+    user.find(marker="cell-crop").trigger("click")
+    field = user.find(marker="field-image").elements.pop().props["src"]
+    assert field == crop.replace("/cell/", "/field/", 1)  # a click zooms to the whole field
+    shown = next(c for c in cells if c.label)
+    for kind in ("cell", "field"):
+        answer = await user.http_client.get(picture_url(kind, shown.upload_name))
+        assert answer.headers["content-type"] == "image/jpeg"
+
+    user.find("Sign off slide").click()  # a dialog: the local user has no password, and is told so
+    await user.should_see(marker="sign-no-password", retries=100)
+    user.find(marker="sign-confirm").click()
     await user.should_see(content="Signed off by local", retries=100)
+    await user.should_see(content="Signature: local user without a password", retries=100)
     archive = LocalStorage(settings.data_dir)
     for cell in cells:
         assert cell.result is not None and cell.result.archive.location
@@ -145,8 +160,15 @@ async def test_a_slide_is_made_reviewed_by_keys_signed_off_and_reopened(
     await user.open(f"/slides/{SLIDE}")
     await user.should_see("Reopen for review", retries=100)
     user.find("Reopen for review").click()
+    user.find(marker="reopen-confirm").click()  # no reason: refused, still signed off
+    await user.should_see(content="Say why", retries=100)
+    user.find(marker="reopen-reason").type("count the eosinophil again")
+    user.find(marker="reopen-confirm").click()
     await user.should_see("Sign off slide", retries=100)
-    assert state.read_trail(worker.storage, settings, SLIDE)[-1].action == "reopen"
+    reopened = state.read_trail(worker.storage, settings, SLIDE)[-1]
+    assert (reopened.action, reopened.reason) == ("reopen", "count the eosinophil again")
+    newest = user.find(ui.table).elements.pop().rows[0]
+    assert (newest["action"], newest["change"]) == ("reopen", "reason: count the eosinophil again")
     assert errors() == []
 
 
@@ -161,7 +183,7 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
         worker.storage.write(settings.upload_bucket, f"DROP-7/{name}", images[name])
     await eventually(
         lambda: (
-            all(c.status != "waiting" for c in slide_cells(worker.storage, settings, "DROP-7"))
+            all(c.status != PENDING for c in slide_cells(worker.storage, settings, "DROP-7"))
             and len(slide_cells(worker.storage, settings, "DROP-7")) == 2
         ),
         what="results of the dropped folder",
@@ -175,7 +197,7 @@ async def test_a_folder_dropped_into_the_bucket_appears_as_a_slide(
     await user.should_see("Slide DROP-7", retries=100)
     await eventually(lambda: count(user, "cell-neutrophil.jpeg") == 1, what="the dropped cells")
     result: dict[str, Any] = worker.result("DROP-7/neutrophil.jpeg")
-    shown = f"{batch.label_words(result['label'])} {100 * result['confidence']:.0f} %"
+    shown = f"{label_words(result['label'])} {100 * result['confidence']:.0f} %"
     await user.should_see(content=shown, retries=100)
     assert errors() == []
 

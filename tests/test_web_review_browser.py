@@ -70,9 +70,9 @@ def test_a_twenty_cell_slide_reviewed_by_keyboard_then_signed_off(
         first.set_window_size(1400, 1500)
         first.execute_script("window.scrollTo(0, 0)")
         assert first.save_screenshot(str(REPO / "docs" / "review.png"))
-    button = first.find_element(By.XPATH, "//button[contains(., 'Sign off slide')]")
-    first.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
-    button.click()
+    chromium.click(first, "Sign off slide")
+    chromium.wait_text(first, ".bc-sign-dialog", "Local user without a password")  # loopback: no password
+    chromium.click(first, "Sign off", within=".bc-sign-dialog")
     chromium.wait_text(first, ".q-page", "Signed off by local")
     chromium.wait_text(first, ".bc-trail", "sign-off")
     reviewed = chromium.text(first, ".bc-review-report")
@@ -178,3 +178,153 @@ def test_files_dropped_on_a_slide_are_added_a_few_at_a_time_and_all_stored(
     assert overlays == 0  # the drop overlay went away as after any drop
     assert sorted(stored) == sorted(f"goutte_{i}.png" for i in range(count))  # each once
     assert chromium.severe_console(driver) == []
+
+
+PASSWORD = "a long lab password"
+KEYS = "bditrocsxuaaa"  # one cell of each new category, then three approvals: 9 white cells counted
+
+
+def _row(driver: Any, words: str) -> list[str]:
+    """One row of the slide's differential: cell type, model, %, reviewed, %, flag, reference."""
+    from selenium.webdriver.common.by import By
+
+    name = driver.find_element(
+        By.XPATH,
+        f"//div[contains(@class,'bc-review-report')]//div[normalize-space(.)={chromium.xpath_text(words)}]",
+    )
+    return [
+        name.text,
+        *(
+            e.get_attribute("textContent").strip()
+            for e in name.find_elements(By.XPATH, "following-sibling::div[position()<=6]")
+        ),
+    ]
+
+
+@pytest.fixture
+def lab_stack(tmp_path: Path) -> Any:
+    """`bloodcell serve` on every interface (sign-in on), with a basophil range that ends at 11.1 %."""
+    from bloodcell.web import auth
+
+    models = chromium.model_dir()
+    if models is None:
+        pytest.skip("no model: functions/predict/model/model.tflite is missing")
+    data = tmp_path / "data"
+    with chromium.served(
+        data,
+        tmp_path / "serve.log",
+        models,
+        "--host",
+        "0.0.0.0",
+        STORAGE_SECRET="browser-review-secret-" + "x" * 16,  # checkov:skip=CKV_SECRET_6:throwaway test secret
+        WEB_ACCOUNTS=auth.hash_line("chloé", PASSWORD, ("reviewer",)),
+        REPORT_REFERENCE_RANGES="BASOPHIL=0-11.1",
+        LAB_TIMEZONE="Europe/Paris",
+    ) as url:
+        yield url.rstrip("/"), data, tmp_path / "serve.log"
+
+
+def test_a_dropped_folder_reviewed_with_every_category_signed_reopened_and_amended(
+    lab_stack: tuple[str, Path, Path], browser: Any, datasets: Path, tmp_path: Path
+) -> None:
+    """Sign-off asks for the password again, reopening for a reason; re-signed, PDF and FHIR say amended."""
+    import shutil
+
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    base, data, log_path = lab_stack
+    simple = datasets / "kaggle-blood-cells" / "TEST_SIMPLE"
+    folder = data / "uploads" / "BR-DROP"
+    folder.mkdir(parents=True)
+    for label, n in {"NEUTROPHIL": 4, "LYMPHOCYTE": 3, "MONOCYTE": 3, "EOSINOPHIL": 3}.items():
+        for path in sorted((simple / label).glob("*.jpeg"))[:n]:
+            shutil.copy(path, folder / path.name)  # the README's route: a folder copied into uploads/
+    page = f"{base}/slides/BR-DROP"
+    browser.get(page)
+    browser.find_element(By.ID, "name").send_keys("chloé")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "signin").click()
+    chromium.wait_text(browser, ".q-page", "Slide BR-DROP")
+    chromium.wait_text(browser, ".bc-review-report", "0 waiting", timeout=300)
+    chromium.wait_text(browser, ".bc-review-report", "13 not reviewed yet")
+    assert "Still being processed" not in chromium.text(browser, ".bc-review-bar")
+    preliminary = chromium.pdf_text(chromium.fetch(browser, f"{page}/report.pdf"), tmp_path)
+
+    keys = ActionChains(browser)
+    keys.move_to_element_with_offset(browser.find_element(By.TAG_NAME, "body"), 0, 0)
+    for name in KEYS:
+        keys.send_keys(name)
+        keys.pause(0.05)
+    keys.perform()
+    chromium.wait_text(browser, ".bc-review-report", "0 not reviewed yet")
+    report = chromium.text(browser, ".bc-review-report")
+    rows = {
+        words: _row(browser, words)
+        for words in (
+            "Basophil",
+            "Band neutrophil",
+            "Immature granulocyte",
+            "Blast",
+            "Reactive/atypical lymphocyte",
+            "Other white cell",
+        )
+    }
+    if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):
+        browser.set_window_size(1400, 1500)
+        browser.execute_script("window.scrollTo(0, 0)")
+        assert browser.save_screenshot(str(REPO / "docs" / "review-categories.png"))
+
+    chromium.click(browser, "Sign off slide")
+    chromium.type_into(browser, ".bc-sign-dialog input[type=password]", "not my password")
+    chromium.click(browser, "Sign off", within=".bc-sign-dialog")
+    chromium.wait_text(browser, ".q-notifications", "Wrong password")
+    chromium.type_into(browser, ".bc-sign-dialog input[type=password]", PASSWORD)
+    if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):
+        assert browser.save_screenshot(str(REPO / "docs" / "review-signoff.png"))
+    chromium.click(browser, "Sign off", within=".bc-sign-dialog")
+    chromium.wait_text(browser, ".q-page", "Signed off by chloé")
+    chromium.wait_text(browser, ".q-page", "Signature: password re-entered")
+    chromium.wait_text(browser, ".bc-trail", "signature: password re-entered")
+    final = chromium.pdf_text(chromium.fetch(browser, f"{page}/report.pdf"), tmp_path)
+
+    chromium.click(browser, "Reopen for review")
+    chromium.type_into(browser, ".bc-reopen-dialog textarea", "the blast needs a second look")
+    chromium.click(browser, "Reopen", within=".bc-reopen-dialog")
+    chromium.wait_text(browser, ".bc-trail", "reason: the blast needs a second look")
+    chromium.click(browser, "Sign off slide")
+    chromium.type_into(browser, ".bc-sign-dialog input[type=password]", PASSWORD)
+    chromium.click(browser, "Sign off", within=".bc-sign-dialog")
+    chromium.wait_text(browser, ".q-page", "(amended report)")
+    amended = chromium.pdf_text(chromium.fetch(browser, f"{page}/report.pdf"), tmp_path)
+    fhir = json.loads(chromium.fetch(browser, f"{page}/report.fhir.json"))
+    if os.environ.get("BLOODCELL_DOCS_SCREENSHOT"):
+        browser.execute_script("window.scrollTo(0, 0)")
+        assert browser.save_screenshot(str(REPO / "docs" / "review-amended.png"))
+
+    # each new category counted where it belongs
+    for words in (
+        "1 smudge",
+        "1 nucleated red",
+        "1 not a white cell",
+        "1 unusable",
+        "9 reviewed white cells",
+    ):
+        assert words in report, (words, report)
+    assert all(row[3] == "1" for row in rows.values()), rows
+    # the flag judges the printed value: 1 of 9 is 11.11 %, printed 11.1 %, inside 0-11.1 %
+    assert rows["Basophil"][4:7] == ["11.1 %", "", "0–11.1 %"], rows["Basophil"]
+    assert rows["Blast"][4:6] == ["11.1 %", "H"], rows["Blast"]
+    # an unsigned PDF is watermarked on every page; the signed one is not; the re-signed one is amended
+    rotated = "\n".join("PRELIMINARY")
+    assert preliminary and all(rotated in text for text in preliminary)
+    assert not any(rotated in text for text in final + amended)
+    assert "Amended report" in amended[0] and "the blast needs a second look" in amended[0]
+    assert " CET" in amended[0] or " CEST" in amended[0]
+    assert "Cells excluded by review" in "".join(amended) and "Smudge cell" in "".join(amended)
+    diagnostic = fhir["entry"][0]["resource"]
+    assert diagnostic["status"] == "amended" and "the blast needs a second look" in json.dumps(diagnostic)
+    console = chromium.severe_console(browser)
+    assert console == [], console
+    log = log_path.read_text(errors="replace")
+    assert " ERROR " not in log and "Traceback" not in log, log

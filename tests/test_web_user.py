@@ -30,6 +30,7 @@ from bloodcell.events import ObjectRef
 from bloodcell.formats import content_type
 from bloodcell.pipeline import Pipeline
 from bloodcell.settings import Settings
+from bloodcell.slides.vocabulary import REPORT_ORDER, label_words
 from bloodcell.storage import LocalStorage
 from bloodcell.web import batch
 
@@ -183,7 +184,7 @@ async def test_several_uploads_show_progress_then_results(
     assert set(stored) == set(files)
     for name, result in stored.items():
         with user.scope(marker=f"file-{name}"):
-            await user.should_see(batch.label_words(result["label"]))
+            await user.should_see(label_words(result["label"]))
             await user.should_see(f"{100 * result['confidence']:.0f} % confidence")
             await user.should_see(content=f"model {result['model']['name']} {result['model']['version']}")
             await user.should_see(content="ms processing")
@@ -242,7 +243,7 @@ async def test_batch_report_and_csv_match_the_results(
 
     confident = [r for r in stored.values() if r["status"] == "classified" and not r["uncertain"]]
     uncertain = [r for r in stored.values() if r["status"] == "classified" and r["uncertain"]]
-    for label in batch.REPORT_ORDER:
+    for label in REPORT_ORDER:
         expected = sum(1 for r in confident if r["label"] == label)
         assert texts(user, f"count-{label}") == [str(expected)]
         percent = f"{100 * expected / len(confident):.1f} %" if confident else "–"
@@ -261,13 +262,13 @@ async def test_batch_report_and_csv_match_the_results(
         assert row["status"] == result["status"]
         assert row["object_name"] == result["source"]["name"]
         if result["status"] == "classified":
-            assert row["label"] == result["label"]
+            assert row["model_label"] == result["label"]
             assert float(row["confidence"]) == pytest.approx(result["confidence"], abs=1e-4)
             assert row["uncertain"] == str(result["uncertain"]).lower()
             for label, probability in result["probabilities"].items():
-                assert float(row[label]) == pytest.approx(probability, abs=1e-4)
+                assert float(row[f"p_{label.lower()}"]) == pytest.approx(probability, abs=1e-4)
         else:
-            assert row["reason"] == result["reason"] and row["label"] == ""
+            assert row["reason"] == result["reason"] and row["model_label"] == ""
     assert errors() == []
 
 
@@ -325,7 +326,7 @@ async def test_history_lists_earlier_results_newest_first(
     assert len(shown) == 20
     await user.should_see(content="Rejected: " + worker.result("by-hand/notes.jpg")["reason"])
     eosinophil = worker.result("by-hand/eosinophil.jpeg")
-    await user.should_see(batch.label_words(eosinophil["label"]))
+    await user.should_see(label_words(eosinophil["label"]))
 
     await user.open("/history?page=2")
     await user.should_see(content="page 2 of 2")

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bloodcell.errors import ConfigurationError
-from bloodcell.reports.references import parse_references
+from bloodcell.slides.references import Band, parse_references, read_bands
+from bloodcell.slides.times import zone
 
 BACKENDS = ("local", "gcs", "s3")
 LOG_FORMATS = ("text", "json")
@@ -404,6 +405,26 @@ class Settings:
         "reports' reference ranges in percent: `LABEL=low-high` items separated by commas, "
         "e.g. `NEUTROPHIL=40-70,EOSINOPHIL=1-5`",
         shown="adult ranges (N 40-60, L 20-40, M 2-8, E 1-4)",
+    )
+    reference_ranges_file: tuple[Band, ...] = setting(
+        "REFERENCE_RANGES_FILE",
+        (),
+        lambda _name, raw: read_bands(Path(raw)),
+        "a lab-editable CSV of reference ranges by age band and sex "
+        "(`category,sex,age_from,age_to,low,high`; see docs/review.md), "
+        "used for slides with the patient's age and sex, over `REPORT_REFERENCE_RANGES`",
+    )
+    lab_timezone: str = setting(
+        "LAB_TIMEZONE",
+        "UTC",
+        lambda _name, raw: zone(raw).key,
+        "time zone the pages and reports show times in",
+    )
+    count_target: int = setting(
+        "COUNT_TARGET",
+        100,
+        lambda name, raw: int(choice("100", "200")(name, raw)),
+        "white cells a slide's review aims to count (100 or 200): the counter on the slide page",
     )
 
     def __post_init__(self) -> None:

@@ -199,3 +199,57 @@ def served(
         yield f"http://127.0.0.1:{port}/"
     finally:
         stop_process_group(process, timeout=30)
+
+
+def click(driver: Any, words: str, within: str = "body") -> None:
+    """Click the visible button saying ``words`` inside ``within`` (a CSS selector), scrolled into view."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path = (
+        f"//button[normalize-space(.)={xpath_text(words)} or .//span[normalize-space(.)={xpath_text(words)}]]"
+    )
+    scope = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, within)))
+    button = WebDriverWait(driver, 60).until(
+        lambda _d: next((b for b in scope.find_elements(By.XPATH, "." + path) if b.is_displayed()), None)
+    )
+    # the button's own click: the sticky review bar or a notification may lie over it for a moment
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", button)
+
+
+def xpath_text(value: str) -> str:
+    """An XPath string literal for ``value`` (no quote characters expected in test words)."""
+    assert "'" not in value
+    return f"'{value}'"
+
+
+def type_into(driver: Any, css: str, value: str) -> None:
+    """Replace the text of the visible input or textarea ``css`` (a dialog's field, say) with ``value``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    field = WebDriverWait(driver, 60).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys(value)
+
+
+def fetch(driver: Any, url: str) -> bytes:
+    """GET ``url`` with the browser's cookies (its signed-in session), as the user's download would."""
+    import requests
+
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    answer = requests.get(url, cookies=cookies, timeout=120)
+    answer.raise_for_status()
+    return answer.content
+
+
+def pdf_text(data: bytes, folder: Path) -> list[str]:
+    """Each page's text as poppler's ``pdftotext -raw`` reads it (rotated words: one letter a line)."""
+    path = folder / "report.pdf"
+    path.write_bytes(data)
+    done = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, text=True, check=True)
+    return done.stdout.split("\f")[:-1]

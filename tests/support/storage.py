@@ -79,3 +79,39 @@ def backend_env(kind: str, request: Any) -> dict[str, str]:
     for bucket in names.values():
         client.create_bucket(bucket)
     return {"BLOODCELL_STORAGE": "gcs", **names}
+
+
+class HookedStorage:
+    """A real backend that calls ``hook(op, bucket, name)`` after each write, delete and listing.
+
+    Tests use it to run a second action at an exact point of the first one
+    (between its state read and its record, between two label writes): the
+    interleaving is chosen, not hoped for, and nothing sleeps.
+    """
+
+    def __init__(self, inner: Any, hook: Any) -> None:
+        self.inner = inner
+        self.hook = hook
+
+    def read(self, bucket: str, name: str, **kwargs: Any) -> tuple[bytes, ObjectInfo]:
+        result: tuple[bytes, ObjectInfo] = self.inner.read(bucket, name, **kwargs)
+        return result
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        result: ObjectInfo | None = self.inner.stat(bucket, name)
+        return result
+
+    def write(self, bucket: str, name: str, data: bytes, **kwargs: Any) -> ObjectInfo:
+        info: ObjectInfo = self.inner.write(bucket, name, data, **kwargs)
+        self.hook("write", bucket, name)
+        return info
+
+    def delete(self, bucket: str, name: str) -> bool:
+        gone = bool(self.inner.delete(bucket, name))
+        self.hook("delete", bucket, name)
+        return gone
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        listed = list(self.inner.list(bucket, prefix))
+        self.hook("list", bucket, prefix)
+        return iter(listed)

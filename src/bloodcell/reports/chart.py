@@ -5,8 +5,8 @@ from __future__ import annotations
 from reportlab.graphics.shapes import Drawing, Line, Rect, String
 from reportlab.lib import colors
 
-from bloodcell.reports.stats import Differential
-from bloodcell.web.batch import label_words
+from bloodcell.slides.categories import category_words
+from bloodcell.slides.differential import Differential
 
 BLUE, RED = colors.HexColor("#1e88e5"), colors.HexColor("#e53935")
 BAND, BAND_EDGE = colors.Color(0.26, 0.63, 0.28, alpha=0.25), colors.HexColor("#2e7d32")
@@ -39,14 +39,12 @@ def differential_chart(diff: Differential, font: str, width: float = 440, height
                 drawing.add(Line(mid, y(row.ci_low), mid, y(row.ci_high), strokeWidth=1.2))
                 for end in (row.ci_low, row.ci_high):
                     drawing.add(Line(mid - 5, y(end), mid + 5, y(end), strokeWidth=1.2))
-            drawing.add(
-                String(x0 + bar_w + 6, y(row.percent) + 2, f"{row.percent:.1f} %", fontName=font, fontSize=7)
-            )
+            drawing.add(String(x0 + bar_w + 6, y(row.percent) + 2, row.shown, fontName=font, fontSize=7))
         drawing.add(
             String(
                 x0 + bar_w / 2,
                 bottom - 12,
-                label_words(row.label),
+                category_words(row.label),
                 fontName=font,
                 fontSize=8,
                 textAnchor="middle",

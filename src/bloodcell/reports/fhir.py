@@ -12,8 +12,10 @@ import json
 import uuid
 from typing import Any
 
-from bloodcell.reports.model import SlideReport
-from bloodcell.reports.stats import HIGH, LOW, ClassStat, Differential
+from bloodcell.slides.categories import category_words
+from bloodcell.slides.cell import Slide
+from bloodcell.slides.differential import Differential, Row
+from bloodcell.slides.vocabulary import BASIS_WORDS, HIGH, LOW
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -21,6 +23,9 @@ INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpreta
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 SLIDE_SYSTEM = "urn:bloodcell:slide"
+VERSION_SYSTEM = "urn:bloodcell:slide-report-version"
+# R4 core extension: the earlier report this one replaces (an amended report names the version it amends)
+REPLACES = "http://hl7.org/fhir/StructureDefinition/diagnosticReport-replaces"
 NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e80-9a1b-bc0d1e2f3a4b")
 
 PANEL = ("24318-8", "Manual Differential panel - Blood")
@@ -45,7 +50,30 @@ CODES: dict[str, tuple[str, str, str, str]] = {
         "26449-9",
         "Eosinophils [#/volume] in Blood",
     ),
+    "BASOPHIL": ("30180-4", "Basophils/100 leukocytes in Blood", "26444-0", "Basophils [#/volume] in Blood"),
+    "BAND_NEUTROPHIL": (
+        "26508-2",
+        "Neutrophils.band form/100 leukocytes in Blood",
+        "26507-4",
+        "Neutrophils.band form [#/volume] in Blood",
+    ),
+    "IMMATURE_GRANULOCYTE": (
+        "38518-7",
+        "Granulocytes.immature/100 leukocytes in Blood",
+        "",
+        "Immature granulocytes [#/volume] in Blood",
+    ),
+    "BLAST": ("26446-5", "Blasts/100 leukocytes in Blood", "", "Blasts [#/volume] in Blood"),
+    "REACTIVE_LYMPHOCYTE": (
+        "13046-8",
+        "Lymphocytes.variant/100 leukocytes in Blood",
+        "",
+        "Variant lymphocytes [#/volume] in Blood",
+    ),
 }
+# Nucleated red cells are reported per 100 white cells, outside the differential's denominator.
+NUCLEATED_RED = ("19048-8", "Erythrocytes.nucleated/100 leukocytes in Blood")
+PER_100_WBC = {"unit": "/100 WBC", "system": UCUM, "code": "/100{WBC}"}
 PERCENT = {"unit": "%", "system": UCUM, "code": "%"}
 PER_LITRE = {"unit": "10^9/L", "system": UCUM, "code": "10*9/L"}
 FLAGS = {HIGH: "High", LOW: "Low"}
@@ -61,11 +89,14 @@ def _quantity(value: float, unit: dict[str, str], digits: int) -> dict[str, Any]
 
 
 def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+    """A coded concept; a category without a LOINC code is sent as text alone, never with a made-up code."""
+    if not code:
+        return {"text": display}
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
 
 
 def _observation(
-    oid: str, code: tuple[str, str], value: dict[str, Any], row: ClassStat, common: dict[str, Any]
+    oid: str, code: tuple[str, str], value: dict[str, Any], row: Row, common: dict[str, Any]
 ) -> dict[str, Any]:
     obs: dict[str, Any] = {
         "resourceType": "Observation",
@@ -79,9 +110,9 @@ def _observation(
     return obs
 
 
-def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
+def bundle(report: Slide, diff: Differential) -> dict[str, Any]:
     """The FHIR R4 Bundle (type ``collection``); ``final`` only once the slide is signed off."""
-    status = "final" if report.sign_off else "preliminary"
+    status = "preliminary" if not report.sign_off else ("amended" if report.sign_off.amended else "final")
     effective = report.last_result or report.first_upload or EPOCH
     issued = report.sign_off.at if report.sign_off and report.sign_off.at else effective
     performer = [{"display": report.sign_off.by}] if report.sign_off else []
@@ -97,12 +128,15 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
         common["performer"] = performer
     entries: list[dict[str, Any]] = []
     for row in diff.rows if diff.counted else ():
-        percent_code, percent_display, absolute_code, absolute_display = CODES[row.label]
+        words = category_words(row.label)
+        percent_code, percent_display, absolute_code, absolute_display = CODES.get(
+            row.label, ("", f"{words}/100 leukocytes in Blood", "", f"{words} [#/volume] in Blood")
+        )
         assert row.percent is not None and row.ci_low is not None and row.ci_high is not None
         obs = _observation(
             _uuid(report.slide, row.label, "percent"),
             (percent_code, percent_display),
-            _quantity(row.percent, PERCENT, 1),
+            _quantity(round(row.percent, 1), PERCENT, 1),
             row,
             common,
         )
@@ -127,6 +161,22 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
             absolute.pop("interpretation", None)  # the flag speaks of the percentage's range
             absolute["note"] = [{"text": f"{row.percent:.1f} % of a white-cell count of {diff.wbc:g} ×10⁹/L"}]
             entries.append(absolute)
+    if diff.nucleated_red_per_100 is not None and diff.nucleated_red:
+        entries.append(
+            {
+                "resourceType": "Observation",
+                "id": _uuid(report.slide, "NUCLEATED_RED_CELL", "per100"),
+                **common,
+                "code": _coding(LOINC, *NUCLEATED_RED),
+                "valueQuantity": _quantity(diff.nucleated_red_per_100, PER_100_WBC, 1),
+                "note": [
+                    {
+                        "text": f"{diff.nucleated_red} nucleated red cells seen while counting "
+                        f"{diff.counted} white cells"
+                    }
+                ],
+            }
+        )
     report_resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": _uuid(report.slide, "report"),
@@ -143,6 +193,19 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
     if performer:
         report_resource["performer"] = performer
         report_resource["resultsInterpreter"] = performer
+    if report.sign_off is not None:
+        report_resource["identifier"].append(_version(report.slide, report.sign_off.at))
+        if (earlier := report.sign_off.amends) is not None:
+            reason = f"; reopened because: {earlier.reason}" if earlier.reason else ""
+            report_resource["extension"] = [
+                {
+                    "url": REPLACES,
+                    "valueReference": {
+                        "identifier": _version(report.slide, earlier.at),
+                        "display": f"report signed off by {earlier.by} at {earlier.at}{reason}",
+                    },
+                }
+            ]
     resources = [report_resource, *entries]
     return {
         "resourceType": "Bundle",
@@ -153,14 +216,22 @@ def bundle(report: SlideReport, diff: Differential) -> dict[str, Any]:
     }
 
 
+def _version(slide: str, signed_at: str) -> dict[str, str]:
+    """Each signed version of a slide's report is told apart by its sign-off time."""
+    return {"system": VERSION_SYSTEM, "value": f"{slide}@{signed_at}"}
+
+
 def conclusion(diff: Differential) -> str:
-    basis = {"reviewed": "reviewed labels", "model": "model labels", "mixed": "reviewed and model labels"}
     return (
-        f"{diff.counted} cells counted ({basis[diff.basis]}); not counted: {diff.uncertain} uncertain, "
-        f"{diff.rejected} rejected, {diff.excluded} excluded by review, {diff.pending} pending; "
+        f"{diff.counted} cells counted ({BASIS_WORDS[diff.basis]}); not counted: {diff.uncertain} uncertain, "
+        f"{diff.rejected} rejected, {diff.excluded_total} excluded by review, {diff.pending} pending; "
         f"{diff.unreviewed} of {diff.total} unreviewed. Research use only, not a diagnosis."
     )
 
 
 def encode(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8") + b"\n"
+    # lone surrogates (names that were not UTF-8) are escaped, never an encoding error
+    return (
+        json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8", "backslashreplace")
+        + b"\n"
+    )

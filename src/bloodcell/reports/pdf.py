@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +23,13 @@ from reportlab.platypus.flowables import Flowable
 
 from bloodcell.reports.chart import differential_chart
 from bloodcell.reports.fonts import fonts, markup
-from bloodcell.reports.model import ReportCell, SlideReport
-from bloodcell.reports.stats import Differential
-from bloodcell.web.batch import REPORT_ORDER, display_name, label_words
+from bloodcell.reports.pdf_notes import amended_banner, excluded_page_count, excluded_pages
+from bloodcell.slides.categories import COUNTED_LABELS, category_words
+from bloodcell.slides.cell import Cell, Slide
+from bloodcell.slides.differential import Differential
+from bloodcell.slides.ids import image_name, printable
+from bloodcell.slides.times import lab_time
+from bloodcell.slides.vocabulary import BASIS_WORDS
 
 DISCLAIMER = (
     "Research use only, not a diagnosis: these results come from an image classifier and must not be "
@@ -36,14 +39,8 @@ COLUMNS, ROWS = 5, 6
 PER_PAGE = COLUMNS * ROWS
 PER_CLASS = 120
 CROP_SIDE = 30 * mm
-BASIS = {
-    "reviewed": "reviewed labels",
-    "model": "model labels (unreviewed)",
-    "mixed": "reviewed and model labels",
-}
-
-Crops = Callable[[ReportCell], bytes | None]
-_TOKEN = re.compile(r"^[0-9a-f]{10}-(?=.)")
+Crops = Callable[[Cell], bytes | None]
+WATERMARK = "PRELIMINARY"
 
 
 @dataclass(frozen=True)
@@ -73,40 +70,44 @@ def _styles() -> Styles:
     )
 
 
-def page_count(report: SlideReport) -> int:
+def page_count(report: Slide) -> int:
     """How many pages ``render`` makes for this slide: the layout rule, stated once."""
     by_class = _gallery(report)
-    return 1 + sum(math.ceil(len(shown) / PER_PAGE) for shown, _ in by_class.values() if shown)
+    gallery = sum(math.ceil(len(shown) / PER_PAGE) for shown, _ in by_class.values() if shown)
+    return 1 + gallery + excluded_page_count(report)
 
 
-def _gallery(report: SlideReport) -> dict[str, tuple[list[ReportCell], int]]:
-    groups: dict[str, list[ReportCell]] = {}
+def _gallery(report: Slide) -> dict[str, tuple[list[Cell], int]]:
+    groups: dict[str, list[Cell]] = {}
+    reviewed = report.reviewed
     for cell in report.cells:
-        if cell.counted_label:
-            groups.setdefault(cell.counted_label, []).append(cell)
+        if label := cell.counted_as(reviewed):
+            groups.setdefault(label, []).append(cell)
 
     return {
         label: (groups[label][:PER_CLASS], max(0, len(groups[label]) - PER_CLASS))
-        for label in REPORT_ORDER
+        for label in COUNTED_LABELS
         if label in groups
     }
 
 
-def _facts(report: SlideReport, diff: Differential, s: Styles) -> Table:
-    sign = (
-        f"{report.sign_off.by}, {report.sign_off.at}"
-        if report.sign_off
-        else "not signed off: preliminary report"
-    )
+def _facts(report: Slide, diff: Differential, s: Styles, zone: str) -> Table:
+    sign = "not signed off: preliminary report"
+    if report.sign_off:
+        how = f" ({report.sign_off.signature})" if report.sign_off.signature else ""
+        sign = f"{report.sign_off.by}, {lab_time(report.sign_off.at, zone)}{how}"
+        if report.sign_off.amends:
+            sign += f"; amends the version of {lab_time(report.sign_off.amends.at, zone)}"
     rows = [
         ("Slide", report.slide),
-        ("Uploaded", report.first_upload or "–"),
-        ("Last result", report.last_result or "–"),
+        ("Patient", report.patient.words),
+        ("Uploaded", lab_time(report.first_upload, zone)),
+        ("Last result", lab_time(report.last_result, zone)),
         ("Uploaded by", ", ".join(report.uploaders) or "–"),
         ("Reviewed by", ", ".join(report.reviewers) or "not reviewed"),
         ("Signed off", sign),
         ("Model", ", ".join(report.models) or "–"),
-        ("Counts from", BASIS[diff.basis]),
+        ("Counts from", BASIS_WORDS[diff.basis]),
         ("White-cell count", "–" if diff.wbc is None else f"{diff.wbc:g} ×10⁹/L"),
     ]
     table = Table(
@@ -125,9 +126,9 @@ def _differential(diff: Differential, s: Styles) -> Table:
     data: list[list[str]] = [head]
     for row in diff.rows:
         line = [
-            label_words(row.label),
+            category_words(row.label),
             str(row.count),
-            "–" if row.percent is None else f"{row.percent:.1f} %",
+            row.shown,
             "–" if row.ci_low is None or row.ci_high is None else f"{row.ci_low:.1f}–{row.ci_high:.1f} %",
             f"{row.ref_low:g}–{row.ref_high:g} %",
             row.flag or "",
@@ -155,16 +156,29 @@ def _differential(diff: Differential, s: Styles) -> Table:
 
 
 def _tallies(diff: Differential) -> str:
+    excluded = ", ".join(f"{n} {category_words(k).lower()}" for k, n in sorted(diff.excluded.items()))
+    nucleated = diff.nucleated_red_per_100
+    flags = (
+        "H/L: outside the reference range (judged on the printed value)."
+        if diff.basis == "reviewed"
+        else "No H/L flags: nobody has verified these model labels."
+    )
     return (
         f"{diff.counted} cells counted. Not counted: {diff.uncertain} uncertain, {diff.rejected} rejected, "
-        f"{diff.excluded} excluded by review, {diff.pending} without a result yet. "
-        f"{diff.reviewed} of {diff.total} cells reviewed, {diff.unreviewed} unreviewed. "
-        "Intervals are exact (Clopper-Pearson) 95 % intervals; with 100 cells a class at 5 % lies "
-        "anywhere from 1.6 to 11.3 %. H/L: outside the reference range."
+        f"{diff.excluded_total} excluded by review{f' ({excluded})' if excluded else ''}, "
+        f"{diff.pending} without a result yet, {diff.unreviewed} not reviewed. "
+        f"{diff.reviewed} of {diff.total} cells reviewed. "
+        + (
+            f"Nucleated red cells: {diff.nucleated_red} ({nucleated:.1f} per 100 white cells). "
+            if nucleated
+            else ""
+        )
+        + "Intervals are exact (Clopper-Pearson) 95 % intervals; with 100 cells a class at 5 % lies "
+        f"anywhere from 1.6 to 11.3 %. {flags}"
     )
 
 
-def _gallery_pages(report: SlideReport, crops: Crops, s: Styles) -> list[Flowable]:
+def _gallery_pages(report: Slide, crops: Crops, s: Styles) -> list[Flowable]:
     story: list[Flowable] = []
     for label, (shown, hidden) in _gallery(report).items():
         pages = math.ceil(len(shown) / PER_PAGE)
@@ -174,7 +188,8 @@ def _gallery_pages(report: SlideReport, crops: Crops, s: Styles) -> list[Flowabl
             more = f" · {hidden} more not shown" if hidden and page == pages - 1 else ""
             story.append(
                 Paragraph(
-                    f"{label_words(label)} · {len(shown) + hidden} cells · page {page + 1} of {pages}{more}",
+                    f"{category_words(label)} · {len(shown) + hidden} cells · "
+                    f"page {page + 1} of {pages}{more}",
                     s.heading,
                 )
             )
@@ -189,21 +204,24 @@ def _gallery_pages(report: SlideReport, crops: Crops, s: Styles) -> list[Flowabl
     return story
 
 
-def _thumb(cell: ReportCell, crops: Crops, s: Styles) -> list[Flowable]:
+def _thumb(cell: Cell, crops: Crops, s: Styles) -> list[Flowable]:
     data = crops(cell)
     picture: Flowable = (
         Image(io.BytesIO(data), width=CROP_SIDE, height=CROP_SIDE)
         if data
         else Paragraph("no picture", s.small)
     )
-    name = _TOKEN.sub("", display_name(cell.name))  # the slide page's upload token is not a name
+    name = printable(image_name(cell.upload_name))  # the slide page's upload token is not a name
     name = name if len(name) <= 24 else name[:11] + "…" + name[-12:]
     note = "reviewed" if cell.review else ("" if cell.confidence is None else f"p {cell.confidence:.2f}")
     return [picture, Paragraph(markup(name), s.small), Paragraph(note, s.small)]
 
 
-def render(report: SlideReport, diff: Differential, crops: Crops) -> bytes:
-    """The PDF's bytes; ``crops`` gives a small JPEG of a cell (or None), so no storage is read here."""
+def render(report: Slide, diff: Differential, crops: Crops, zone: str = "UTC") -> bytes:
+    """The PDF's bytes; ``crops`` gives a small JPEG of a cell (or None), so no storage is read here.
+
+    Times are printed in the lab's time zone ``zone`` (``LAB_TIMEZONE``), to the second.
+    """
     s = _styles()
     buffer = io.BytesIO()
 
@@ -216,6 +234,12 @@ def render(report: SlideReport, diff: Differential, crops: Crops) -> bytes:
         line.wrapOn(c, 120 * mm, 10 * mm)
         line.drawOn(c, 18 * mm, 9 * mm)
         c.drawRightString(A4[0] - 18 * mm, 10 * mm, "Research use only, not a diagnosis")
+        if report.sign_off is None:  # every page of an unsigned report says so, not just the first
+            c.setFont(s.bold, 64)
+            c.setFillColor(colors.Color(0.9, 0.22, 0.21, alpha=0.16))
+            c.translate(A4[0] / 2, A4[1] / 2)
+            c.rotate(45)
+            c.drawCentredString(0, -20, WATERMARK)
         c.restoreState()
 
     doc = SimpleDocTemplate(
@@ -239,10 +263,11 @@ def render(report: SlideReport, diff: Differential, crops: Crops) -> bytes:
         )
     )
     story: list[Flowable] = [
-        Paragraph(markup(f"White-cell differential · slide {report.slide}"), s.title),
+        Paragraph(markup(f"White-cell differential · slide {printable(report.slide)}"), s.title),
         disclaimer,
+        *amended_banner(report, zone, s.body),
         Spacer(1, 4 * mm),
-        _facts(report, diff, s),
+        _facts(report, diff, s, zone),
         Spacer(1, 4 * mm),
         Paragraph("Differential", s.heading),
         _differential(diff, s),
@@ -251,6 +276,7 @@ def render(report: SlideReport, diff: Differential, crops: Crops) -> bytes:
         Spacer(1, 3 * mm),
         differential_chart(diff, s.regular),
         *_gallery_pages(report, crops, s),
+        *excluded_pages(report, s.heading, s.body),
     ]
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

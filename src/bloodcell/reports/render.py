@@ -6,9 +6,9 @@ from bloodcell.reports import fhir, pdf, tables
 from bloodcell.reports.gallery import crop_reader
 from bloodcell.reports.kinds import FORMATS
 from bloodcell.reports.loader import load_slide
-from bloodcell.reports.references import as_table
-from bloodcell.reports.stats import differential
+from bloodcell.reports.stats import report_differential
 from bloodcell.settings import Settings
+from bloodcell.slides.references import references
 from bloodcell.storage import Storage
 
 
@@ -21,9 +21,9 @@ def report_bytes(
     report = load_slide(storage, settings, slide)
     if kind == "csv":
         return tables.cells_csv(report).encode("utf-8")
-    diff = differential(report.cells, as_table(settings.report_reference_ranges), wbc)
+    diff = report_differential(report.cells, references(settings, report.patient), wbc)
     if kind == "summary":
         return tables.summary_csv(report, diff).encode("utf-8")
     if kind == "fhir":
         return fhir.encode(fhir.bundle(report, diff))
-    return pdf.render(report, diff, crop_reader(storage, settings))
+    return pdf.render(report, diff, crop_reader(storage, settings), settings.lab_timezone)

@@ -6,33 +6,24 @@ reads them without special cases; slide-level counts repeat on every summary row
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from bloodcell.contract import LABELS
-from bloodcell.reports.model import SlideReport
-from bloodcell.reports.stats import Differential
-from bloodcell.web.batch import _cell as spreadsheet_safe
+from bloodcell.slides.cell import Slide
+from bloodcell.slides.differential import Differential
+from bloodcell.slides.table import RESULT_COLUMNS, number, result_values, write_csv
 
 CELL_COLUMNS = (
     "slide",
     "name",
     "generation",
     "status",
-    "model_label",
-    "confidence",
-    *(f"p_{label.lower()}" for label in LABELS),
-    "other_probability",
-    "uncertain",
+    *RESULT_COLUMNS,
     "reviewed_label",
     "reviewer",
     "reviewed_at",
     "counted_as",
-    "reason",
     "uploaded",
     "finished",
-    "model",
 )
 SUMMARY_COLUMNS = (
     "slide",
@@ -54,63 +45,47 @@ SUMMARY_COLUMNS = (
     "pending",
     "reviewed",
     "unreviewed",
+    "nucleated_red_per_100_wbc",
     "wbc_1e9_per_l",
     "signed_off_by",
     "signed_off_at",
 )
 
 
-def _number(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+def cells_csv(report: Slide) -> str:
+    reviewed = report.reviewed
 
-
-def _write(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(spreadsheet_safe(value) for value in row)
-    return buffer.getvalue()
-
-
-def cells_csv(report: SlideReport) -> str:
     def rows() -> Iterable[list[object]]:
         for cell in report.cells:
             review = cell.review
-            model = f"{cell.model_name} {cell.model_version}" if cell.model_name else ""
             yield [
                 report.slide,
-                cell.name,
+                cell.upload_name,
                 cell.generation,
                 cell.status,
-                cell.label or "",
-                _number(cell.confidence),
-                *(_number(cell.probability(label)) for label in LABELS),
-                _number(cell.other_probability),
-                "" if cell.status != "classified" else str(cell.uncertain).lower(),
+                *result_values(cell),
                 review.label if review else "",
                 review.reviewer if review else "",
                 review.at if review else "",
-                cell.counted_label or "",
-                cell.reason or "",
-                cell.uploaded or "",
+                cell.counted_as(reviewed) or "",
+                cell.uploaded_at or "",
                 cell.finished or "",
-                model,
             ]
 
-    return _write(CELL_COLUMNS, rows())
+    return write_csv(CELL_COLUMNS, rows())
 
 
-def summary_csv(report: SlideReport, diff: Differential) -> str:
+def summary_csv(report: Slide, diff: Differential) -> str:
     status = "final" if report.sign_off else "preliminary"
     slide_level = [
         diff.counted,
         diff.uncertain,
         diff.rejected,
-        diff.excluded,
+        diff.excluded_total,
         diff.pending,
         diff.reviewed,
         diff.unreviewed,
+        number(diff.nucleated_red_per_100, 1),
         "" if diff.wbc is None else f"{diff.wbc:g}",
         report.sign_off.by if report.sign_off else "",
         report.sign_off.at if report.sign_off else "",
@@ -122,15 +97,15 @@ def summary_csv(report: SlideReport, diff: Differential) -> str:
             diff.basis,
             row.label,
             row.count,
-            _number(row.percent, 2),
-            _number(row.ci_low, 2),
-            _number(row.ci_high, 2),
+            number(row.percent, 1),
+            number(row.ci_low, 2),
+            number(row.ci_high, 2),
             f"{row.ref_low:g}",
             f"{row.ref_high:g}",
             row.flag,
-            _number(row.absolute, 3),
+            number(row.absolute, 3),
             *slide_level,
         ]
         for row in diff.rows
     ]
-    return _write(SUMMARY_COLUMNS, rows)
+    return write_csv(SUMMARY_COLUMNS, rows)

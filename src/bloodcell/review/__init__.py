@@ -4,14 +4,12 @@
 training) read the review through; they rebuild everything from the buckets.
 """
 
-from bloodcell.review.records import REVIEW_LABELS, CellRef, ReviewRecord
-from bloodcell.review.state import ReviewedCell, SlideStatus, reviewed_labels, slide_status
+from bloodcell.review.records import CellRef, ReviewRecord
+from bloodcell.review.state import SlideStatus, reviewed_labels, slide_status
 
 __all__ = [
-    "REVIEW_LABELS",
     "CellRef",
     "ReviewRecord",
-    "ReviewedCell",
     "SlideStatus",
     "reviewed_labels",
     "slide_status",

@@ -17,22 +17,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bloodcell.contract import LABELS
 from bloodcell.errors import MalformedDocument
 from bloodcell.results import ModelRef
+from bloodcell.slides.categories import REVIEW_LABELS
+from bloodcell.slides.vocabulary import REVIEW_PREFIX
 
 SCHEMA_VERSION = "1"
 KIND = "bloodcell.review"
-PREFIX = "_review/"
+PREFIX = REVIEW_PREFIX
 
 CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN = "create", "approve", "reclassify", "sign-off", "reopen"
-ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN)
+PATIENT = "patient"  # the patient's age and sex as given for the slide (the latest counts)
+ACTIONS = (CREATE, APPROVE, RECLASSIFY, SIGN_OFF, REOPEN, PATIENT)
+SEXES = ("F", "M")
+# How a sign-off's signer was re-authenticated (``signature``): their password again, or why not.
+PASSWORD, NO_PASSWORD, IAP_SESSION = (
+    "password re-entered",
+    "local user without a password",
+    "identity-aware proxy",
+)
 CELL_ACTIONS = (APPROVE, RECLASSIFY)
 
-NOT_A_WHITE_CELL, UNUSABLE = "NOT_A_WHITE_CELL", "UNUSABLE"
-# What a reviewer may call a cell: one of the model's four, or one of two verdicts
-# that take it out of the differential.
-REVIEW_LABELS: tuple[str, ...] = (*LABELS, NOT_A_WHITE_CELL, UNUSABLE)
 
 _NAME = re.compile(r"^_review/([^/]+)/(\d{8}T\d{12}Z)-([0-9a-f]{32})-([a-z-]+)\.json$")
 
@@ -50,6 +55,46 @@ class CellRef:
 
 
 @dataclass(frozen=True)
+class SignedCell:
+    """One cell a sign-off signs, and where its image sits in the archive (None: no archive copy).
+
+    Kept in the sign-off record so the labels it leads to can be found and withdrawn
+    later, even after the upload was overwritten or deleted.
+    """
+
+    upload_name: str
+    generation: str
+    archive: str | None
+    model_label: str | None = None
+    model: ModelRef | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.upload_name, self.generation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "upload_name": self.upload_name,
+            "generation": self.generation,
+            "archive": self.archive,
+            "model_label": self.model_label,
+            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SignedCell:
+        model = raw.get("model")
+        archive, label = raw.get("archive"), raw.get("model_label")
+        return cls(
+            str(raw["upload_name"]),
+            str(raw["generation"]),
+            None if archive is None else str(archive),
+            None if label is None else str(label),
+            None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+        )
+
+
+@dataclass(frozen=True)
 class ReviewRecord:
     """Who did what, when, to which cell, from which label to which, and whose prediction it was."""
 
@@ -63,6 +108,11 @@ class ReviewRecord:
     after: str | None = None
     model: ModelRef | None = None
     schema_version: str = SCHEMA_VERSION
+    signed: tuple[SignedCell, ...] | None = None  # sign-off: the cells it signs (None in older records)
+    signature: str | None = None  # sign-off: how the signer was re-authenticated (None in older records)
+    reason: str | None = None  # reopen: why (None in older records)
+    age: int | None = None  # patient: age in years, if given
+    sex: str | None = None  # patient: F or M, if given
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -76,6 +126,16 @@ class ReviewRecord:
                 raise RecordError("an approval keeps the label it approves")
         elif self.cell is not None:
             raise RecordError(f"a {self.action} record is about the slide, not a cell")
+        if (self.signed is not None or self.signature is not None) and self.action != SIGN_OFF:
+            raise RecordError(f"a {self.action} record signs nothing")
+        if self.reason is not None and self.action != REOPEN:
+            raise RecordError(f"a {self.action} record gives no reason")
+        if (self.age is not None or self.sex is not None) and self.action != PATIENT:
+            raise RecordError(f"a {self.action} record is not about the patient")
+        if self.age is not None and not 0 <= self.age <= 130:
+            raise RecordError(f"age {self.age!r} is not an age in years")
+        if self.sex is not None and self.sex not in SEXES:
+            raise RecordError(f"sex {self.sex!r} is not one of {SEXES}")
         if not re.fullmatch(r"[0-9a-f]{32}", self.id):
             raise RecordError(f"record id {self.id!r} is not a 32-digit hex uuid")
 
@@ -103,6 +163,18 @@ class ReviewRecord:
             "after": self.after,
             "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
         }
+        if self.signed is not None:
+            body["signed"] = [cell.to_dict() for cell in self.signed]
+        body |= {
+            k: v
+            for k, v in (
+                ("signature", self.signature),
+                ("reason", self.reason),
+                ("age", self.age),
+                ("sex", self.sex),
+            )
+            if v is not None
+        }
         return json.dumps(body, indent=2, ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -113,7 +185,7 @@ class ReviewRecord:
                 raise RecordError("not a bloodcell review record")
             if str(body.get("schema_version")) != SCHEMA_VERSION:
                 raise RecordError(f"review record schema {body.get('schema_version')!r} is not supported")
-            cell, model = body.get("cell"), body.get("model")
+            cell, model, signed = body.get("cell"), body.get("model"), body.get("signed")
             return cls(
                 id=str(body["id"]),
                 slide=str(body["slide"]),
@@ -124,11 +196,20 @@ class ReviewRecord:
                 before=body.get("before"),
                 after=body.get("after"),
                 model=None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+                signed=None if signed is None else tuple(SignedCell.from_dict(c) for c in signed),
+                signature=_text(body.get("signature")),
+                reason=_text(body.get("reason")),
+                age=None if body.get("age") is None else int(body["age"]),
+                sex=_text(body.get("sex")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"unreadable review record: {exc}") from exc
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def now_precise() -> str:
@@ -146,6 +227,11 @@ def new_record(
     after: str | None = None,
     model: ModelRef | None = None,
     at: str | None = None,
+    signed: tuple[SignedCell, ...] | None = None,
+    signature: str | None = None,
+    reason: str | None = None,
+    age: int | None = None,
+    sex: str | None = None,
 ) -> ReviewRecord:
     return ReviewRecord(
         id=uuid.uuid4().hex,
@@ -157,6 +243,11 @@ def new_record(
         before=before,
         after=after,
         model=model,
+        signed=signed,
+        signature=signature,
+        reason=reason,
+        age=age,
+        sex=sex,
     )
 
 

@@ -22,7 +22,7 @@ def verified_key(archive_key: str) -> str:
 
 @dataclass(frozen=True)
 class VerifiedLabel:
-    label: str  # one of the four, NOT_A_WHITE_CELL or UNUSABLE
+    label: str  # the category's training label (``slides.categories.training_label``), never guessed
     reviewer: str  # who gave the label
     verified_at: str  # when they gave it (ISO 8601 UTC)
     model_label: str | None
@@ -34,6 +34,7 @@ class VerifiedLabel:
     signed_off_by: str
     signed_off_at: str
     schema_version: str = SCHEMA_VERSION
+    category: str | None = None  # the reviewer's category key; absent from labels written before it
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False).encode("utf-8")
@@ -44,6 +45,7 @@ class VerifiedLabel:
         if not isinstance(body, dict) or str(body.get("schema_version")) != SCHEMA_VERSION:
             raise ValueError("not a version-1 verified label")
         try:
-            return cls(**{k: body[k] for k in cls.__dataclass_fields__})
+            optional = {"schema_version", "category"}
+            return cls(**{k: body[k] for k in cls.__dataclass_fields__ if k not in optional or k in body})
         except KeyError as exc:
             raise ValueError(f"verified label lacks {exc}") from exc

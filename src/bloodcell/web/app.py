@@ -63,10 +63,12 @@ def build(settings: Settings) -> None:
     from bloodcell.web import batch_page, slides_page, slide_page, history_page, model_page  # noqa: F401
 
     # isort: on
+    from bloodcell.web import cell_view
     from bloodcell.web.report_routes import register as register_reports
 
     pages.install(settings, frame)
     register_reports(settings)  # /slides/{slide}/report.pdf|.fhir.json|.csv|.summary.csv
+    cell_view.register(settings)  # /cell/<upload> (the crop the model saw), /field/<upload> (the whole field)
 
     @app.get("/thumb/{name:path}", include_in_schema=False)
     async def thumb(name: str, request: Request) -> Response:

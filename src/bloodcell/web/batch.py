@@ -1,82 +1,46 @@
-"""Pure batch logic: naming uploads, per-file stages, the differential count and the CSV.
+"""Pure batch logic: naming uploads, per-file stages, and the batch as slide cells.
 
-Kept free of NiceGUI and storage so every rule a lab technician relies on (what
-counts towards the percentages, what is flagged, what the CSV says) is unit-tested
-on its own.
+The counting, flagging and CSV rules are the slide's own (``bloodcell.slides``): a
+batch is shown as the cells it holds, so the batch page and a slide never disagree.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from bloodcell.contract import LABELS
 from bloodcell.formats import KINDS, format_size, is_image_name
-from bloodcell.reports.references import DEFAULT_REFERENCES
 from bloodcell.results import Result
+from bloodcell.slides import vocabulary
+from bloodcell.slides.cell import Cell
+from bloodcell.slides.differential import Differential, differential
+from bloodcell.slides.ids import display_name, sanitise_name
+from bloodcell.slides.references import DEFAULT_REFERENCES, ReferenceTable
+from bloodcell.slides.table import RESULT_COLUMNS, result_values, write_csv
+from bloodcell.slides.vocabulary import MODEL
 
+__all__ = ["Differential", "display_name", "sanitise_name"]
 UPLOAD_PREFIX = "web/"
-
-# Typical adult reference ranges of the white-cell differential, in percent.
-REFERENCE_RANGES = DEFAULT_REFERENCES  # one table, declared in bloodcell.reports.references
-# The order a differential is usually read in.
-REPORT_ORDER = ("NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL")
-WORDS = {label: label.capitalize() for label in LABELS}
 
 # Stages a file passes through; FINAL ones never change (a timed-out file may still finish).
 UPLOADING, UPLOADED, PREPROCESSED, CLASSIFIED, REJECTED, REFUSED, TIMED_OUT = (
     "uploading",
     "uploaded",
     "preprocessed",
-    "classified",
-    "rejected",
+    vocabulary.CLASSIFIED,
+    vocabulary.REJECTED,
     "refused",
     "timed out",
 )
 FINAL = (CLASSIFIED, REJECTED, REFUSED)
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_PREFIXED = re.compile(r"^web/\d{8}/[0-9a-f]{10}-(.+)$")
-
-
-def label_words(label: str | None) -> str:
-    return WORDS.get(label or "", label or "")
-
-
-def sanitise_name(original: str, max_length: int = 80) -> str:
-    """A file name safe as one object-name segment, whatever the browser sent.
-
-    Folders, accents, spaces and control characters from the client never reach
-    a storage path; only ``[A-Za-z0-9._-]`` survives and the suffix is lower-cased.
-    """
-    base = original.replace("\\", "/").rsplit("/", 1)[-1]
-    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
-    stem, dot, suffix = ascii_name.rpartition(".")
-    if not dot:
-        stem, suffix = ascii_name, ""
-    stem = _SAFE.sub("_", stem).strip("._-") or "image"
-    suffix = _SAFE.sub("", suffix).lower()
-    stem = stem[: max(1, max_length - len(suffix) - 1)]
-    return f"{stem}.{suffix}" if suffix else stem
 
 
 def object_name(original: str, now: datetime, token: str | None = None) -> str:
     """``web/<yyyymmdd>/<10 hex>-<sanitised name>``: unique, so two people's ``cell.jpg`` never collide."""
     token = token or uuid.uuid4().hex[:10]
     return f"{UPLOAD_PREFIX}{now:%Y%m%d}/{token}-{sanitise_name(original)}"
-
-
-def display_name(name: str) -> str:
-    """The name people gave the file, recovered from the object name the app made."""
-    match = _PREFIXED.match(name)
-    return match.group(1) if match else name.rsplit("/", 1)[-1]
 
 
 def refusal(filename: str, size: int, max_bytes: int) -> str | None:
@@ -135,82 +99,22 @@ def advance(entry: Entry, tensor_exists: bool, result: Result | None, now: float
     return (entry.stage, entry.reason) != before
 
 
-@dataclass(frozen=True)
-class Row:
-    label: str
-    count: int
-    percent: float | None
-    low: float
-    high: float
-
-    @property
-    def flag(self) -> str:
-        if self.percent is None:
-            return ""
-        if self.percent < self.low:
-            return "low"
-        return "high" if self.percent > self.high else ""
+def cell_of(entry: Entry) -> Cell:
+    """A batch file as a slide cell: refused files count as rejected, unanswered ones as pending."""
+    if entry.result is not None:
+        return Cell(entry.name or entry.original, entry.result.source.generation, result=entry.result)
+    problem = entry.reason if entry.stage in (REFUSED, REJECTED) else None
+    return Cell(entry.name or entry.original, entry.generation or "", problem=problem)
 
 
-@dataclass(frozen=True)
-class Differential:
-    """The batch's differential count.
-
-    Uncertain classifications are excluded from the percentages (a doubtful cell
-    would otherwise be counted as a firm one) and, like rejected images, reported
-    as separate counts.
-    """
-
-    rows: tuple[Row, ...]
-    counted: int
-    uncertain: int
-    rejected: int
-    pending: int
-    total: int
-
-    @property
-    def finished(self) -> int:
-        return self.total - self.pending
+def batch_differential(
+    entries: Iterable[Entry], references: ReferenceTable = DEFAULT_REFERENCES
+) -> Differential:
+    """The batch's count: the slide's own differential, on the model basis (never flagged: unverified)."""
+    return differential([cell_of(e) for e in entries], MODEL, references)
 
 
-def differential(entries: Iterable[Entry]) -> Differential:
-    entries = list(entries)
-    confident = [e for e in entries if e.stage == CLASSIFIED and not e.uncertain]
-    counts = dict.fromkeys(LABELS, 0)
-    for entry in confident:
-        label = str(entry.result.label if entry.result else None)
-        counts[label] = counts.get(label, 0) + 1
-    counted = len(confident)
-    rows = tuple(
-        Row(
-            label,
-            counts.get(label, 0),
-            100.0 * counts.get(label, 0) / counted if counted else None,
-            *REFERENCE_RANGES[label],
-        )
-        for label in REPORT_ORDER
-    )
-    return Differential(
-        rows=rows,
-        counted=counted,
-        uncertain=sum(1 for e in entries if e.uncertain),
-        rejected=sum(1 for e in entries if e.stage in (REJECTED, REFUSED)),
-        pending=sum(1 for e in entries if not e.final),
-        total=len(entries),
-    )
-
-
-CSV_COLUMNS = (
-    "file_name",
-    "status",
-    "label",
-    "confidence",
-    "uncertain",
-    *LABELS,
-    "other_probability",
-    "reason",
-    "object_name",
-)
+CSV_COLUMNS = ("file_name", "status", *RESULT_COLUMNS, "object_name")
 
 
 def uncertain_reason(
@@ -236,38 +140,10 @@ def uncertain_reason(
     return "Uncertain: " + "; ".join(parts)
 
 
-def _cell(value: Any) -> str:
-    """Plain text a spreadsheet won't run as a formula (CSV injection guard)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(entries: Iterable[Entry]) -> str:
-    """One row per file, in batch order: what the page shows, for a spreadsheet."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        result = entry.result
-        probs = (result.probabilities if result else None) or {}
-        confidence = result.confidence if result else None
-        uncertain = result.uncertain if result else None
-        other = result.other_probability if result else None
-        writer.writerow(
-            _cell(v)
-            for v in (
-                entry.original,
-                entry.stage,
-                (result.label if result else None) or "",
-                "" if confidence is None else f"{confidence:.4f}",
-                "" if uncertain is None else str(uncertain).lower(),
-                *("" if probs.get(label) is None else f"{probs[label]:.4f}" for label in LABELS),
-                "" if other is None else f"{other:.4f}",
-                entry.reason or "",
-                entry.name or "",
-            )
-        )
-    return buffer.getvalue()
+    """One row per file, in batch order: the slide's cell columns, written by the slide's CSV writer."""
+    rows = ([e.original, e.stage, *result_values(cell_of(e)), e.name or ""] for e in entries)
+    return write_csv(CSV_COLUMNS, rows)
 
 
 def processing_ms(result: Result) -> float | None:

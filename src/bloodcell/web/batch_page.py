@@ -19,6 +19,7 @@ from nicegui import app, events, run, ui
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
 from bloodcell.settings import Settings
+from bloodcell.slides.references import references
 from bloodcell.web import batch, pages, results_feed
 from bloodcell.web.auth import current_user
 from bloodcell.web.batch import Entry
@@ -70,7 +71,7 @@ class BatchView:
                 self.progress = ui.linear_progress(value=0.0, show_value=False, size="12px")
                 self.progress.props("rounded animation-speed=300")
                 self.stage_counts = ui.label("").classes("text-xs text-grey-7")
-        self.report = Report(self.entries)
+        self.report = Report(self.entries, references(settings))
         ui.label("3 · Files").classes("text-subtitle1 font-medium")
         self.grid = ui.element("div").classes("w-full grid gap-3 grid-cols-1 md:grid-cols-2 xl:grid-cols-3")
         self.upload.on("added", self.on_chosen, js_handler="(files) => emit(files.map(f => f.name))")
@@ -219,7 +220,7 @@ class BatchView:
     # ---- summary ----
 
     def refresh_summary(self) -> None:
-        diff = batch.differential(self.entries)
+        diff = batch.batch_differential(self.entries)
         total = diff.total + len(self.pending)
         self.progress.set_value(diff.finished / total if total else 0.0)
         if total == 0:
@@ -243,4 +244,8 @@ class BatchView:
 async def batch_page(settings: Settings) -> None:
     view = BatchView(settings)
     await ui.context.client.connected()  # tab storage exists once the browser is connected
-    view.restore(app.storage.tab)
+    try:
+        tab = app.storage.tab
+    except RuntimeError:  # the browser left again before the page was ready: nothing to restore
+        return
+    view.restore(tab)

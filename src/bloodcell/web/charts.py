@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bloodcell.contract import LABELS
-from bloodcell.web.batch import Differential, label_words
+from bloodcell.slides.differential import Differential
+from bloodcell.slides.vocabulary import label_words
 
 BLUE, AMBER, RED = "#1e88e5", "#f9a825", "#e53935"
 
@@ -79,7 +80,7 @@ def differential_chart(diff: Differential) -> dict[str, Any]:
                 "barWidth": "45%",
                 "barGap": "-100%",
                 "itemStyle": {"color": "transparent"},
-                "data": [row.low for row in diff.rows],
+                "data": [row.ref_low for row in diff.rows],
             },
             {
                 "name": "Reference range",
@@ -93,7 +94,7 @@ def differential_chart(diff: Differential) -> dict[str, Any]:
                     "borderWidth": 1,
                     "borderType": "dashed",
                 },
-                "data": [row.high - row.low for row in diff.rows],
+                "data": [row.ref_high - row.ref_low for row in diff.rows],
             },
         ],
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from bloodcell.results import Result
+from bloodcell.slides.vocabulary import label_words
 from bloodcell.web import batch, charts
 from bloodcell.web.batch import Entry
 
@@ -98,7 +99,7 @@ class FileCard:
         """A firm answer reads as one; a low-confidence one leads with "Uncertain", not the type."""
         uncertain = bool(result.uncertain)
         confidence = result.confidence or 0.0
-        words = batch.label_words(str(result.label))
+        words = label_words(str(result.label))
         with ui.row().classes("items-baseline gap-x-2 gap-y-0"):
             if uncertain:
                 ui.label("Uncertain").classes("text-h6 text-amber-10")

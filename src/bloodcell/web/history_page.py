@@ -16,10 +16,11 @@ from bloodcell.deadletters import DeadLetter, DeadLetters
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import format_size
 from bloodcell.results import Result
-from bloodcell.review.slides import image_name, slide_of
 from bloodcell.settings import Settings
+from bloodcell.slides.ids import display_name, image_name, slide_of
+from bloodcell.slides.vocabulary import label_words
 from bloodcell.storage.local import free_bytes
-from bloodcell.web import batch, pages, results_feed
+from bloodcell.web import pages, results_feed
 
 log = logging.getLogger(__name__)
 PER_PAGE = 20
@@ -43,7 +44,7 @@ def _row(settings: Settings, result: Result) -> None:
             ui.icon("image", size="40px").classes("w-16 text-grey-5 shrink-0")
         with ui.column().classes("gap-0 grow basis-40 min-w-0"):
             slide = slide_of(name)
-            words = f"{slide} / {image_name(name)}" if slide else batch.display_name(name)
+            words = f"{slide} / {image_name(name)}" if slide else display_name(name)
             shown = ui.label(words).mark("history-name")
             shown.classes("font-medium break-all w-full")
             shown.tooltip(name)
@@ -53,7 +54,7 @@ def _row(settings: Settings, result: Result) -> None:
                 with ui.row().classes("items-center gap-2"):
                     if result.uncertain:
                         ui.badge("uncertain", color="warning").classes("text-black")
-                    ui.label(batch.label_words(result.label)).classes("font-medium bc-label")
+                    ui.label(label_words(result.label)).classes("font-medium bc-label")
                     ui.label(f"{100 * (result.confidence or 0):.0f} %").classes("text-grey-8")
             else:
                 reason = ui.label(f"Rejected: {result.reason}")

@@ -17,8 +17,8 @@ from nicegui import ui
 from bloodcell.errors import ConfigurationError
 from bloodcell.model import OTHER, default_model_dir, read_model_info
 from bloodcell.settings import Settings
+from bloodcell.slides.vocabulary import label_words
 from bloodcell.web import pages
-from bloodcell.web.batch import label_words
 
 # a picture beside the model files, by plain name: what /model-files/ serves
 MODEL_PICTURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(png|jpg|jpeg|svg|webp)", re.IGNORECASE)

@@ -6,13 +6,17 @@ from datetime import datetime
 
 from nicegui import ui
 
+from bloodcell.slides.differential import Differential
+from bloodcell.slides.references import DEFAULT_REFERENCES, ReferenceTable
+from bloodcell.slides.vocabulary import label_words
 from bloodcell.web import batch, charts
-from bloodcell.web.batch import Differential, Entry, differential
+from bloodcell.web.batch import Entry, batch_differential
 
 COUNTING_NOTE = (
     "Percentages count only confidently classified cells. Uncertain cells are listed separately and "
-    "left out of the differential, as are rejected images. A manual differential counts 100 cells; "
-    "with fewer, these percentages are rough."
+    "left out of the differential, as are rejected images. These are the model's labels, unverified, "
+    "so nothing is flagged high or low: review them on a slide for a count a lab can sign. "
+    "A manual differential counts 100 cells; with fewer, these percentages are rough."
 )
 
 
@@ -23,8 +27,9 @@ class Report:
     unmounting one before it has initialised raises an error in the browser.
     """
 
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], references: ReferenceTable = DEFAULT_REFERENCES) -> None:
         self.entries = entries
+        self.references = references
         with ui.card().classes("w-full gap-3 bc-report"):
             with ui.row().classes("w-full items-center"):
                 ui.label("Batch report · differential count").classes("text-subtitle1 font-medium")
@@ -36,13 +41,13 @@ class Report:
             )
             with ui.row().classes("w-full gap-6 items-start") as self.body:
                 self.figures = ui.column().classes("grow basis-96 gap-2")
-                self.chart = ui.echart(charts.differential_chart(differential([])))
+                self.chart = ui.echart(charts.differential_chart(batch_differential([], references)))
                 self.chart.classes("grow basis-80 h-64")
             self.note = ui.label(COUNTING_NOTE).classes("text-xs text-grey-7")
         self.update()
 
     def update(self) -> None:
-        diff = differential(self.entries)
+        diff = batch_differential(self.entries, self.references)
         self.button.set_enabled(bool(self.entries))
         for element in (self.body, self.note):
             element.set_visibility(diff.total > 0)
@@ -66,16 +71,20 @@ def _table(diff: Differential) -> None:
         for heading in ("Cell type", "Count", "Percent", "Reference", ""):
             ui.label(heading).classes("text-xs text-grey-7 uppercase")
         for row in diff.rows:
-            ui.label(batch.label_words(row.label)).classes("font-medium")
+            ui.label(label_words(row.label)).classes("font-medium")
             ui.label(str(row.count)).mark(f"count-{row.label}")
-            ui.label("–" if row.percent is None else f"{row.percent:.1f} %").mark(f"percent-{row.label}")
-            ui.label(f"{row.low:g}–{row.high:g} %").classes("text-grey-7")
+            ui.label(row.shown).mark(f"percent-{row.label}")
+            ui.label(f"{row.ref_low:g}–{row.ref_high:g} %").classes("text-grey-7").mark(
+                f"reference-{row.label}"
+            )
             if row.flag:
                 ui.badge(f"{row.flag} ⚑", color="negative").mark(f"flag-{row.label}").tooltip(
-                    f"Outside the typical adult range of {row.low:g}–{row.high:g} %"
+                    f"Outside the reference range of {row.ref_low:g}–{row.ref_high:g} %"
                 )
             else:
-                ui.label("in range" if row.percent is not None else "").classes("text-positive text-xs")
+                ui.label(
+                    "in range" if row.flag == "" and row.verified and row.percent is not None else ""
+                ).classes("text-positive text-xs")
 
 
 def _tallies(diff: Differential) -> None:

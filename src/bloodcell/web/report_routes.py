@@ -17,8 +17,8 @@ from nicegui import app, run
 from bloodcell.errors import RejectedInput
 from bloodcell.reports.kinds import FORMATS
 from bloodcell.settings import Settings
+from bloodcell.slides.ids import sanitise_name
 from bloodcell.web import auth, results_feed
-from bloodcell.web.batch import sanitise_name
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def _route(settings: Settings, kind: str) -> Callable[..., Awaitable[Response]]:
         if not auth.current_user().has(auth.USER):
             return Response("sign in to download reports", status_code=403, media_type="text/plain")
         try:  # the `reports` extra (scipy, reportlab) may be absent from a slim web install
-            from bloodcell.reports.loader import SlideNotFound
             from bloodcell.reports.render import report_bytes
+            from bloodcell.slides.loader import SlideNotFound
         except ModuleNotFoundError as exc:
             log.error(
                 "report %s asked for, but %r is not installed: pip install 'bloodcell[reports]'",

@@ -117,7 +117,7 @@ def history(settings: Settings, page: int, per_page: int = 20) -> HistoryPage:
 # Decoding is the costly part (up to ImageLimits.max_decode_bytes at its peak), so
 # one thumbnail is made at a time, whatever the number of requests: with the cache,
 # 20 requests for the same picture cost one decode and ~one budget of memory.
-_DECODE_SLOTS = threading.BoundedSemaphore(1)
+DECODE_SLOTS = threading.BoundedSemaphore(1)
 
 
 @lru_cache(maxsize=512)
@@ -166,7 +166,7 @@ def thumbnail(settings: Settings, name: str) -> Thumbnail | None:
         return None
     if info.size > settings.max_upload_bytes:
         return Thumbnail(None, info.generation)
-    with _DECODE_SLOTS:
+    with DECODE_SLOTS:
         return Thumbnail(_thumbnail_cached(settings, name, info.generation), info.generation)
 
 

@@ -3,9 +3,10 @@
 Only the visible page exists in the browser (``PER_PAGE`` cards), so a 500-image
 slide costs the same as a 40-image one. Each card is one element of plain HTML: a
 verdict resends one card's content, and moving the selection changes two cards'
-classes. Keys (ignored while typing in a field): N L M E give a class, X "not a
-white cell", U "unusable", A approves the current label; arrows or J/K move,
-PageUp/PageDown turn pages, F jumps to the first cell nobody has reviewed.
+classes. Keys (ignored while typing in a field): one per review category
+(``slides.categories``: N L M E B D I T R O C S, X "not a white cell", U "unusable"),
+A approves the current label; arrows or J/K move, PageUp/PageDown turn pages,
+F jumps to the first cell nobody has reviewed.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from urllib.parse import quote
 
 from nicegui import events, ui
 
-from bloodcell.review.differential import group_of
-from bloodcell.review.records import NOT_A_WHITE_CELL, UNUSABLE
-from bloodcell.review.slides import CLASSIFIED, REJECTED, WAITING, Cell
-from bloodcell.review.state import ReviewedCell
+from bloodcell.slides.categories import CATEGORIES, category_words
+from bloodcell.slides.cell import Cell, Review
+from bloodcell.slides.ids import printable
+from bloodcell.slides.order import group_of
+from bloodcell.slides.vocabulary import CLASSIFIED, PENDING, REJECTED, STATUS_WORDS, WORDS, label_words
 from bloodcell.web import batch
+from bloodcell.web.cell_view import picture_url
 
 PER_PAGE = 40
 REDRAW_WHILE_FILLING_S = 6.0
@@ -34,16 +37,8 @@ def thumb_url(name: str) -> str:
     return "/thumb/" + quote(name, safe="/")
 
 
-VERDICT_KEYS = {
-    "n": "NEUTROPHIL",
-    "l": "LYMPHOCYTE",
-    "m": "MONOCYTE",
-    "e": "EOSINOPHIL",
-    "x": NOT_A_WHITE_CELL,
-    "u": UNUSABLE,
-}
-VERDICT_WORDS = {**batch.WORDS, NOT_A_WHITE_CELL: "Not a white cell", UNUSABLE: "Unusable"}
-GROUP_WORDS = {**batch.WORDS, REJECTED: "Rejected by the pipeline", WAITING: "Still being processed"}
+VERDICT_KEYS = {c.shortcut: c.key for c in CATEGORIES}
+GROUP_WORDS = {**WORDS, REJECTED: STATUS_WORDS[REJECTED], PENDING: STATUS_WORDS[PENDING]}
 SELECTED = "ring-4 ring-indigo-400"
 # Quasar's own classes for a flat bordered card and a badge, on plain elements
 CARD = "q-card q-card--bordered q-card--flat no-shadow flex flex-col p-1 gap-1 w-36 sm:w-44 cursor-pointer"
@@ -55,7 +50,7 @@ Verdict = Callable[[Cell, str], Awaitable[bool]]  # True once the verdict is sto
 
 
 def verdict_words(label: str | None) -> str:
-    return VERDICT_WORDS.get(label or "", label or "")
+    return category_words(label)
 
 
 def why_uncertain(cell: Cell, min_top: float | None, max_other: float | None) -> str:
@@ -70,7 +65,7 @@ class ReviewGallery:
         self.on_verdict = on_verdict
         self.rule = rule
         self.cells: list[Cell] = []
-        self.reviewed: Mapping[tuple[str, str], ReviewedCell] = {}
+        self.reviewed: Mapping[tuple[str, str], Review] = {}
         self.read_only = False
         self.page = 0
         self.selected = 0
@@ -97,7 +92,7 @@ class ReviewGallery:
     # ---- data ----
 
     def set_data(
-        self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], ReviewedCell], read_only: bool
+        self, cells: Sequence[Cell], reviewed: Mapping[tuple[str, str], Review], read_only: bool
     ) -> None:
         """New state from the buckets; redraws only what the visible page shows differently.
 
@@ -111,7 +106,7 @@ class ReviewGallery:
 
         same_page = visible(cells) == visible(self.cells)
         now = time.monotonic()
-        filling = any(c.status == WAITING for c in cells)
+        filling = any(c.status == PENDING for c in cells)
         only_results = reviewed == self.reviewed and read_only == self.read_only
         if (
             not same_page
@@ -196,17 +191,19 @@ class ReviewGallery:
         parts = [
             f'<img src="{escape(thumb_url(cell.upload_name))}" loading="lazy" alt=""'
             ' class="w-full aspect-square object-cover rounded">',
-            f'<div class="text-xs text-grey-8 break-all leading-tight">{escape(cell.display)}</div>',
+            '<div class="text-xs text-grey-8 break-all leading-tight">'
+            f"{escape(printable(cell.display))}</div>",
         ]
         if cell.status == CLASSIFIED and cell.result is not None:
             confidence = 100 * float(cell.result.confidence or 0.0)
-            text = f"{batch.label_words(cell.label)} {confidence:.0f} %"
+            text = f"{label_words(cell.label)} {confidence:.0f} %"
             colour = "text-amber-10" if cell.result.uncertain else "text-grey-9"
             parts.append(
                 f'<div class="text-sm {colour}">{"? " if cell.result.uncertain else ""}{escape(text)}</div>'
             )
         elif cell.status == REJECTED:
-            parts.append('<div class="text-sm text-negative">rejected</div>')
+            reason = escape(printable(cell.reason or ""))
+            parts.append(f'<div class="text-sm text-negative bc-reject-reason">rejected: {reason}</div>')
         else:
             parts.append('<div class="text-sm text-grey-6">waiting…</div>')
         if review is not None:
@@ -223,16 +220,25 @@ class ReviewGallery:
             self.bar_empty = ui.label("Add images; they appear here as results arrive.").classes(
                 "text-grey-7"
             )
+            # the crop the model saw, centred on the cell; a click shows the whole field
             self.bar_image = (
                 ui.element("img")
-                .props('alt=""')
-                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0")
+                .props('alt="the cell as the model saw it" title="Click to see the whole field"')
+                .classes("w-40 h-40 sm:w-64 sm:h-64 object-cover rounded shrink-0 cursor-zoom-in")
+                .mark("cell-crop")
             )
+            self.bar_image.on("click", self._zoom)
+            with ui.dialog() as self.field_dialog, ui.card().classes("max-w-none bc-field"):
+                self.field_title = ui.label("").classes("text-sm font-medium break-all")
+                self.field_image = (
+                    ui.element("img").props('alt="the whole field"').classes("max-h-[80vh] max-w-[90vw]")
+                ).mark("field-image")
+                ui.label("The yellow square is the crop the model classified.").classes("text-xs text-grey-7")
             with ui.column().classes("gap-1 grow min-w-0 basis-60") as self.bar_text:
                 self.bar_title = (
                     ui.label("").classes("font-medium break-all bc-selected-cell").mark("selected-cell")
                 )
-                self.bar_model = ui.label("").classes("text-sm")
+                self.bar_model = ui.label("").classes("text-sm").mark("cell-model")
                 self.bar_why = ui.label("").classes("text-sm text-amber-10").mark("why-uncertain")
                 self.bar_version = ui.label("").classes("text-xs text-grey-6")
                 self.bar_review = ui.label("").classes("text-positive text-sm")
@@ -247,8 +253,8 @@ class ReviewGallery:
                             on_click=lambda _, v=label: self.verdict(v),
                         ).props("dense outline no-caps").mark(f"verdict-{label}")
                 self.bar_keys = ui.label(
-                    "Keys: N L M E · X not a white cell · U unusable · A approve · ←/→ move · "
-                    "PgUp/PgDn page · F first unreviewed"
+                    "Keys: N L M E B D I T R O · C nucleated red · S smudge · X not a white cell · "
+                    "U unusable · A approve · ←/→ move · PgUp/PgDn page · F first unreviewed"
                 ).classes("text-xs text-grey-6 max-sm:hidden")
 
     @staticmethod
@@ -256,6 +262,14 @@ class ReviewGallery:
         if text:
             element.set_text(text)  # type: ignore[attr-defined]
         element.set_visibility(bool(text))
+
+    def _zoom(self) -> None:
+        if not self.cells:
+            return
+        cell = self.cells[self.selected]
+        self.field_title.set_text(printable(cell.display))
+        self.field_image.props(f'src="{picture_url("field", cell.upload_name)}"')
+        self.field_dialog.open()
 
     def _render_bar(self) -> None:
         has_cells = bool(self.cells)
@@ -267,22 +281,24 @@ class ReviewGallery:
         cell = self.cells[self.selected]
         review = self.reviewed.get(cell.key)
         result = cell.result
-        src = thumb_url(cell.upload_name)
+        src = picture_url("cell", cell.upload_name)
         if self.bar_image.props.get("src") != src:
             self.bar_image.props(f'src="{src}"')
-        self.bar_title.set_text(f"{self.selected + 1} of {len(self.cells)} · {cell.display}")
+        self.bar_title.set_text(f"{self.selected + 1} of {len(self.cells)} · {printable(cell.display)}")
         model = why = version = None
         if cell.status == REJECTED and result is not None:
             model = f"Rejected: {result.reason}"
         elif cell.status == CLASSIFIED and result is not None:
             confidence = 100 * float(result.confidence or 0.0)
-            model = f"Model: {batch.label_words(cell.label)}, {confidence:.0f} % confidence"
+            model = f"Model: {label_words(cell.label)}, {confidence:.0f} % confidence"
             why = why_uncertain(cell, *self.rule) if result.uncertain else None
             version = f"model {result.model.name} {result.model.version}" if result.model else None
-        if result is not None and result.source.uploader:
-            version = " · ".join(filter(None, [version, f"uploaded by {result.source.uploader}"]))
-        else:
+        if cell.status == PENDING:
             model = "Still being processed."
+        elif cell.status == REJECTED and result is None:
+            model = f"Rejected: {cell.reason}"
+        if cell.uploader:  # a folder copied into the bucket has no uploader: nothing to add, nothing wrong
+            version = " · ".join(filter(None, [version, f"uploaded by {cell.uploader}"]))
         self._show(self.bar_model, model)
         self.bar_model.classes(
             add="text-negative" if cell.status == REJECTED else "",
@@ -296,7 +312,7 @@ class ReviewGallery:
         )
         self.bar_locked.set_text(self.lock_text)
         self.bar_locked.set_visibility(self.read_only)
-        can_decide = not self.read_only and cell.status != WAITING
+        can_decide = not self.read_only and cell.status != PENDING
         self.bar_buttons.set_visibility(can_decide)
         self.bar_keys.set_visibility(can_decide)
         self.approve.set_visibility(bool(cell.label))
@@ -336,14 +352,14 @@ class ReviewGallery:
         cell = self.cells[self.selected]
         review = self.reviewed.get(cell.key)
         label = label or (review.label if review else cell.label)
-        if label is None or cell.status == WAITING:
+        if label is None or cell.status == PENDING:
             return
         self._deciding = True
         try:
             stored = await self.on_verdict(cell, label)
         finally:
             self._deciding = False
-        after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != WAITING]
+        after = [i for i in range(self.selected + 1, len(self.cells)) if self.cells[i].status != PENDING]
         if stored and after:
             self.select(after[0])
         else:

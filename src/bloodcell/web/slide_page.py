@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from nicegui import app, events, run, ui
 
 from bloodcell.errors import BloodcellError
-from bloodcell.review import actions, slides
-from bloodcell.review.records import ReviewRecord
-from bloodcell.review.slides import Cell
-from bloodcell.review.state import SlideReview, SlideStatus, replay, slide_review
+from bloodcell.review import actions
+from bloodcell.review.records import PATIENT, ReviewRecord
+from bloodcell.review.state import SlideReview, replay, slide_review
 from bloodcell.settings import Settings
+from bloodcell.slides import ids
+from bloodcell.slides.cell import Cell, Patient
+from bloodcell.slides.loader import load_cells
+from bloodcell.slides.order import gallery_order
+from bloodcell.slides.references import references
+from bloodcell.slides.times import lab_time
 from bloodcell.storage import open_archive
 from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import REVIEWER, current_user
 from bloodcell.web.review_gallery import ReviewGallery, verdict_words
 from bloodcell.web.review_report import ReviewReport
+from bloodcell.web.signature import SignatureRefused, reauthenticate
+from bloodcell.web.slide_signoff import render_signoff
 from bloodcell.web.slide_upload import SlideUpload
 
 log = logging.getLogger(__name__)
@@ -32,7 +40,7 @@ TRAIL_PER_PAGE = 10  # rows sent to the browser: the whole trail of a 500-cell s
 TRAIL_COLUMNS = [
     {"name": name, "label": label, "field": name, "align": "left"}
     for name, label in (
-        ("at", "When (UTC)"),
+        ("at", "When"),
         ("who", "Who"),
         ("action", "Action"),
         ("cell", "Cell"),
@@ -40,6 +48,17 @@ TRAIL_COLUMNS = [
         ("model", "Model"),
     )
 ]
+
+
+def _slide_words(record: ReviewRecord) -> str:
+    """What a slide-wide record says beyond its action: the reason, the signature, the patient."""
+    if record.reason:
+        return f"reason: {record.reason}"
+    if record.signature:
+        return f"signature: {record.signature}"
+    if record.action == PATIENT:
+        return f"patient: {Patient(record.age, record.sex).words}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -50,10 +69,8 @@ class Snapshot:
 
 def load(settings: Settings, slide: str) -> Snapshot:
     storage = results_feed.storage_for(settings)
-    from bloodcell.review.differential import gallery_order
-
     return Snapshot(
-        gallery_order(slides.slide_cells(storage, settings, slide)), slide_review(storage, settings, slide)
+        gallery_order(load_cells(storage, settings, slide)), slide_review(storage, settings, slide)
     )
 
 
@@ -64,7 +81,7 @@ class SlideView:
         self.user = current_user()
         self.snapshot: Snapshot | None = None
         self._loading = False
-        self._signoff_shown: SlideStatus | None = None
+        self._signoff_shown: object = None
         with ui.row().classes("w-full items-center gap-3"):
             ui.link("← Slides", "/slides").classes("text-primary")
             ui.label(f"Slide {slide}").classes("text-h5 break-all").mark("slide-title")
@@ -91,7 +108,7 @@ class SlideView:
                     lambda: self.snapshot is not None and self.snapshot.review.created_by is None,
                 )
                 self.signoff = ui.column().classes("w-full gap-2")
-            self.report = ReviewReport()
+            self.report = ReviewReport(references(settings), settings.count_target)
         self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
         with ui.card().classes("w-full gap-2"):
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
@@ -182,33 +199,33 @@ class SlideView:
             change = f"{verdict_words(record.before) or '–'} → {verdict_words(record.after)}"
         return {
             "id": record.id,
-            "at": record.at.replace("T", " ")[:23],
+            "at": lab_time(record.at, self.settings.lab_timezone),
             "who": record.reviewer,
             "action": record.action + (" (after sign-off: not counted)" if ignored else ""),
-            "cell": slides.image_name(record.cell.upload_name) if record.cell else "",
-            "change": change,
+            "cell": ids.image_name(record.cell.upload_name) if record.cell else "",
+            "change": change or _slide_words(record),
             "model": f"{record.model.name} {record.model.version}" if record.model else "",
         }
 
     def _render_signoff(self) -> None:
-        """Rebuilt only when the sign-off state changes, not on every verdict."""
+        """Rebuilt only when the sign-off state or the patient changes, not on every verdict."""
         assert self.snapshot is not None
-        status = self.snapshot.review.status
-        if status == self._signoff_shown:
+        review = self.snapshot.review
+        shown = (review.status, review.sign_off, review.patient)
+        if shown == self._signoff_shown:
             return
-        self._signoff_shown = status
+        self._signoff_shown = shown
+        self.report.set_references(references(self.settings, review.patient))
         self.signoff.clear()
         with self.signoff:
-            if status.signed_off:
-                ui.label(f"Signed off by {status.by} at {str(status.at).replace('T', ' ')[:19]} UTC").classes(
-                    "text-positive font-medium"
-                ).mark("signed-off-by")
-                if self.user.has(REVIEWER):
-                    ui.button("Reopen for review", icon="lock_open", on_click=self.reopen).props("outline")
-            elif self.user.has(REVIEWER):
-                ui.button("Sign off slide", icon="verified", on_click=self.sign_off).props("unelevated")
-            else:
-                ui.label("Only a reviewer can review and sign off.").classes("text-sm text-grey-7")
+            render_signoff(
+                review,
+                self.settings.lab_timezone,
+                self.user.has(REVIEWER),
+                self.sign_off,
+                self.reopen,
+                self.set_patient,
+            )
 
     # ---- acting ----
 
@@ -230,8 +247,15 @@ class SlideView:
     async def on_verdict(self, cell: Cell, label: str) -> bool:
         """Store the verdict, then show it at once from the record itself (no re-read of the slide)."""
         storage = results_feed.storage_for(self.settings)
+        archive = open_archive(self.settings)
         record = await self._act(
-            actions.review_cell, storage, self.settings, self.slide, cell, label, self.user
+            partial(actions.review_cell, archive=archive),
+            storage,
+            self.settings,
+            self.slide,
+            cell,
+            label,
+            self.user,
         )
         if not isinstance(record, ReviewRecord) or self.snapshot is None:
             return False
@@ -239,32 +263,66 @@ class SlideView:
         self.show(Snapshot(self.snapshot.cells, replay(self.slide, trail)))
         return True
 
-    async def sign_off(self) -> None:
+    async def sign_off(self, password: str) -> bool:
+        """Re-authenticate (the password again, unless the stack has none), then sign off."""
+        client = ui.context.client.request.client
+        try:
+            signature = await run.io_bound(reauthenticate, self.user, password, client.host if client else "")
+        except SignatureRefused as exc:
+            ui.notify(exc.reason, type="warning")
+            return False
+        if signature is None:
+            return False
         storage = results_feed.storage_for(self.settings)
         archive = open_archive(self.settings)
-        done = await self._act(actions.sign_off, storage, archive, self.settings, self.slide, self.user)
-        if isinstance(done, actions.SignOff):
-            note = f"Signed off. {done.verified} verified labels written to the archive."
-            if done.not_archived:
-                note += f" {done.not_archived} cells have no archive copy yet."
-            ui.notify(note, type="positive")
-            await self._reload()
+        done = await self._act(
+            partial(actions.sign_off, signature=signature),
+            storage,
+            archive,
+            self.settings,
+            self.slide,
+            self.user,
+        )
+        if not isinstance(done, actions.SignOff):
+            return False
+        note = f"Signed off. {done.verified} verified labels written to the archive."
+        if done.not_archived:
+            note += f" {done.not_archived} cells have no archive copy yet."
+        ui.notify(note, type="positive")
+        await self._reload()
+        return True
 
-    async def reopen(self) -> None:
+    async def reopen(self, reason: str) -> bool:
         storage = results_feed.storage_for(self.settings)
         archive = open_archive(self.settings)
-        if await self._act(actions.reopen, storage, archive, self.settings, self.slide, self.user):
+        done = await self._act(
+            partial(actions.reopen, reason=reason), storage, archive, self.settings, self.slide, self.user
+        )
+        if done:
             await self._reload()
+        return bool(done)
+
+    async def set_patient(self, age: int | None, sex: str | None) -> bool:
+        storage = results_feed.storage_for(self.settings)
+        done = await self._act(actions.set_patient, storage, self.settings, self.slide, self.user, age, sex)
+        if done:
+            ui.notify("Patient details saved: reference ranges follow them.", type="positive")
+            await self._reload()
+        return bool(done)
 
 
 @pages.page("/slides/{slide}", "slide", under="/slides")
 async def slide_page(settings: Settings, slide: str) -> None:
     try:
-        slides.check_slide_id(slide)
-    except slides.SlideIdError as exc:
+        ids.check_slide_id(slide)
+    except ids.SlideIdError as exc:
         ui.label(f"No such slide: {exc}").classes("text-negative")
         return
     view = SlideView(settings, slide)
     await ui.context.client.connected()  # tab storage exists once the browser is connected
-    view.uploader.connected(app.storage.tab)
+    try:
+        tab = app.storage.tab
+    except RuntimeError:  # the browser left again before the page was ready: nothing to restore
+        return
+    view.uploader.connected(tab)
     await view.refresh()

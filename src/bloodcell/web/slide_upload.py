@@ -15,8 +15,9 @@ from nicegui import events, run, ui
 
 from bloodcell.errors import BloodcellError
 from bloodcell.formats import ACCEPTED_SUFFIXES, KINDS, content_type, format_size
-from bloodcell.review import actions, slides
+from bloodcell.review import actions
 from bloodcell.settings import Settings
+from bloodcell.slides import ids
 from bloodcell.web import batch, results_feed
 from bloodcell.web.auth import User
 
@@ -180,7 +181,7 @@ class SlideUpload:
             self.not_stored += 1
             ui.notify(f"{file.name}: not uploaded, {reason}", type="warning")
             return
-        name = slides.upload_object_name(self.slide, file.name)
+        name = ids.upload_object_name(self.slide, file.name)
         data = await file.read()
         try:
             await run.io_bound(

@@ -14,6 +14,7 @@ from bloodcell.errors import BloodcellError
 from bloodcell.review import actions, slides
 from bloodcell.review.slides import SlideSummary
 from bloodcell.settings import Settings
+from bloodcell.slides import ids
 from bloodcell.web import pages, results_feed
 from bloodcell.web.auth import current_user
 
@@ -43,15 +44,15 @@ def _new_slide_form(settings: Settings) -> None:
         with ui.row().classes("w-full items-start gap-2"):
             slide_id = ui.input("Slide id (sample or accession number)").classes("grow min-w-0")
             slide_id.props("outlined dense maxlength=64").mark("new-slide-id")
-            ui.button("Generate", icon="casino", on_click=lambda: slide_id.set_value(slides.new_slide_id()))
+            ui.button("Generate", icon="casino", on_click=lambda: slide_id.set_value(ids.new_slide_id()))
             ui.button("Open", icon="arrow_forward", on_click=lambda: create()).mark("new-slide-open")
         ui.label(ID_HELP).classes("text-xs text-grey-7")
         warning = ui.label("").classes("text-sm text-negative").mark("new-slide-warning")
 
     async def create() -> None:
         try:
-            slide = slides.check_slide_id(str(slide_id.value or ""))
-        except slides.SlideIdError as exc:
+            slide = ids.check_slide_id(str(slide_id.value or ""))
+        except ids.SlideIdError as exc:
             warning.set_text(str(exc))
             return
         if slides.looks_like_a_name(slide) and warning.text != _name_warning(slide):
