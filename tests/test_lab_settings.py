@@ -14,7 +14,8 @@ from bloodcell.slides.cell import Patient
 from bloodcell.slides.references import parse_bands, references
 from bloodcell.slides.times import lab_time
 from bloodcell.storage import LocalStorage
-from bloodcell.web import auth, signature, signin
+from bloodcell.web import auth, signature
+from bloodcell.web.accounts import AccountBook
 from tests.support.report_slides import Spec, write_slide
 
 BANDS = """category,sex,age_from,age_to,low,high
@@ -95,8 +96,8 @@ def test_the_patient_is_recorded_in_the_trail_and_chooses_the_ranges(
 
 def test_sign_off_re_authenticates_with_the_accounts_own_check(monkeypatch: pytest.MonkeyPatch) -> None:
     line = auth.hash_line("anne", "the right password", ("reviewer",))
-    accounts = auth.Accounts(auth.parse_accounts(line, "test"))
-    monkeypatch.setattr(signin.GUARD, "accounts", accounts)
+    accounts = auth.Accounts(AccountBook(line, None))
+    monkeypatch.setattr(auth.STATE, "accounts", accounts)
     monkeypatch.setattr(auth.STATE, "mode", auth.Mode.LOCAL)
     assert not signature.needs_password()
     assert signature.reauthenticate(ANNE, "", "127.0.0.1") == NO_PASSWORD  # a loopback stack has no password

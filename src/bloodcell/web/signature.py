@@ -11,7 +11,6 @@ fresh session is the signature.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from bloodcell.review.records import IAP_SESSION, NO_PASSWORD, PASSWORD
 from bloodcell.web import auth
@@ -31,14 +30,9 @@ def needs_password() -> bool:
     return auth.STATE.mode is auth.Mode.ACCOUNTS
 
 
-def _accounts() -> Any:
-    """The running account check, wherever this version of sign-in keeps it."""
-    found = getattr(auth.STATE, "accounts", None)
-    if found is None:
-        from bloodcell.web import signin
-
-        found = getattr(signin.GUARD, "accounts", None)
-    return found
+def _accounts() -> auth.Accounts | None:
+    """The running account check: the sign-in's own, with its limiter and its bound on hashes."""
+    return auth.STATE.accounts
 
 
 def reauthenticate(user: auth.User, password: str, client: str) -> str:
