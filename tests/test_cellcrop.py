@@ -57,7 +57,9 @@ def test_crop_side_follows_the_cell_not_the_pixels() -> None:
 def test_a_colour_cast_is_taken_out_before_the_crop() -> None:
     """A yellow lamp or camera white point: the same field tinted gives (almost) the same tensor."""
     field = _field((320, 240), (160, 120), 25)
-    tinted = Image.fromarray(np.clip(np.asarray(field, np.float32) * [1.08, 1.0, 0.75], 0, 255).astype(np.uint8))
+    tinted = Image.fromarray(
+        np.clip(np.asarray(field, np.float32) * [1.08, 1.0, 0.75], 0, 255).astype(np.uint8)
+    )
 
     plain, yellow = cell_tensor(field), cell_tensor(tinted)
 

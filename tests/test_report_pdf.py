@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,20 +16,10 @@ from bloodcell.settings import Settings
 from bloodcell.slides.cell import SignOff
 from bloodcell.slides.cell import Slide as SlideReport
 from bloodcell.storage import LocalStorage
+from tests.support.pdf import poppler
 from tests.support.report_slides import Spec, write_slide
 
 SLIDE = "lame-é-李-07"
-
-
-def poppler(tool: str, data: bytes, tmp_path: Path, *args: str) -> str:
-    """Debian's poppler-utils (installed by .ci/run): a real PDF reader, not reportlab reading itself."""
-    path = tmp_path / "report.pdf"
-    path.write_bytes(data)
-    out = ["-"] if tool == "pdftotext" else []
-    done = subprocess.run(
-        [tool, *args, str(path), *out], capture_output=True, text=True, check=True, timeout=60
-    )
-    return done.stdout
 
 
 def real_images(datasets: Path) -> dict[str, list[bytes]]:

@@ -18,7 +18,8 @@ from bloodcell.slides.loader import load_cells
 from bloodcell.storage import LocalStorage
 from bloodcell.web.auth import REVIEWER, USER, User
 from tests.support.report_slides import Spec, write_slide
-from tests.test_report_pdf import poppler, real_images
+from tests.support.pdf import poppler
+from tests.test_report_pdf import real_images
 
 ANNE = User("anne", frozenset({USER, REVIEWER}))
 SLIDE = "HEM-12"

@@ -9,7 +9,7 @@ import pytest
 
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
-from bloodcell.results import SCHEMA_VERSION, ArchiveStatus, Result, Source, Status
+from bloodcell.results import ArchiveStatus, Result, Source, Status
 
 SOURCE = Source(
     "uploads", "lame 12/cellule é 細胞.jpg", "1732530000123456", "ab" * 32, 20162, "2026-11-25T14:01:23.274Z"
@@ -100,13 +100,17 @@ def test_schema_1_documents_are_still_read() -> None:
 
 
 def test_the_ood_verdict_and_the_calibration_travel_with_the_result() -> None:
-    info = ModelInfo("bloodcell-wbc", "3.0.0", ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL", "OTHER"),
-                     0.5, 0.5, {}, calibration="lab-2026-12-07-1")  # fmt: skip
-    prediction = Prediction("NEUTROPHIL", 0.9, {"NEUTROPHIL": 0.9}, 0.01, True, ood_score=4.2, unfamiliar=True)
+    outputs = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL", "OTHER")
+    info = ModelInfo("bloodcell-wbc", "3.0.0", outputs, 0.5, 0.5, {}, calibration="lab-2026-12-07-1")
+    prediction = Prediction(
+        "NEUTROPHIL", 0.9, {"NEUTROPHIL": 0.9}, 0.01, True, ood_score=4.2, unfamiliar=True
+    )
 
     doc = json.loads(Result.classified(SOURCE, prediction, info, {}, {}).to_json())
     again = Result.from_json(json.dumps(doc))
 
     assert doc["ood_score"] == 4.2 and doc["unfamiliar"] is True
     assert doc["model"] == {"name": "bloodcell-wbc", "version": "3.0.0", "calibration": "lab-2026-12-07-1"}
-    assert again.unfamiliar is True and again.model is not None and again.model.calibration == "lab-2026-12-07-1"
+    assert (
+        again.unfamiliar is True and again.model is not None and again.model.calibration == "lab-2026-12-07-1"
+    )

@@ -33,6 +33,7 @@ class Spec:
     result: bool = True
     name: str | None = None
     uploader: str | None = None
+    unfamiliar: bool | None = None  # the model's OOD verdict (None: a model without an OOD score)
 
 
 def probabilities(label: str, top: float) -> dict[str, float]:
@@ -69,7 +70,16 @@ def write_slide(
         else:
             stamps["classified"] = results.iso(at + timedelta(milliseconds=400))
             top = 0.45 if spec.uncertain else 0.91
-            prediction = Prediction(spec.label, top, probabilities(spec.label, top), 0.05, spec.uncertain)
+            ood = None if spec.unfamiliar is None else (5.0 if spec.unfamiliar else 1.0)
+            prediction = Prediction(
+                spec.label,
+                top,
+                probabilities(spec.label, top),
+                0.05,
+                spec.uncertain or bool(spec.unfamiliar),
+                ood_score=ood,
+                unfamiliar=bool(spec.unfamiliar),
+            )
             doc = Result.classified(source, prediction, MODEL, {"preprocess": 3.0, "predict": 9.0}, stamps)
         storage.write(
             settings.result_bucket,

@@ -186,7 +186,8 @@ def bundle(report: Slide, diff: Differential) -> dict[str, Any]:
         "code": _coding(LOINC, *PANEL),
         "effectiveDateTime": effective,
         "issued": issued,
-        "conclusion": conclusion(diff),
+        "conclusion": conclusion(diff)
+        + (f" WARNING: {report.unfamiliar_warning}" if report.unfamiliar_warning else ""),
     }
     if entries:
         report_resource["result"] = [{"reference": f"urn:uuid:{e['id']}"} for e in entries]

@@ -23,7 +23,7 @@ from reportlab.platypus.flowables import Flowable
 
 from bloodcell.reports.chart import differential_chart
 from bloodcell.reports.fonts import fonts, markup
-from bloodcell.reports.pdf_notes import amended_banner, excluded_page_count, excluded_pages
+from bloodcell.reports.pdf_notes import amended_banner, excluded_page_count, excluded_pages, unfamiliar_banner
 from bloodcell.slides.categories import COUNTED_LABELS, category_words
 from bloodcell.slides.cell import Cell, Slide
 from bloodcell.slides.differential import Differential
@@ -266,6 +266,7 @@ def render(report: Slide, diff: Differential, crops: Crops, zone: str = "UTC") -
         Paragraph(markup(f"White-cell differential · slide {printable(report.slide)}"), s.title),
         disclaimer,
         *amended_banner(report, zone, s.body),
+        *unfamiliar_banner(report, s.body),
         Spacer(1, 4 * mm),
         _facts(report, diff, s, zone),
         Spacer(1, 4 * mm),

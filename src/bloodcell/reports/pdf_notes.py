@@ -48,6 +48,23 @@ def amended_banner(report: Slide, zone: str, style: ParagraphStyle) -> list[Flow
     return [box]
 
 
+def unfamiliar_banner(report: Slide, style: ParagraphStyle) -> list[Flowable]:
+    """On page 1 of a slide whose images are unlike the training data: review every cell, or calibrate."""
+    warning = report.unfamiliar_warning
+    if warning is None:
+        return []
+    box = Table([[Paragraph(f"<b>{markup(warning)}</b>", style)]], colWidths=[174 * mm])
+    box.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#ffe0b2")),
+                ("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#e65100")),
+            ]
+        )
+    )
+    return [box]
+
+
 def excluded_cells(report: Slide) -> list[Cell]:
     """Reviewed cells left out of the white-cell count, in name order: their category says why."""
     return [c for c in report.cells if c.review and BY_KEY[c.review.label].kind != COUNTED]

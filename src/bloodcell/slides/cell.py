@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bloodcell.ood import slide_unfamiliar
 from bloodcell.results import ModelRef, Result
 from bloodcell.slides.categories import BY_KEY, COUNTED
 from bloodcell.slides.ids import image_name
@@ -106,6 +107,17 @@ class Cell:
     def other_probability(self) -> float | None:
         return self.result.other_probability if self.result else None
 
+    @property
+    def unfamiliar(self) -> bool | None:
+        """Unlike the training data (None: not classified, or by a model without an OOD score)."""
+        if self.status != CLASSIFIED or self.result is None:
+            return None
+        return self.result.unfamiliar
+
+    @property
+    def ood_score(self) -> float | None:
+        return self.result.ood_score if self.result else None
+
     def probability(self, label: str) -> float | None:
         return (self.result.probabilities or {}).get(label) if self.result else None
 
@@ -180,6 +192,29 @@ class Slide:
     @property
     def reviewed(self) -> bool:
         return any(c.review for c in self.cells)
+
+    @property
+    def unfamiliar_share(self) -> float | None:
+        """The share of classified cells unlike the training data (None when no model scored any)."""
+        flags = [f for c in self.cells if (f := c.unfamiliar) is not None]
+        return sum(flags) / len(flags) if flags else None
+
+    @property
+    def unfamiliar(self) -> bool:
+        """The slide's verdict: its images are unlike the training data (``bloodcell.ood``)."""
+        return slide_unfamiliar([c.unfamiliar for c in self.cells])
+
+    @property
+    def unfamiliar_warning(self) -> str | None:
+        """The banner every view shows for such a slide, or None."""
+        if not self.unfamiliar:
+            return None
+        share = self.unfamiliar_share or 0.0
+        return (
+            f"These images are unlike the training data: {100 * share:.0f} % of the classified cells look "
+            "unfamiliar to the model (another stain, camera or magnification). Review every cell, or "
+            "calibrate the model to this lab (bloodcell calibrate) before trusting its counts."
+        )
 
     @property
     def first_upload(self) -> str | None:

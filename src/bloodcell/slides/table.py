@@ -42,6 +42,8 @@ RESULT_COLUMNS = (
     *(f"p_{label.lower()}" for label in LABELS),
     "other_probability",
     "uncertain",
+    "ood_score",
+    "unfamiliar",
     "reason",
     "model",
 )
@@ -54,6 +56,8 @@ def result_values(cell: Cell) -> list[object]:
         *(number(cell.probability(label)) for label in LABELS),
         number(cell.other_probability),
         "" if cell.label is None else str(cell.uncertain).lower(),
+        number(cell.ood_score),
+        "" if cell.unfamiliar is None else str(cell.unfamiliar).lower(),
         cell.reason or "",
         cell.model_words,
     ]

@@ -20,7 +20,7 @@ from bloodcell.review.records import PATIENT, ReviewRecord
 from bloodcell.review.state import SlideReview, replay, slide_review
 from bloodcell.settings import Settings
 from bloodcell.slides import ids
-from bloodcell.slides.cell import Cell, Patient
+from bloodcell.slides.cell import Cell, Patient, Slide
 from bloodcell.slides.loader import load_cells
 from bloodcell.slides.order import gallery_order
 from bloodcell.slides.references import references
@@ -99,6 +99,13 @@ class SlideView:
                 ("summary", "summary CSV"),
             ):
                 ui.link(words, report_url(slide, kind)).classes("text-sm text-primary").mark(f"report-{kind}")
+        # model 3's out-of-distribution verdict: a lab unlike the training data must not pass unnoticed
+        self.unfamiliar = (
+            ui.label("")
+            .classes("w-full p-3 rounded bg-amber-2 text-amber-10 font-medium")
+            .mark("slide-unfamiliar")
+        )
+        self.unfamiliar.set_visibility(False)
         with ui.row().classes("w-full gap-4 items-start"):
             with ui.card().classes("grow basis-72 gap-2 min-w-0"):
                 self.uploader = SlideUpload(
@@ -153,6 +160,9 @@ class SlideView:
         self.status.props(f"color={'positive' if status.signed_off else 'primary'}")
         who = review.created_by or "dropped into the bucket"
         self.meta.set_text(f"{len(cells)} images · created by {who}")
+        warning = Slide(self.slide, tuple(cells)).unfamiliar_warning
+        self.unfamiliar.set_text(warning or "")
+        self.unfamiliar.set_visibility(warning is not None)
         reviewer = self.user.has(REVIEWER)
         self.gallery.lock_text = (
             "Signed off: read-only. Reopen the slide to change labels."
