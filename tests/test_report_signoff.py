@@ -17,8 +17,8 @@ from bloodcell.settings import Settings
 from bloodcell.slides.loader import load_cells
 from bloodcell.storage import LocalStorage
 from bloodcell.web.auth import REVIEWER, USER, User
-from tests.support.report_slides import Spec, write_slide
 from tests.support.pdf import poppler
+from tests.support.report_slides import Spec, write_slide
 from tests.test_report_pdf import real_images
 
 ANNE = User("anne", frozenset({USER, REVIEWER}))
