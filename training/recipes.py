@@ -3,8 +3,9 @@
 `model-3` is the recipe of the shipped model 3.0.0 (the default): with the same seed, data and
 thread count it rebuilds that network. `shipped` is 1.0.0's (commit afdf6e2), kept runnable for the
 ablations (on tensor contract 2 it gives 1.0.0's network trained on the white-balanced crops).
-`candidate-2` is the 2.0.0 candidate that was tried and not shipped (level or behind on validation; its figures are
-in baselines/2.0.0-candidate.json); it stays runnable so that the comparison can be repeated.
+`candidate-2` is the 2.0.0 candidate that was tried and not shipped (level or behind on validation;
+its figures are in baselines/2.0.0-candidate.json); it stays runnable so that the comparison can be
+repeated.
 """
 
 from __future__ import annotations
