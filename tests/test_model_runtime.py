@@ -91,3 +91,13 @@ def test_a_model_with_an_ood_threshold_but_no_statistics_is_refused(model_dir: P
 
     with pytest.raises(ConfigurationError, match="ood"):
         Classifier(folder)
+
+
+def test_the_eight_views_are_the_eight_symmetries_of_the_square() -> None:
+    from bloodcell.model import VIEWS
+
+    t = np.arange(2 * 2 * 1, dtype=np.float32).reshape(2, 2, 1)
+
+    seen = {tuple(np.ascontiguousarray(view(t)).ravel()) for view in VIEWS.values()}
+
+    assert len(VIEWS) == 8 and len(seen) == 8  # all distinct: no view repeats another

@@ -69,9 +69,16 @@ class ModelInfo:
     calibration: str | None = None  # a lab's calibration of this model (the registry's version), if any
 
 
+# The 8 symmetries of the square: a cell has no orientation, so each is a free ensemble member.
 VIEWS = {
     "identity": lambda t: t,
     "flip_horizontal": lambda t: t[:, ::-1, :],
+    "flip_vertical": lambda t: t[::-1, :, :],
+    "rotate_180": lambda t: t[::-1, ::-1, :],
+    "transpose": lambda t: t.transpose(1, 0, 2),
+    "rotate_90": lambda t: t.transpose(1, 0, 2)[::-1, :, :],
+    "rotate_270": lambda t: t.transpose(1, 0, 2)[:, ::-1, :],
+    "anti_transpose": lambda t: t[::-1, ::-1, :].transpose(1, 0, 2),
 }
 
 
