@@ -211,7 +211,8 @@ class Registry:
     # ---- the audit trail ----
 
     def audit(self, entry: AuditEntry) -> None:
-        stamp = entry.at.replace(":", "").replace("-", "")
+        # microseconds: the trail lists in the order the actions happened (each takes far longer)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{AUDIT}{stamp}-{secrets.token_hex(4)}.json"
         self.storage.write(
             self.bucket, name, entry.to_json(), content_type="application/json", if_absent=True
