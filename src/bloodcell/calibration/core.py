@@ -25,6 +25,7 @@ from bloodcell.model import OTHER, read_model_info
 PANEL_FILE = "panel.npz"
 WBC_CLASSES = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
 MIN_CELLS_PER_CLASS = 2  # one to fit on and one to hold out, at the very least
+REPLAY_PER_CLASS = 40
 
 
 def label_of(folder: str) -> str:
@@ -67,11 +68,17 @@ class BaseModel:
     def split_panel(
         self,
     ) -> tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray] | None]:
-        """Even panel cells are replayed in the fit, odd ones only ever judge: never both."""
+        """Even panel cells may be replayed in the fit, odd ones only ever judge: never both.
+
+        The replay keeps the first ``REPLAY_PER_CLASS`` even cells of each class: enough to hold
+        the boundaries where the training labs need them, few enough to keep the fit fast.
+        """
         if self.panel is None:
             return None, None
         x, y = self.panel
-        return (x[0::2], y[0::2]), (x[1::2], y[1::2])
+        xr, yr = x[0::2], y[0::2]
+        keep = np.sort(np.concatenate([np.flatnonzero(yr == c)[:REPLAY_PER_CLASS] for c in np.unique(yr)]))
+        return (xr[keep], yr[keep]), (x[1::2], y[1::2])
 
 
 @dataclass(frozen=True)

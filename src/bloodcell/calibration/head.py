@@ -24,6 +24,7 @@ STEPS = 400
 # the pull towards the shipped head, in units of the cells' mean squared embedding norm:
 # strong enough that 5 cells per class cannot drag a boundary across the training labs' cells
 PULL = 0.02
+TOLERANCE = 1e-5
 REPLAY_WEIGHT = 0.5  # the training labs' replay cells weigh half as much as the lab's own
 
 
@@ -110,9 +111,13 @@ def fit(
     momentum = (np.sqrt(kappa) - 1.0) / (np.sqrt(kappa) + 1.0)
     theta = theta0.copy()
     previous = theta0.copy()
-    for _ in range(steps):
+    for i in range(steps):
         look = theta + momentum * (theta - previous)
         p = softmax(xa @ look)
         grad = xa.T @ ((p - target) * w[:, None]) + lam * (look - theta0)
         previous, theta = theta, look - step * grad
+        if i % 20 == 19 and float(np.linalg.norm(theta - previous)) <= TOLERANCE * float(
+            np.linalg.norm(theta)
+        ):
+            break  # converged: the steps have become negligible
     return Head(theta[:-1], theta[-1])
