@@ -46,11 +46,14 @@ def dataset_cells(root: Path, dataset: str) -> list[Cell]:
             for folder in sorted((root / "pbc" / sub).iterdir()):
                 label = label_of(folder.name)
                 cells += [(p, label, p.name) for p in sorted(folder.glob("*.jpg"))]
-    else:  # Kaggle: augmented copies of one smear share _<k>_ within a class
-        for folder in sorted((root / "kaggle-blood-cells" / "TEST").iterdir()):
+        return cells
+    # Kaggle: TRAIN and TEST are augmented copies of a few hundred cells; copies of one cell
+    # share _<k>_ within a class and split, so a group is one distinct cell
+    for split in ("TRAIN", "TEST"):
+        for folder in sorted((root / "kaggle-blood-cells" / split).iterdir()):
             for p in sorted(folder.glob("*.jpeg")):
                 group = p.name.split("_")[1] if p.name.startswith("_") else p.stem
-                cells.append((p, label_of(folder.name), f"{folder.name}/{group}"))
+                cells.append((p, label_of(folder.name), f"{split}/{folder.name}/{group}"))
     return cells
 
 
@@ -63,8 +66,8 @@ def folder_cells(root: Path) -> list[Cell]:
     ]
 
 
-def subsample(cells: list[Cell], per_class: int, seed: int = 0) -> list[Cell]:
-    """At most ``per_class`` cells of each class, drawn by whole groups, deterministically."""
+def subsample(cells: list[Cell], per_class: int, per_group: int = 2, seed: int = 0) -> list[Cell]:
+    """At most ``per_class`` cells of each class and ``per_group`` copies of one cell, deterministically."""
     rng = np.random.default_rng(seed)
     by_label: dict[str, dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
     for cell in cells:
@@ -74,9 +77,7 @@ def subsample(cells: list[Cell], per_class: int, seed: int = 0) -> list[Cell]:
         keys = sorted(groups)
         taken: list[Cell] = []
         for i in rng.permutation(len(keys)):
-            if len(taken) >= per_class:
-                break
-            taken += groups[keys[i]]
+            taken += groups[keys[i]][:per_group]
         out += taken[:per_class]
     return out
 
@@ -94,20 +95,20 @@ def embed_all(clf: Classifier, cells: list[Cell]) -> tuple[np.ndarray, np.ndarra
 
 
 def draw(groups: list[str], labels: list[str], per_class: int, seed: int) -> np.ndarray:
-    """Indices of ``per_class`` calibration cells per class, whole groups at a time."""
+    """Indices of ``per_class`` calibration cells per class: distinct cells (one per group) first."""
     rng = np.random.default_rng(1000 + seed)
     chosen: list[int] = []
     for label in sorted(set(labels)):
-        members = [i for i, lab in enumerate(labels) if lab == label]
         by_group: dict[str, list[int]] = defaultdict(list)
-        for i in members:
-            by_group[groups[i]].append(i)
-        keys = sorted(by_group)
+        for i, lab in enumerate(labels):
+            if lab == label:
+                by_group[groups[i]].append(i)
+        order = [sorted(by_group)[k] for k in rng.permutation(len(by_group))]
         taken: list[int] = []
-        for k in rng.permutation(len(keys)):
+        for depth in range(max(len(v) for v in by_group.values())):
+            taken += [by_group[g][depth] for g in order if depth < len(by_group[g])]
             if len(taken) >= per_class:
                 break
-            taken += by_group[keys[k]]
         chosen += taken[:per_class]
     return np.array(sorted(chosen))
 
@@ -153,6 +154,7 @@ def run(model_dir: Path, cells: list[Cell], sizes: list[int], seeds: int) -> dic
                     "uncalibrated_wbc": float(np.mean(shipped_pred[rest][wbc] == y[rest][wbc])),
                     "calibrated_wbc": float(np.mean(calibrated[wbc] == y[rest][wbc])),
                     "promoted": decision.promoted,
+                    "pull": candidate.pull,
                     "calibrate_seconds": round(fit_s, 3),
                     "wall_seconds": round(fit_s + embed_s * len(chosen), 3),
                 }

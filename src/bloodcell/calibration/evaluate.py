@@ -2,7 +2,8 @@
 
 Held out: the lab's cells are dealt into three stratified folds (each about a third of every
 class); a candidate fitted on two folds classifies the third, so every cell is classified by
-a candidate that never saw it, and the active model classifies the same cells. The gate
+a candidate that never saw it (the pull towards the shipped head is chosen inside those two
+folds too), and the active model classifies the same cells. The gate
 compares the two on the same cells, so the comparison is paired: among the cells where they
 disagree in correctness, the candidate must win significantly more often than it loses
 (one-sided exact sign test, p < 0.05: McNemar's test, exact). Recalls per class carry 95 %

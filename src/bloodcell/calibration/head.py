@@ -21,9 +21,9 @@ import numpy as np
 
 FILE = "head.npz"
 STEPS = 400
-# the pull towards the shipped head, in units of the cells' mean squared embedding norm:
-# strong enough that 5 cells per class cannot drag a boundary across the training labs' cells
-PULL = 0.02
+# the pull towards the shipped head, in units of the cells' mean squared embedding entry (so it
+# means the same for any embedding width and scale); ``core`` picks one of PULLS per lab
+PULL = 0.3
 TOLERANCE = 1e-5
 REPLAY_WEIGHT = 0.5  # the training labs' replay cells weigh half as much as the lab's own
 
@@ -103,7 +103,7 @@ def fit(
     target = np.zeros((len(y), k))
     target[np.arange(len(y)), y] = 1.0
     theta0 = np.vstack([start.kernel, start.bias[None, :]])
-    lam = pull * float(np.mean(np.sum(x * x, axis=1)))
+    lam = pull * float(np.mean(x * x))
     # softmax cross-entropy has curvature at most 1/2 per input direction
     lipschitz = 0.5 * _largest_eigenvalue((xa * w[:, None]).T @ xa) + lam
     step = 1.0 / lipschitz

@@ -65,7 +65,8 @@ def run(
         origin=origin,
         counts=dict(sorted(counts.items())),
         cells=tuple(cells.names[i] for i in used),
-        evaluation=candidate.evaluation.to_dict() | {"seconds": round(candidate.seconds, 3)},
+        evaluation=candidate.evaluation.to_dict()
+        | {"seconds": round(candidate.seconds, 3), "pull": candidate.pull},
         decision=decision.to_dict(),
     )
     registry.add(record, candidate.calibration)
