@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bloodcell import cli
 from bloodcell.calibration.core import calibrate
 from bloodcell.calibration.registry import SHIPPED, Registry, VersionRecord, new_version
 from bloodcell.errors import RejectedInput
 from bloodcell.results import now_iso
+from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from bloodcell.storage.gcs import GcsStorage
 from bloodcell.storage.s3 import S3Storage
@@ -106,3 +109,28 @@ def test_shipped_can_be_activated_by_name(registry: Registry) -> None:
 
     assert pointer.version is None
     assert pointer.history == (None, version)
+
+
+def test_model_commands_list_activate_rollback_and_audit(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = Registry(LocalStorage(settings.data_dir), settings.model_bucket)
+    version = _add(registry)
+    where = ["--data-dir", str(settings.data_dir)]
+
+    codes = [
+        cli.main(["model", "activate", version, *where, "--by", WHO]),
+        cli.main(["model", "list", *where]),
+        cli.main(["model", "rollback", *where, "--by", WHO]),
+        cli.main(["model", "audit", *where]),
+        cli.main(["model", "rollback", *where]),
+    ]
+
+    out, err = capsys.readouterr()
+    assert codes == [0, 0, 0, 0, 1]
+    assert f"* {version}" in out and "active: shipped" in out
+    assert [json.loads(line)["action"] for line in out.splitlines() if line.startswith("{")] == [
+        "activate",
+        "rollback",
+    ]
+    assert "nothing to roll back" in err
