@@ -12,12 +12,20 @@ import requests
 
 from bloodcell import settings as settings_module
 from bloodcell import storage as storage_module
+from bloodcell.calibration import cells as lab_cells
+from bloodcell.calibration.core import PANEL_FILE, LabCells
+from bloodcell.imaging import ImageLimits
+from bloodcell.model import load_classifier
+from bloodcell.ood import FILE as OOD_FILE
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.support import browser as browser_support
 from tests.support.common import REPO, SHIPPED_MODEL, free_port
 from tests.support.gcs_proxy import PreconditionProxy
+from tests.support.lab import lab_images, write_lab
 from tests.support.stack import Stack, clean_env
+
+LAB_PER_CLASS = 8  # cells per class of the synthetic "new lab"
 
 # ---- pipeline fixtures ----
 
@@ -88,6 +96,33 @@ def make_stack(tmp_path: Path, model_dir: Path) -> Iterator[Any]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+# ---- calibration: a "new lab" of real cells under a stain shift (tests/support/lab.py) ----
+
+
+@pytest.fixture(scope="session")
+def calibratable(model_dir: Path) -> Path:
+    missing = [f for f in ("head.npz", OOD_FILE, PANEL_FILE) if not (model_dir / f).is_file()]
+    if missing:
+        pytest.skip(f"the model at {model_dir} cannot be calibrated: no {', '.join(missing)}")
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def lab(datasets: Path, calibratable: Path) -> list[tuple[str, str, bytes]]:
+    return lab_images(datasets, LAB_PER_CLASS)
+
+
+@pytest.fixture(scope="session")
+def lab_folder(tmp_path_factory: pytest.TempPathFactory, lab: list[tuple[str, str, bytes]]) -> Path:
+    return write_lab(tmp_path_factory.mktemp("lab") / "vérifiées 血液", lab)
+
+
+@pytest.fixture(scope="session")
+def embedded(lab_folder: Path, calibratable: Path) -> LabCells:
+    items = lab_cells.labelled_folder(lab_folder)
+    return lab_cells.embed(load_classifier(calibratable, 1), items, ImageLimits())
 
 
 # ---- S3 and GCS over real HTTP ----

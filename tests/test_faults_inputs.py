@@ -197,7 +197,7 @@ def test_overwrite_while_the_old_version_is_in_flight_leaves_the_newest_result(
 
     if stage == "preprocess":
         monkeypatch.setattr(pipeline_module, "make_tensor", hold_old(pipeline_module.make_tensor))
-    pipe = Pipeline(settings, local, archive=local, classifier=lambda: Gated())  # type: ignore[arg-type,return-value]
+    pipe = Pipeline(settings, local, archive=local, classifier=lambda: Gated())
 
     def run(step: str, bucket: str, name: str) -> Any:
         info = local.stat(bucket, name)

@@ -212,12 +212,16 @@ def _images(paths: Sequence[str]) -> Iterator[Path]:
             yield path
 
 
-def _classify_one(path: Path, settings: Settings) -> Result:
+def _classify_one(path: Path, settings: Settings, pipeline: Any = None) -> Result:
     from bloodcell.imaging import ImageLimits
     from bloodcell.model import default_model_dir, load_classifier
     from bloodcell.pipeline import classify_bytes
 
-    classifier = load_classifier(settings.model_dir or default_model_dir(), settings.model_threads)
+    # with --data-dir, the data folder's active calibration, read as the predict function reads it
+    if pipeline is not None:
+        classifier = pipeline.classifier
+    else:
+        classifier = load_classifier(settings.model_dir or default_model_dir(), settings.model_threads)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     try:
         # the size is checked before the bytes are held, and at most max_bytes + 1 are read
@@ -240,10 +244,13 @@ def _classify_one(path: Path, settings: Settings) -> Result:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from bloodcell.pipeline import Pipeline
+
     settings = _settings(args)
+    pipeline = Pipeline(settings) if args.data_dir is not None else None
     failures = classified = 0
     for path in _images(args.paths):
-        result = _classify_one(path, settings)
+        result = _classify_one(path, settings, pipeline)
         failures += result.source.generation == ""  # unreadable, as opposed to not an image
         classified += 1
         if args.json:
@@ -336,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
     classify.add_argument("--json", action="store_true", help="one result document per line (JSON Lines)")
+    classify.add_argument(
+        "--data-dir", type=Path, help="classify with this data folder's active calibration (MODEL_BUCKET)"
+    )
     classify.set_defaults(func=cmd_classify)
     source = _command(
         sub,
@@ -418,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
     report.set_defaults(func=cmd_report)
+    from bloodcell.calibration.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

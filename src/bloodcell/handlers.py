@@ -79,7 +79,8 @@ def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: st
     outcomes = []
     for ref in refs:
         started = time.perf_counter()
-        model = pipe.classifier.info.version if stage == "predict" else "-"
+        # the shipped model; the calibration that answered is in the outcome's detail
+        model = pipe.base_classifier.info.version if stage == "predict" else "-"
         where = escape(f"{ref.bucket}/{ref.name}")
         try:
             outcome = step(pipe, ref)

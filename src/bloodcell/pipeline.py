@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 
 from bloodcell import names, results, tensorio
+from bloodcell.calibration.registry import Registry
+from bloodcell.calibration.runtime import ActiveModel, Predictor
 from bloodcell.cellcrop import cell_tensor
 from bloodcell.contract import CONTRACT
 from bloodcell.errors import ObjectNotFound, RejectedInput, TransientError
@@ -55,7 +57,7 @@ def make_tensor(data: bytes, limits: ImageLimits) -> np.ndarray:
     return cell_tensor(decode_image(data, limits))
 
 
-def classify_bytes(data: bytes, source: Source, classifier: Classifier, limits: ImageLimits) -> Result:
+def classify_bytes(data: bytes, source: Source, classifier: Predictor, limits: ImageLimits) -> Result:
     """Both steps in one process, with the functions' own rules: ``bloodcell classify`` and tools."""
     stamps = {"uploaded": source.uploaded or ""}
     started = time.perf_counter()
@@ -98,12 +100,13 @@ class Pipeline:
         settings: Settings,
         storage: Storage | None = None,
         archive: Storage | None = None,
-        classifier: Callable[[], Classifier] | None = None,
+        classifier: Callable[[], Predictor] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage or open_storage(settings)
         self._archive = archive
         self._classifier = classifier
+        self._active: ActiveModel | None = None
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
 
     @property
@@ -113,10 +116,19 @@ class Pipeline:
         return self._archive
 
     @property
-    def classifier(self) -> Classifier:
+    def base_classifier(self) -> Classifier:
+        return load_classifier(self.settings.model_dir or default_model_dir(), self.settings.model_threads)
+
+    @property
+    def classifier(self) -> Predictor:
+        """The active model: the registry's pointer is stat'ed once per call, so once per event."""
         if self._classifier is not None:
             return self._classifier()
-        return load_classifier(self.settings.model_dir or default_model_dir(), self.settings.model_threads)
+        if self._active is None:
+            self._active = ActiveModel(
+                self.base_classifier, Registry(self.storage, self.settings.model_bucket)
+            )
+        return self._active.current()
 
     # ---- idempotency: shared with the event source's start-up reconciliation ----
 
@@ -314,7 +326,8 @@ class Pipeline:
         # generation, and publishes nothing if it changed or vanished meanwhile
         if unarchived := self._archive_and_write(result):
             return unarchived
-        return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}")
+        calibration = f" calibration={classifier.info.calibration}" if classifier.info.calibration else ""
+        return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}{calibration}")
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)

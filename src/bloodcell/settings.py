@@ -198,6 +198,12 @@ class Settings:
         shown="the shipped model",
     )
     model_threads: int = setting("MODEL_THREADS", 1, whole(), "LiteRT interpreter threads")
+    model_bucket: str = setting(
+        "MODEL_BUCKET",
+        "models",
+        text,
+        "bucket of the model registry: the lab's calibrations and the pointer to the active one",
+    )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", 20 * 1024 * 1024, whole(), "largest accepted upload, in bytes"
     )

@@ -502,7 +502,7 @@ def check_end_state(
 def _check_no_strays(
     data_dir: Path, uploads: set[str], results: Mapping[str, dict[str, Any]], extra_tensors: set[str]
 ) -> None:
-    allowed_top = {*BUCKETS, "dead-letters", ".meta", ".tmp"}
+    allowed_top = {*BUCKETS, "dead-letters", "models", ".meta", ".tmp"}  # models: the registry
     top = {p.name for p in data_dir.iterdir()}
     assert top <= allowed_top, f"unexpected entries in the data dir: {top - allowed_top}"
     tensors_root = data_dir / "tensors"

@@ -61,6 +61,7 @@ def build(settings: Settings) -> None:
     # importing declares their pages; the menu follows this order
     # isort: off
     from bloodcell.web import batch_page, slides_page, slide_page, history_page, model_page  # noqa: F401
+    from bloodcell.web import calibration_page  # noqa: F401
 
     # isort: on
     from bloodcell.web import cell_view

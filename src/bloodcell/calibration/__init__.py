@@ -1,0 +1,9 @@
+"""Calibrate the shipped model to one lab from its verified cells, and serve the active calibration.
+
+Framework-free and numpy-only where the functions run: ``core`` (fit and judge from
+embeddings), ``head`` (the refitted output layer), ``evaluate`` (held-out comparison, the
+gate), ``registry`` (versions, the active pointer and the audit trail in a bucket),
+``runtime`` (the predictor the pointer names, swapped between events). ``cells`` and
+``service`` gather a lab's cells and run one calibration for the command line and web app.
+See docs/calibration.md.
+"""
