@@ -105,7 +105,7 @@ def make_stack(tmp_path: Path, model_dir: Path) -> Iterator[Any]:
 def calibratable(model_dir: Path) -> Path:
     missing = [f for f in ("head.npz", OOD_FILE, PANEL_FILE) if not (model_dir / f).is_file()]
     if missing:
-        pytest.skip(f"the model at {model_dir} cannot be calibrated: no {', '.join(missing)}")
+        pytest.fail(f"the model at {model_dir} cannot be calibrated: no {', '.join(missing)}")
     return model_dir
 
 

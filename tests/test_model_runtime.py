@@ -77,8 +77,9 @@ def test_the_head_shipped_for_calibration_is_the_models_own_output_layer(
     """softmax(embedding @ kernel + bias) reproduces the network: a lab's calibration starts exactly there."""
     clf = Classifier(_copy(model_dir, tmp_path, views=["identity"]))
     out = clf.forward(make_tensor(cell_jpeg, ImageLimits()))
+    assert out.embedding is not None
     with np.load(model_dir / "head.npz") as head:
-        logits = out.embedding @ head["kernel"] + head["bias"]  # type: ignore[operator]
+        logits = out.embedding @ head["kernel"] + head["bias"]
 
     softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
 

@@ -54,7 +54,7 @@ def test_reports_carry_the_warning_and_every_cell_its_score(
     ]
     assert "unlike the training data" in report["conclusion"]
     assert "unlike the training data" in " ".join(first_page.split())
-    assert sorted(r["unfamiliar"] for r in rows) == ["false"] * 4 + ["true"] * 6
+    assert sorted(str(r["unfamiliar"]) for r in rows) == ["false"] * 4 + ["true"] * 6
     assert {r["ood_score"] for r in rows} == {"5.0000", "1.0000"}
 
 

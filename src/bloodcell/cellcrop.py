@@ -187,7 +187,8 @@ def cell_crop(rgb: Image.Image, size: int, margin: float = 1.0) -> np.ndarray:
         pixels = np.asarray(small, dtype=np.float32)
     else:
         pixels = _padded(rgb, (left, top, right, bottom), size, gains)
-    return np.clip(pixels * gains + 0.5, 0.0, 255.0).astype(np.uint8)
+    crop: np.ndarray = np.clip(pixels * gains + 0.5, 0.0, 255.0).astype(np.uint8)
+    return crop
 
 
 def _padded(

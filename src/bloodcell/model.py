@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -70,7 +71,7 @@ class ModelInfo:
 
 
 # The 8 symmetries of the square: a cell has no orientation, so each is a free ensemble member.
-VIEWS = {
+VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda t: t,
     "flip_horizontal": lambda t: t[:, ::-1, :],
     "flip_vertical": lambda t: t[::-1, :, :],
