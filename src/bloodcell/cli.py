@@ -100,6 +100,10 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
             pem.write(settings.ca_certs)
         verify = pem.name
     source = EventSource.for_settings(settings, storage, routes, verify)
+    if settings.metrics_port:
+        from bloodcell.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, backlog=source.backlog)
     if mode == "receive":
         from bloodcell.receiver import webhook_receiver
 

@@ -316,6 +316,14 @@ class Settings:
         shown="`0.0.0.0` (`bloodcell serve`: `127.0.0.1`)",
     )
     port: int = setting("PORT", 8080, whole(), "port the web app (and each function container) listens on")
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        0,
+        whole(0),
+        "port of the event source's Prometheus `/metrics` server (the functions and the web app answer "
+        "`/metrics` on `PORT`)",
+        shown="0 (none)",
+    )
     storage_secret: str = setting(
         "STORAGE_SECRET",
         "",
@@ -393,6 +401,24 @@ class Settings:
         names,
         "emails given the `reviewer` role under `WEB_AUTH=iap`, separated by commas",
         shown="–",
+    )
+    upload_retention_days: int = setting(
+        "UPLOAD_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days an upload is kept after it was written (its tensor goes with it); 0 keeps them",
+    )
+    result_retention_days: int = setting(
+        "RESULT_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days a result (and review record) is kept after it was written; 0 keeps them",
+    )
+    archive_retention_days: int = setting(
+        "ARCHIVE_RETENTION_DAYS", 0, whole(0), "days an archive copy is kept after it was written; 0 keeps them"
+    )
+    retention_sweep_hours: float = setting(
+        "RETENTION_SWEEP_HOURS", 1.0, positive, "how often `bloodcell serve` sweeps out what retention expired"
     )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
