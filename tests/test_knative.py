@@ -691,7 +691,10 @@ def test_knative_services_take_requests_only_from_knative() -> None:
     assert namespaces == {"knative-serving", "kourier-system"}
     # beyond Knative, only Prometheus' namespace, and only to the metrics port
     assert [(s["from"], s["ports"]) for s in scrapes] == [
-        ([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}], [{"port": 8080}])
+        (
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            [{"port": 8080}],
+        )
     ]
 
 

@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
     report.set_defaults(func=cmd_report)
+    from bloodcell.opscli import add_commands
+
+    add_commands(sub)  # erase, retention sweep
     return parser
 
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 
 import urllib3
 
-from bloodcell.metrics import count_source
 from bloodcell.deadletters import DeadLetters
 from bloodcell.events import gcs_event, structured_http
+from bloodcell.metrics import count_source
 from bloodcell.names import escape, hidden
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage

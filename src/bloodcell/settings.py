@@ -415,10 +415,16 @@ class Settings:
         "days a result (and review record) is kept after it was written; 0 keeps them",
     )
     archive_retention_days: int = setting(
-        "ARCHIVE_RETENTION_DAYS", 0, whole(0), "days an archive copy is kept after it was written; 0 keeps them"
+        "ARCHIVE_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days an archive copy is kept after it was written; 0 keeps them",
     )
     retention_sweep_hours: float = setting(
-        "RETENTION_SWEEP_HOURS", 1.0, positive, "how often `bloodcell serve` sweeps out what retention expired"
+        "RETENTION_SWEEP_HOURS",
+        1.0,
+        positive,
+        "how often `bloodcell serve` sweeps out what retention expired",
     )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
@@ -443,6 +449,12 @@ class Settings:
         if bool(self.archive_aws_access_key_id) != bool(self.archive_aws_secret_access_key):
             raise ConfigurationError(
                 "set both ARCHIVE_AWS_ACCESS_KEY_ID and ARCHIVE_AWS_SECRET_ACCESS_KEY, or neither"
+            )
+        results_days, uploads_days = self.result_retention_days, self.upload_retention_days
+        if results_days and not 0 < uploads_days <= results_days:
+            raise ConfigurationError(
+                f"RESULT_RETENTION_DAYS={results_days} needs UPLOAD_RETENTION_DAYS from 1 to {results_days}: "
+                "an upload that outlives its result would be classified again"
             )
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         if self.event_source_mode is None:  # derived default: folders can be watched, stores notify
