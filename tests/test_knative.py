@@ -693,7 +693,7 @@ def test_knative_services_take_requests_only_from_knative() -> None:
     assert [(s["from"], s["ports"]) for s in scrapes] == [
         (
             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-            [{"port": 8080}],
+            [{"port": 8080}, {"port": 9090}],
         )
     ]
 

@@ -320,8 +320,8 @@ class Settings:
         "METRICS_PORT",
         0,
         whole(0),
-        "port of the event source's Prometheus `/metrics` server (the functions and the web app answer "
-        "`/metrics` on `PORT`)",
+        "port of the event source's and the web app's Prometheus `/metrics` server (the functions "
+        "answer `/metrics` on `PORT`)",
         shown="0 (none)",
     )
     storage_secret: str = setting(

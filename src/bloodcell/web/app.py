@@ -108,23 +108,15 @@ def add_health_route(token: str) -> None:
         return PlainTextResponse(token)
 
 
-def add_metrics_route() -> None:
-    """``/metrics`` for Prometheus: counts and timings only, no names, so no sign-in."""
-
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        from bloodcell.metrics import exposition
-
-        body, content_type = exposition()
-        return Response(body, media_type=content_type)
-
-
 def main(settings: Settings | None = None, health_token: str = "") -> None:
     """Run the app on ``HOST``:``PORT``, configured like the functions."""
     settings = settings or get_settings()
     build(settings)
     add_health_route(health_token or "ok")
-    add_metrics_route()
+    if settings.metrics_port:  # beside the app, not behind its sign-in: Prometheus cannot sign in
+        from bloodcell.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, settings.host)
     secret = storage_secret(settings)
     # The session middleware NiceGUI would add in ui.run, added here so that
     # SecureCookies wraps it (the last added is outermost) and sees its cookie.
