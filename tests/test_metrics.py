@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -107,3 +108,28 @@ def test_the_event_source_counts_retries_and_dead_letters(tmp_path: Path) -> Non
     assert moved("bloodcell_source_retries_total") == 1
     assert moved("bloodcell_dead_letters_total") == 1
     assert after[("bloodcell_source_backlog", ())] == 0
+
+
+def test_threads_taking_their_first_event_at_once_register_the_metrics_once() -> None:
+    # a fresh process, so the instruments are not made yet; a barrier lines the threads up
+    code = """
+import threading
+from bloodcell import metrics
+barrier = threading.Barrier(16)
+errors = []
+def first_event():
+    barrier.wait()
+    try:
+        metrics.count_outcome("preprocess", "preprocessed", 0.01)
+    except Exception as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=first_event) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ from typing import Any
 
 from bloodcell import names
 from bloodcell.deadletters import DeadLetter
-from bloodcell.errors import MalformedDocument, TransientError
+from bloodcell.errors import MalformedDocument, ObjectNotFound, TransientError
 from bloodcell.results import Result, now_iso
 from bloodcell.review.records import PREFIX as REVIEW_PREFIX
 from bloodcell.review.slides import SlideIdError, check_slide_id, slide_of
@@ -104,6 +104,8 @@ class Erasure:
             count = purge(bucket, name) if purge is not None else int(store.delete(bucket, name))
         except TransientError:
             raise
+        except ObjectNotFound:  # no such bucket: nothing of it to remove
+            count = 0
         except Exception as exc:  # refused (a role without delete on old versions): say what to do
             count = int(store.delete(bucket, name)) if purge is not None else 0
             self.admin_steps.append(_admin_step(store, bucket, name, exc))

@@ -15,8 +15,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,21 @@ class Instruments:
     backlog: Any
 
 
-@cache
+_MADE: list[Instruments | None] = []
+_MAKING = threading.Lock()
+
+
 def instruments() -> Instruments | None:
+    """Made once per process, under a lock: a function's threads take their first event at
+    once, and a second registration of the same names is an error (DuplicateTimeseries)."""
+    if not _MADE:
+        with _MAKING:
+            if not _MADE:
+                _MADE.append(_make())
+    return _MADE[0]
+
+
+def _make() -> Instruments | None:
     try:
         from prometheus_client import Counter, Gauge, Histogram
     except ImportError:
