@@ -677,7 +677,7 @@ def test_knative_services_take_requests_only_from_knative() -> None:
     policy = _objects("networking.k8s.io/v1", "NetworkPolicy")["knative-services-from-knative-only"]["spec"]
 
     # Act
-    (rule,) = policy["ingress"]
+    rule, *scrapes = policy["ingress"]
     namespaces = {
         v
         for source in rule["from"]
@@ -689,6 +689,13 @@ def test_knative_services_take_requests_only_from_knative() -> None:
     # Assert
     assert all(set(source) == {"namespaceSelector"} for source in rule["from"])
     assert namespaces == {"knative-serving", "kourier-system"}
+    # beyond Knative, only Prometheus' namespace, and only to the metrics port
+    assert [(s["from"], s["ports"]) for s in scrapes] == [
+        (
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            [{"port": 8080}, {"port": 9090}],
+        )
+    ]
 
 
 @needs_kubectl

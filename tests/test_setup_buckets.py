@@ -47,6 +47,41 @@ def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_
     assert routes[names["RESULT_BUCKET"]] == [] and routes[names["ARCHIVE_BUCKET"]] == []
 
 
+def test_retention_becomes_each_buckets_lifecycle_and_zero_removes_it(moto_server: str) -> None:
+    # Arrange
+    tag = uuid.uuid4().hex[:8]
+    names = {key: f"{key.split('_')[0].lower()}-{tag}" for key in ("UPLOAD_BUCKET", "TENSOR_BUCKET")}
+    names |= {
+        "RESULT_BUCKET": f"results-{tag}",
+        "ARCHIVE_BUCKET": f"archive-{tag}",
+        "ARCHIVE_PREFIX": "classified/",
+    }
+    days = {"UPLOAD_RETENTION_DAYS": "30", "RESULT_RETENTION_DAYS": "365", "ARCHIVE_RETENTION_DAYS": "0"}
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+
+    # Act: with retention, then with the uploads kept again
+    first = _run(moto_server, names | days)
+    rules = {
+        key: s3.get_bucket_lifecycle_configuration(Bucket=names[key])["Rules"]
+        for key in ("UPLOAD_BUCKET", "TENSOR_BUCKET", "RESULT_BUCKET")
+    }
+    second = _run(moto_server, names | days | {"UPLOAD_RETENTION_DAYS": "0"})
+
+    # Assert
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert [r["Expiration"]["Days"] for r in rules["UPLOAD_BUCKET"]] == [30]
+    assert [r["Expiration"]["Days"] for r in rules["TENSOR_BUCKET"]] == [30]
+    assert [r["Expiration"]["Days"] for r in rules["RESULT_BUCKET"]] == [365]
+    for key in ("ARCHIVE_BUCKET", "UPLOAD_BUCKET"):
+        try:
+            s3.get_bucket_lifecycle_configuration(Bucket=names[key])
+            kept = True
+        except s3.exceptions.ClientError:
+            kept = False
+        assert not kept, key
+
+
 def test_gives_up_with_an_error_when_the_store_never_answers() -> None:
     # Arrange: nothing listens on this port.
     from tests.support.common import free_port

@@ -7,6 +7,11 @@ mode), so nothing has to list buckets in a loop. Every step is idempotent, and
 the configuration is read back so a store that silently ignored it fails the
 Job instead of leaving a pipeline that never fires.
 
+Retention (UPLOAD_RETENTION_DAYS, RESULT_RETENTION_DAYS, ARCHIVE_RETENTION_DAYS: 0
+keeps everything, as in terraform/) becomes each bucket's lifecycle configuration:
+an expiration rule that many days after an object was written, which the store's
+scanner applies; the tensor bucket follows the uploads. 0 removes our rule.
+
     python setup_buckets.py --notify-arn arn:rustfs:sqs:us-east-1:primary:webhook
 """
 
@@ -77,6 +82,60 @@ def _route_events(s3: Any, bucket: str, arn: str) -> None:
     log.info("bucket %s: %s -> %s", bucket, ",".join(EVENTS), arn)
 
 
+RULE_ID = "bloodcell-retention"
+
+
+def _days(name: str) -> int:
+    raw = os.environ.get(name, "").strip() or "0"
+    if not raw.isdigit():
+        raise SystemExit(f"{name} must be a whole number of days, 0 (keep) or more, got {raw!r}")
+    return int(raw)
+
+
+def retention_rules() -> dict[str, list[dict[str, Any]]]:
+    """Bucket -> its expiration rules, from the same settings the local sweep reads."""
+    upload_days = _days("UPLOAD_RETENTION_DAYS")
+    wanted = (
+        ("UPLOAD_BUCKET", "", upload_days),
+        ("TENSOR_BUCKET", "", upload_days),
+        ("RESULT_BUCKET", "", _days("RESULT_RETENTION_DAYS")),
+        ("ARCHIVE_BUCKET", os.environ.get("ARCHIVE_PREFIX", ""), _days("ARCHIVE_RETENTION_DAYS")),
+    )
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for variable, prefix, days in wanted:
+        bucket_rules = rules.setdefault(os.environ[variable], [])
+        if days > 0:
+            rule_id = RULE_ID if not prefix else f"{RULE_ID}-{variable.split('_')[0].lower()}"
+            bucket_rules.append(
+                {
+                    "ID": rule_id,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": prefix},
+                    "Expiration": {"Days": days},
+                }
+            )
+    return rules
+
+
+def _apply_retention(s3: Any, bucket: str, rules: list[dict[str, Any]]) -> None:
+    if not rules:
+        try:
+            s3.delete_bucket_lifecycle(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                raise
+        log.info("bucket %s: kept until deleted (no retention)", bucket)
+        return
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    found = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    kept = {(r.get("ID"), r.get("Expiration", {}).get("Days")) for r in found}
+    if not {(r["ID"], r["Expiration"]["Days"]) for r in rules} <= kept:
+        raise SystemExit(f"the store did not keep the lifecycle configuration of {bucket}: {found}")
+    log.info(
+        "bucket %s: %s", bucket, ", ".join(f"{r['ID']} after {r['Expiration']['Days']} days" for r in rules)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notify-arn", required=True, help="ARN of the store's notification target")
@@ -94,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         _ensure_bucket(s3, bucket)
     for bucket in watched:
         _route_events(s3, bucket, opts.notify_arn)
+    for bucket, rules in retention_rules().items():
+        _apply_retention(s3, bucket, rules)
     return 0
 
 

@@ -100,6 +100,10 @@ def cmd_eventsource(args: argparse.Namespace) -> int:
             pem.write(settings.ca_certs)
         verify = pem.name
     source = EventSource.for_settings(settings, storage, routes, verify)
+    if settings.metrics_port:
+        from bloodcell.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, backlog=source.backlog)
     if mode == "receive":
         from bloodcell.receiver import webhook_receiver
 
@@ -428,9 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
     report.set_defaults(func=cmd_report)
-    from bloodcell.calibration.commands import add_commands
+    from bloodcell.calibration.commands import add_commands as add_calibration
+    from bloodcell.opscli import add_commands as add_ops
 
-    add_commands(sub)
+    add_calibration(sub)
+    add_ops(sub)  # erase, retention sweep
     return parser
 
 

@@ -39,6 +39,7 @@ import urllib3
 
 from bloodcell.deadletters import DeadLetters
 from bloodcell.events import gcs_event, structured_http
+from bloodcell.metrics import count_source
 from bloodcell.names import escape, hidden
 from bloodcell.settings import Settings
 from bloodcell.storage import ObjectInfo, Storage
@@ -143,6 +144,7 @@ class EventSource:
             if key in self._queued:
                 return False
             self._queued.add(key)
+        count_source("queued", info.bucket)
         self._enqueue(info, delay=HIDDEN_GRACE_SECONDS if hidden(info.name) else 0.0)
         return True
 
@@ -275,6 +277,7 @@ class EventSource:
                 self._queued.discard((item.info.bucket, item.info.name, item.info.generation))
                 self.waiting_for_space -= waited
                 space_back = waited and self.waiting_for_space == 0
+            count_source("delivered", item.info.bucket)
             if space_back:
                 log.warning("disk space is back: every delivery that waited for it went through")
             return
@@ -310,6 +313,7 @@ class EventSource:
         if attempt >= self.max_attempts:
             self._dead_letter(item, attempt)
             return
+        count_source("retry", item.info.bucket)
         low, high = self.backoff
         delay = min(high, low * 2**item.attempt) * random.uniform(0.75, 1.25)
         if attempt in (1, 4) or attempt % 10 == 0:
@@ -333,6 +337,7 @@ class EventSource:
             attempts,
             escape(item.error),
         )
+        count_source("dead-letter", item.info.bucket)
         with self._lock:
             self.dead_lettered += 1
             self._queued.discard((item.info.bucket, item.info.name, item.info.generation))

@@ -118,7 +118,28 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # or more: on a disk that is a metadata write each time (7 % of a function's CPU per
         # request here), in memory it is not; gunicorn's docs advise /dev/shm for this
         "worker_tmp_dir": _HEARTBEAT_DIR if os.path.isdir(_HEARTBEAT_DIR) else None,
+        # a dead worker's metric files stop counting as live (prometheus-client multiprocess mode)
+        "child_exit": _child_exit,
     }
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from bloodcell.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
+def add_metrics_route(app: Any) -> None:
+    """``GET /metrics`` beside the function (whose routes take POST only): Prometheus' scrape."""
+    import flask
+
+    from bloodcell.metrics import exposition
+
+    def metrics() -> Any:
+        body, content_type = exposition()
+        return flask.Response(body, content_type=content_type)
+
+    app.add_url_rule("/metrics", "bloodcell_metrics", metrics, methods=["GET"])
 
 
 def limit_body(app: Any, limit: int) -> None:
@@ -198,6 +219,7 @@ def make_app(target: str, source: str, settings: Settings) -> Any:
     app = functions_framework.create_app(target, source, "cloudevent")
     limit_body(app, settings.function_max_request_bytes)
     answer_faults(app, target)
+    add_metrics_route(app)
     return app
 
 
@@ -205,7 +227,10 @@ def run(target: str, source: str, host: str, port: int, settings: Settings | Non
     """Serve one CloudEvent function until SIGTERM, under the configured limits."""
     from functions_framework._http.gunicorn import GunicornApplication
 
+    from bloodcell.metrics import prepare_multiprocess
+
     settings = settings or get_settings()
+    prepare_multiprocess()  # before the function's module imports prometheus_client
     app = make_app(target, source, settings)
     BoundedThreadWorker.read_timeout = float(settings.function_read_timeout_seconds)
     server = GunicornApplication(app, host, port, False, **gunicorn_options(settings))

@@ -18,6 +18,7 @@ from typing import Any
 from bloodcell.errors import disk_full, retryable
 from bloodcell.events import ObjectRef, object_refs, received_attributes
 from bloodcell.logs import configure_logging
+from bloodcell.metrics import count_outcome, count_retry
 from bloodcell.names import escape
 from bloodcell.pipeline import Outcome, Pipeline
 from bloodcell.settings import get_settings
@@ -95,11 +96,13 @@ def handle(event: Any, step: Callable[[Pipeline, ObjectRef], Outcome], stage: st
                     model,
                     escape(f"{type(exc).__name__}: {exc}"),
                 )
+                count_retry(stage, time.perf_counter() - started)
                 if disk_full(exc):
                     _insufficient_storage(exc)
                 raise
             outcome = Outcome("ignored", getattr(exc, "reason", str(exc)))
         outcomes.append(outcome)
+        count_outcome(stage, outcome.status, time.perf_counter() - started, outcome.unfamiliar)
         log.info(
             "stage=%s event=%s object=%s generation=%s model=%s outcome=%s detail=%s ms=%.1f",
             stage,

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from bloodcell import names, results, tensorio
+from bloodcell import metrics, names, results, tensorio
 from bloodcell.calibration.registry import Registry
 from bloodcell.calibration.runtime import ActiveModel, Predictor
 from bloodcell.cellcrop import cell_tensor
@@ -50,6 +50,7 @@ class Outcome:
 
     status: OutcomeStatus
     detail: str = ""
+    unfamiliar: bool | None = None  # a classified result the model found unlike its training data
 
 
 def make_tensor(data: bytes, limits: ImageLimits) -> np.ndarray:
@@ -327,13 +328,17 @@ class Pipeline:
         if unarchived := self._archive_and_write(result):
             return unarchived
         calibration = f" calibration={classifier.info.calibration}" if classifier.info.calibration else ""
-        return Outcome("classified", f"{prediction.label} {prediction.confidence:.3f}{calibration}")
+        return Outcome(
+            "classified", f"{prediction.label} {prediction.confidence:.3f}{calibration}", result.unfamiliar
+        )
 
     def _retry_archive(self, existing: ObjectInfo) -> Outcome:
         data, _ = self.storage.read(existing.bucket, existing.name)
-        if unarchived := self._archive_and_write(Result.from_json(data)):
+        result = Result.from_json(data)
+        if unarchived := self._archive_and_write(result):
             return unarchived
-        return Outcome("classified", "archive copy completed on retry")
+        metrics.count_archive(completed=True)
+        return Outcome("classified", "archive copy completed on retry", result.unfamiliar)
 
     def _archive_and_write(self, result: Result) -> Outcome | None:
         """Archive first; if the archive is down, publish the result as pending and retry later.
@@ -346,6 +351,7 @@ class Pipeline:
             stored = self._archive_copy(result)
         except TransientError:
             self._write_result(result.with_archive(ArchiveStatus.PENDING))
+            metrics.count_archive(completed=False)
             raise
         if isinstance(stored, Outcome):
             return stored

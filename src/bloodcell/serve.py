@@ -25,8 +25,9 @@ import requests
 
 from bloodcell.errors import ConfigurationError
 from bloodcell.eventsource import EventSource
+from bloodcell.retention import start_sweeper
 from bloodcell.settings import Settings
-from bloodcell.storage import LocalStorage
+from bloodcell.storage import LocalStorage, open_archive
 from bloodcell.watch import folder_watcher
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,8 @@ class LocalStack:
             target=self.source.run, args=(self.stop_event, ready, self.announcer), name="eventsource"
         ).start()
         threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
+        archive = self.storage if self.settings.archive_storage == "local" else open_archive(self.settings)
+        start_sweeper(self.settings, self.storage, archive, self.stop_event)  # *_RETENTION_DAYS
         ready.wait()
 
     def _supervise(self) -> None:

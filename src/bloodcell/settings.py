@@ -323,6 +323,14 @@ class Settings:
         shown="`0.0.0.0` (`bloodcell serve`: `127.0.0.1`)",
     )
     port: int = setting("PORT", 8080, whole(), "port the web app (and each function container) listens on")
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        0,
+        whole(0),
+        "port of the event source's and the web app's Prometheus `/metrics` server (the functions "
+        "answer `/metrics` on `PORT`)",
+        shown="0 (none)",
+    )
     storage_secret: str = setting(
         "STORAGE_SECRET",
         "",
@@ -401,6 +409,30 @@ class Settings:
         "emails given the `reviewer` role under `WEB_AUTH=iap`, separated by commas",
         shown="–",
     )
+    upload_retention_days: int = setting(
+        "UPLOAD_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days an upload is kept after it was written (its tensor goes with it); 0 keeps them",
+    )
+    result_retention_days: int = setting(
+        "RESULT_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days a result (and review record) is kept after it was written; 0 keeps them",
+    )
+    archive_retention_days: int = setting(
+        "ARCHIVE_RETENTION_DAYS",
+        0,
+        whole(0),
+        "days an archive copy is kept after it was written; 0 keeps them",
+    )
+    retention_sweep_hours: float = setting(
+        "RETENTION_SWEEP_HOURS",
+        1.0,
+        positive,
+        "how often `bloodcell serve` sweeps out what retention expired",
+    )
     result_timeout_seconds: float = setting(
         "RESULT_TIMEOUT_SECONDS", 120.0, positive, "how long the web app waits for a result before saying so"
     )
@@ -444,6 +476,12 @@ class Settings:
         if bool(self.archive_aws_access_key_id) != bool(self.archive_aws_secret_access_key):
             raise ConfigurationError(
                 "set both ARCHIVE_AWS_ACCESS_KEY_ID and ARCHIVE_AWS_SECRET_ACCESS_KEY, or neither"
+            )
+        results_days, uploads_days = self.result_retention_days, self.upload_retention_days
+        if results_days and not 0 < uploads_days <= results_days:
+            raise ConfigurationError(
+                f"RESULT_RETENTION_DAYS={results_days} needs UPLOAD_RETENTION_DAYS from 1 to {results_days}: "
+                "an upload that outlives its result would be classified again"
             )
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
         if self.event_source_mode is None:  # derived default: folders can be watched, stores notify

@@ -139,6 +139,30 @@ class GcsStorage:
             return False
         return True
 
+    def purge_versions(self, bucket: str, name: str) -> int:
+        """Erasure: the live object and, with object versioning on, every noncurrent generation."""
+        blobs = self._call(
+            f"gs://{bucket}/{name}",
+            lambda: list(self.client.list_blobs(bucket, prefix=name, versions=True, retry=self.retry)),
+        )
+        removed = 0
+        for blob in blobs:
+            if blob.name != name:
+                continue
+            try:
+                self._call(
+                    f"gs://{bucket}/{name}",
+                    lambda b=blob: (
+                        self.client.bucket(bucket)
+                        .blob(name, generation=b.generation)
+                        .delete(retry=self.retry)
+                    ),
+                )
+            except ObjectNotFound:
+                continue
+            removed += 1
+        return removed
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         blobs = self._call(
             f"gs://{bucket}",

@@ -177,6 +177,29 @@ class S3Storage:
         self._call(f"s3://{bucket}/{name}", lambda: self.client.delete_object(Bucket=bucket, Key=name))
         return True
 
+    def purge_versions(self, bucket: str, name: str) -> int:
+        """Erasure: the object and, in a versioned bucket, every older version and delete marker.
+
+        How many versions went; a role without ``s3:DeleteObjectVersion`` gets the store's
+        refusal (AccessDenied), which ``erasure`` turns into an administrator's step.
+        """
+        paginator = self.client.get_paginator("list_object_versions")
+        pages = iter(paginator.paginate(Bucket=bucket, Prefix=name))
+        removed = 0
+        while True:
+            page = self._call(f"s3://{bucket}/{name}", lambda: next(pages, None))
+            if page is None:
+                return removed
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if item["Key"] != name:
+                    continue
+                version = item["VersionId"]
+                self._call(
+                    f"s3://{bucket}/{name}",
+                    lambda v=version: self.client.delete_object(Bucket=bucket, Key=name, VersionId=v),
+                )
+                removed += "Size" in item  # a delete marker held no copy
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Page by page (1,000 keys each): memory follows a page, not the bucket."""
         paginator = self.client.get_paginator("list_objects_v2")

@@ -116,6 +116,10 @@ def main(settings: Settings | None = None, health_token: str = "") -> None:
     settings = settings or get_settings()
     build(settings)
     add_health_route(health_token or "ok")
+    if settings.metrics_port:  # beside the app, not behind its sign-in: Prometheus cannot sign in
+        from bloodcell.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, settings.host)
     secret = storage_secret(settings)
     # The session middleware NiceGUI would add in ui.run, added here so that
     # SecureCookies wraps it (the last added is outermost) and sees its cookie.
