@@ -25,18 +25,18 @@ from training.splits import OTHER_INDEX, WBC, kaggle_items, pbc_val_items
 REPO = Path(__file__).resolve().parents[1]
 
 # Floors: the issue's targets where the shipped model meets them on these samples, else the level it
-# reaches here, rounded down, to catch any regression from there. Model 1.0.1 (1.0.0's network with
-# two views, temperature and the validation-chosen rule) on these samples: see MODEL_CARD.md for the
-# full sets. Kaggle TEST targets (accuracy 0.93, every recall 0.85, unflagged accuracy 0.98) are not met.
-KAGGLE_TEST_ACC = 0.88
-KAGGLE_TEST_RECALL = {"EOSINOPHIL": 0.85, "LYMPHOCYTE": 1.0, "MONOCYTE": 0.66, "NEUTROPHIL": 0.91}
-KAGGLE_TEST_MAX_FLAG = 0.08  # measured 0.060; the issue's budget is 0.10
-KAGGLE_TEST_UNFLAGGED_ACC = 0.88
-TEST_SIMPLE_ACC = 0.90
-PBC_VAL_ACC = 0.99
-PBC_VAL_RECALL = 0.96  # every class
-PBC_VAL_MAX_FLAG = 0.06  # measured 0.047; the issue's budget is 0.10
-PBC_VAL_UNFLAGGED_ACC = 0.995
+# reaches here, rounded down, to catch any regression from there. Model 3.0.0 (8 views, trained for labs
+# it never saw) on these samples: see MODEL_CARD.md for the full sets. Against 1.0.1 it trades 0.5 to 1
+# point in-domain (Kaggle TEST sample 0.872 vs 0.88, PBC 0.986 vs 0.99) for robustness to other labs.
+KAGGLE_TEST_ACC = 0.87
+KAGGLE_TEST_RECALL = {"EOSINOPHIL": 0.88, "LYMPHOCYTE": 1.0, "MONOCYTE": 0.66, "NEUTROPHIL": 0.91}
+KAGGLE_TEST_MAX_FLAG = 0.05  # measured 0.032; the issue's budget is 0.10
+KAGGLE_TEST_UNFLAGGED_ACC = 0.87
+TEST_SIMPLE_ACC = 0.91
+PBC_VAL_ACC = 0.985
+PBC_VAL_RECALL = 0.95  # every class
+PBC_VAL_MAX_FLAG = 0.08  # measured 0.074; the issue's budget is 0.10
+PBC_VAL_UNFLAGGED_ACC = 0.99
 OTHER_MIN_FLAG = 0.95
 
 
