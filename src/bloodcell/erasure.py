@@ -24,9 +24,9 @@ from bloodcell.deadletters import DeadLetter
 from bloodcell.errors import MalformedDocument, ObjectNotFound, TransientError
 from bloodcell.results import Result, now_iso
 from bloodcell.review.records import PREFIX as REVIEW_PREFIX
-from bloodcell.slides.ids import SlideIdError, check_slide_id, slide_of
 from bloodcell.review.verified import SUFFIX as VERIFIED_SUFFIX
 from bloodcell.settings import Settings
+from bloodcell.slides.ids import SlideIdError, check_slide_id, slide_of
 from bloodcell.storage import Storage
 
 log = logging.getLogger(__name__)
