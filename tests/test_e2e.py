@@ -89,6 +89,7 @@ def test_real_smears_dropped_into_the_bucket_are_classified_and_archived(stack: 
         ".meta",
         ".tmp",
         "archive",
+        "models",  # the lab's calibrations (MODEL_BUCKET), empty until one is made
         "results",
         "tensors",
         "uploads",
