@@ -39,9 +39,10 @@ def test_the_default_recipe_holds_out_the_cells_the_shipped_model_did_not_train_
     assert (len(ktr), len(kva)) == tuple(sources["kaggle-blood-cells/TRAIN (grouped by smear)"].values())
 
 
-def test_the_candidate_recipe_differs_from_the_shipped_one_only_in_declared_fields() -> None:
-    shipped, candidate = RECIPES[DEFAULT_RECIPE], RECIPES["candidate-2"]
+def test_the_earlier_recipes_differ_from_the_shipped_one_only_in_declared_fields() -> None:
+    shipped, first, candidate = RECIPES[DEFAULT_RECIPE], RECIPES["shipped"], RECIPES["candidate-2"]
 
-    assert not (shipped.stain_standardise or shipped.blur_noise or shipped.worst_class_score)
+    assert shipped.lab_shift and not (first.lab_shift or candidate.lab_shift)  # model 3's augmentation
+    assert not (first.stain_standardise or first.blur_noise or first.worst_class_score)
     assert candidate.stain_standardise and candidate.blur_noise and candidate.worst_class_score
-    assert candidate.version != shipped.version
+    assert len({shipped.version, first.version, candidate.version}) == 3

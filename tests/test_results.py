@@ -9,7 +9,7 @@ import pytest
 
 from bloodcell.errors import MalformedDocument
 from bloodcell.model import ModelInfo, Prediction
-from bloodcell.results import ArchiveStatus, Result, Source, Status
+from bloodcell.results import SCHEMA_VERSION, ArchiveStatus, Result, Source, Status
 
 SOURCE = Source(
     "uploads", "lame 12/cellule é 細胞.jpg", "1732530000123456", "ab" * 32, 20162, "2026-11-25T14:01:23.274Z"
@@ -40,12 +40,12 @@ def test_a_classified_result_survives_the_round_trip() -> None:
     assert again.status is Status.CLASSIFIED and again.archive.status is ArchiveStatus.STORED
 
 
-def test_the_json_is_the_documented_schema_1_shape() -> None:
+def test_the_json_is_the_documented_schema_shape() -> None:
     rejected = Result.rejected(SOURCE, "the file is empty", "preprocess", {"preprocess": 0.1}, {})
 
     doc = json.loads(rejected.to_json())
 
-    assert doc["schema_version"] == "1" and doc["status"] == "rejected"
+    assert doc["schema_version"] == SCHEMA_VERSION == "2" and doc["status"] == "rejected"
     assert doc["rejected_by"] == "preprocess" and doc["label"] is None
     assert doc["source"]["name"] == SOURCE.name  # accents and CJK kept as text, not escaped away
     assert doc["archive"] == {"status": "none", "location": None}
