@@ -30,6 +30,45 @@ LAB_PER_CLASS = 8  # cells per class of the synthetic "new lab"
 # ---- pipeline fixtures ----
 
 
+# ---- the kernel's inotify watch limit: test_watch lowers it for real as root ----
+
+WATCH_LIMIT = Path("/proc/sys/fs/inotify/max_user_watches")
+WATCH_LIMIT_FLOOR = 8192  # below this every watcher of the suite runs out of watches
+
+
+def _watch_limit() -> int | None:
+    try:
+        return int(WATCH_LIMIT.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.fixture(scope="session")
+def session_watch_limit() -> int | None:
+    start = _watch_limit()
+    return None if start is None else max(start, WATCH_LIMIT_FLOOR)
+
+
+@pytest.fixture(autouse=True)
+def _watch_limit_kept(session_watch_limit: int | None) -> Iterator[None]:
+    """Every test starts and ends with the kernel's watch limit as the session found it.
+
+    test_watch lowers the real, system-wide limit as root to prove a silent loss is gone; a
+    limit left low (by a run stopped mid-test, or read back already lowered) must never reach
+    another test's watchers, which would log "limit reached" and sweep instead of watch.
+    """
+
+    def restore() -> None:
+        now = _watch_limit()
+        low = session_watch_limit is not None and now is not None and now < session_watch_limit
+        if low and os.access(WATCH_LIMIT, os.W_OK):
+            WATCH_LIMIT.write_text(str(session_watch_limit))
+
+    restore()
+    yield
+    restore()
+
+
 @pytest.fixture(scope="session")
 def datasets() -> Path:
     """Real labelled images (../shared/datasets); CI always provides them."""
