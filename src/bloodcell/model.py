@@ -158,13 +158,7 @@ class Classifier:
         self._lock = threading.Lock()
 
     def predict(self, tensor: np.ndarray) -> Prediction:
-        if tensor.shape != CONTRACT.shape or tensor.dtype != np.dtype(CONTRACT.dtype):
-            raise RejectedInput(
-                f"tensor {tensor.shape} {tensor.dtype} does not match the model input "
-                f"{CONTRACT.shape} {CONTRACT.dtype}"
-            )
-        if not np.isfinite(tensor).all():
-            raise RejectedInput("tensor holds NaN or infinite values")
+        check_tensor(tensor)
         out = self.forward(tensor)
         return self.interpret(out.probabilities, self.ood_score(out.embedding))
 
@@ -226,6 +220,17 @@ class Classifier:
             ood_score=ood_score,
             unfamiliar=bool(unfamiliar),
         )
+
+
+def check_tensor(tensor: np.ndarray) -> None:
+    """The contract's shape, dtype and finite values, or RejectedInput: before any network sees it."""
+    if tensor.shape != CONTRACT.shape or tensor.dtype != np.dtype(CONTRACT.dtype):
+        raise RejectedInput(
+            f"tensor {tensor.shape} {tensor.dtype} does not match the model input "
+            f"{CONTRACT.shape} {CONTRACT.dtype}"
+        )
+    if not np.isfinite(tensor).all():
+        raise RejectedInput("tensor holds NaN or infinite values")
 
 
 @cache

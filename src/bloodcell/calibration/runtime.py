@@ -20,9 +20,8 @@ import numpy as np
 
 from bloodcell.calibration.core import Calibration
 from bloodcell.calibration.registry import Registry
-from bloodcell.contract import CONTRACT
 from bloodcell.errors import MalformedDocument, ObjectNotFound, RejectedInput
-from bloodcell.model import Classifier, ModelInfo, Prediction
+from bloodcell.model import Classifier, ModelInfo, Prediction, check_tensor
 from bloodcell.names import escape
 
 log = logging.getLogger(__name__)
@@ -47,13 +46,7 @@ class CalibratedClassifier:
         self.info = replace(base.info, calibration=version)
 
     def predict(self, tensor: np.ndarray) -> Prediction:
-        if tensor.shape != CONTRACT.shape or tensor.dtype != np.dtype(CONTRACT.dtype):
-            raise RejectedInput(
-                f"tensor {tensor.shape} {tensor.dtype} does not match the model input "
-                f"{CONTRACT.shape} {CONTRACT.dtype}"
-            )
-        if not np.isfinite(tensor).all():
-            raise RejectedInput("tensor holds NaN or infinite values")
+        check_tensor(tensor)
         out = self.base.forward(tensor)
         if out.embedding is None:  # pragma: no cover - ActiveModel never builds one without it
             raise RejectedInput("the model has no embedding output")
