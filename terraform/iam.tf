@@ -82,6 +82,13 @@ resource "google_storage_bucket_iam_member" "predict_writes_results" {
   member = google_service_account.predict.member
 }
 
+# The model registry: the active pointer and the calibration it names.
+resource "google_storage_bucket_iam_member" "predict_reads_models" {
+  bucket = google_storage_bucket.models.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.predict.member
+}
+
 # ---- webapp ----
 
 # New uploads only (written with an if-absent precondition, never replaced).
@@ -108,6 +115,21 @@ resource "google_storage_bucket_iam_member" "webapp_reads_tensors" {
 resource "google_storage_bucket_iam_member" "webapp_reads_results" {
   bucket = google_storage_bucket.results.name
   role   = "roles/storage.objectViewer"
+  member = google_service_account.webapp.member
+}
+
+# The calibration page lists versions, evaluations and the audit trail (the
+# custom writer role has no list permission) ...
+resource "google_storage_bucket_iam_member" "webapp_reads_models" {
+  bucket = google_storage_bucket.models.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.webapp.member
+}
+
+# ... and activates or rolls back, which rewrite the pointer and append to the audit trail.
+resource "google_storage_bucket_iam_member" "webapp_writes_models" {
+  bucket = google_storage_bucket.models.name
+  role   = google_project_iam_custom_role.object_writer.id
   member = google_service_account.webapp.member
 }
 

@@ -13,6 +13,11 @@ output "result_bucket" {
   value       = google_storage_bucket.results.name
 }
 
+output "model_bucket" {
+  description = "Cloud Storage bucket of the model registry (MODEL_BUCKET): `bloodcell calibrate` and `bloodcell model` write it; predict reads its active version."
+  value       = google_storage_bucket.models.name
+}
+
 output "archive_bucket" {
   description = "S3 bucket (AWS) that receives archive copies under archive_prefix."
   value       = aws_s3_bucket.archive.bucket

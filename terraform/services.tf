@@ -11,6 +11,7 @@ locals {
     UPLOAD_BUCKET        = google_storage_bucket.uploads.name
     TENSOR_BUCKET        = google_storage_bucket.tensors.name
     RESULT_BUCKET        = google_storage_bucket.results.name
+    MODEL_BUCKET         = google_storage_bucket.models.name
     LOG_LEVEL            = "INFO"
   }
 

@@ -10,6 +10,7 @@ locals {
     uploads = "${var.project}-${var.name_prefix}-uploads"
     tensors = "${var.project}-${var.name_prefix}-tensors"
     results = "${var.project}-${var.name_prefix}-results"
+    models  = "${var.project}-${var.name_prefix}-models"
   }
 }
 
@@ -111,6 +112,28 @@ resource "google_storage_bucket" "results" {
         type = "Delete"
       }
     }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# The model registry (docs/calibration.md): the lab's calibrations, the pointer
+# to the active one and the audit trail. Predict reads it on every event, so a
+# calibration or a rollback is an object write, never an image rebuild. Nothing
+# here ages out: the audit trail and every version a result names are kept.
+resource "google_storage_bucket" "models" {
+  #checkov:skip=CKV_GCP_62:Use Cloud Audit Logs (Data Access, storage) for an access trail; a usage-log bucket would itself need this exemption
+  name                        = local.bucket_names.models
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy
+
+  # The pointer (active.json) is rewritten on every activation: each earlier
+  # pointer stays as a noncurrent version, a second record beside the audit trail.
+  versioning {
+    enabled = true
   }
 
   depends_on = [google_project_service.apis]

@@ -221,6 +221,9 @@ def test_pipeline_workloads_have_their_bucket_settings_and_credentials() -> None
         assert env.get("AWS_SECRET_ACCESS_KEY", "").startswith("<from secretKeyRef"), name
     assert len({(e["UPLOAD_BUCKET"], e["TENSOR_BUCKET"], e["RESULT_BUCKET"]) for e in envs.values()}) == 1
     assert envs["predict"].get("ARCHIVE_STORAGE") == "s3" and envs["predict"].get("ARCHIVE_BUCKET")
+    # the model registry: predict reads the active version, the web app manages it
+    registry = envs["predict"].get("MODEL_BUCKET")
+    assert registry and registry == envs["webapp"].get("MODEL_BUCKET")
 
 
 @needs_kubectl

@@ -26,7 +26,11 @@ def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_
     # Arrange
     tag = uuid.uuid4().hex[:8]
     names = {key: f"{key.split('_')[0].lower()}-{tag}" for key in ("UPLOAD_BUCKET", "TENSOR_BUCKET")}
-    names |= {"RESULT_BUCKET": f"results-{tag}", "ARCHIVE_BUCKET": f"archive-{tag}"}
+    names |= {
+        "RESULT_BUCKET": f"results-{tag}",
+        "ARCHIVE_BUCKET": f"archive-{tag}",
+        "MODEL_BUCKET": f"models-{tag}",
+    }
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
 
     # Act: twice, as a re-run Job would.
@@ -44,7 +48,8 @@ def test_creates_the_buckets_and_routes_only_the_watched_ones_idempotently(moto_
     for key in ("UPLOAD_BUCKET", "TENSOR_BUCKET"):
         (route,) = routes[names[key]]
         assert route["QueueArn"] == ARN and route["Events"] == ["s3:ObjectCreated:*"]
-    assert routes[names["RESULT_BUCKET"]] == [] and routes[names["ARCHIVE_BUCKET"]] == []
+    for key in ("RESULT_BUCKET", "ARCHIVE_BUCKET", "MODEL_BUCKET"):
+        assert routes[names[key]] == [], key
 
 
 def test_retention_becomes_each_buckets_lifecycle_and_zero_removes_it(moto_server: str) -> None:
@@ -55,6 +60,7 @@ def test_retention_becomes_each_buckets_lifecycle_and_zero_removes_it(moto_serve
         "RESULT_BUCKET": f"results-{tag}",
         "ARCHIVE_BUCKET": f"archive-{tag}",
         "ARCHIVE_PREFIX": "classified/",
+        "MODEL_BUCKET": f"models-{tag}",
     }
     days = {"UPLOAD_RETENTION_DAYS": "30", "RESULT_RETENTION_DAYS": "365", "ARCHIVE_RETENTION_DAYS": "0"}
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
@@ -73,7 +79,7 @@ def test_retention_becomes_each_buckets_lifecycle_and_zero_removes_it(moto_serve
     assert [r["Expiration"]["Days"] for r in rules["UPLOAD_BUCKET"]] == [30]
     assert [r["Expiration"]["Days"] for r in rules["TENSOR_BUCKET"]] == [30]
     assert [r["Expiration"]["Days"] for r in rules["RESULT_BUCKET"]] == [365]
-    for key in ("ARCHIVE_BUCKET", "UPLOAD_BUCKET"):
+    for key in ("ARCHIVE_BUCKET", "UPLOAD_BUCKET", "MODEL_BUCKET"):
         try:
             s3.get_bucket_lifecycle_configuration(Bucket=names[key])
             kept = True
@@ -86,7 +92,13 @@ def test_gives_up_with_an_error_when_the_store_never_answers() -> None:
     # Arrange: nothing listens on this port.
     from tests.support.common import free_port
 
-    names = {"UPLOAD_BUCKET": "u", "TENSOR_BUCKET": "t", "RESULT_BUCKET": "r", "ARCHIVE_BUCKET": "a"}
+    names = {
+        "UPLOAD_BUCKET": "u",
+        "TENSOR_BUCKET": "t",
+        "RESULT_BUCKET": "r",
+        "ARCHIVE_BUCKET": "a",
+        "MODEL_BUCKET": "m",
+    }
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
 
     # Act

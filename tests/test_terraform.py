@@ -213,7 +213,7 @@ def test_google_buckets_are_private_and_uniform() -> None:
     ]
 
     # Assert
-    assert set(buckets) == {"uploads", "tensors", "results", "build_sources"}
+    assert set(buckets) == {"uploads", "tensors", "results", "models", "build_sources"}
     assert not loose, f"buckets without uniform access or enforced public access prevention: {loose}"
 
 
@@ -382,6 +382,33 @@ def test_cloud_run_environment_names_are_settings_the_code_reads() -> None:
     # Assert
     assert all(not names for names in unknown.values()), f"unknown environment variables: {unknown}"
     assert not any(reserved.values()), "Cloud Run sets PORT itself"
+
+
+def test_the_model_registry_is_read_by_predict_and_managed_from_the_webapp_only() -> None:
+    # Arrange: changing the model is an object write in MODEL_BUCKET, never an image rebuild.
+    services = _resources("google_cloud_run_v2_service")
+    models = _resources("google_storage_bucket")["models"]
+    grants = [
+        body
+        for body in _resources("google_storage_bucket_iam_member").values()
+        if _scalar(body["bucket"]) == "${google_storage_bucket.models.name}"
+    ]
+
+    # Act
+    roles = {(_scalar(g["member"]).split(".")[1], _scalar(g["role"])) for g in grants}
+    named = {name: _service_env(body).get("MODEL_BUCKET") for name, body in services.items()}
+
+    # Assert
+    assert named["predict"] == named["webapp"] == "${google_storage_bucket.models.name}"
+    assert roles == {
+        ("predict", "roles/storage.objectViewer"),
+        ("webapp", "roles/storage.objectViewer"),
+        ("webapp", "${google_project_iam_custom_role.object_writer.id}"),
+    }
+    assert not _blocks(models, "lifecycle_rule"), "the audit trail must not age out"
+    assert not _blocks(models, "dynamic"), "the audit trail must not age out"
+    (versioning,) = _blocks(models, "versioning")
+    assert _scalar(versioning["enabled"]) is True
 
 
 def test_every_trigger_sends_finalized_events_of_the_right_bucket_to_its_function() -> None:

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s")
 
-    names = ("UPLOAD_BUCKET", "TENSOR_BUCKET", "RESULT_BUCKET", "ARCHIVE_BUCKET")
+    names = ("UPLOAD_BUCKET", "TENSOR_BUCKET", "RESULT_BUCKET", "ARCHIVE_BUCKET", "MODEL_BUCKET")
     buckets = list(dict.fromkeys(os.environ[name] for name in names))
     watched = list(dict.fromkeys(os.environ[name] for name in ("UPLOAD_BUCKET", "TENSOR_BUCKET")))
 
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         _ensure_bucket(s3, bucket)
     for bucket in watched:
         _route_events(s3, bucket, opts.notify_arn)
+    # The model registry's bucket has no rule of ours: its audit trail is kept.
     for bucket, rules in retention_rules().items():
         _apply_retention(s3, bucket, rules)
     return 0
