@@ -205,6 +205,15 @@ def run_qc(
     store.write_state(
         qc.QcState(panel.version, baseline_run, baseline, run.run, run.at, bool(reasons), reasons, since)
     )
+    log.info(
+        "qc run %s (%s): agreement %.1f%% on %d cells, baseline %.1f%%, calibration %s",
+        run.run,
+        trigger,
+        100 * run.agreement,
+        run.cells,
+        100 * run.baseline_agreement,
+        run.calibration,
+    )
     _log_change(run, was_alarm)
     if trigger != DAILY:  # the daily runs are in the QC history; the audit trail keeps the actions
         detail = {"run": run.run, "trigger": trigger, "agreement": run.agreement, "alarm": run.alarm}
