@@ -7,7 +7,12 @@ the model is on it, only what the QC must measure, store and raise whatever it i
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -27,6 +32,7 @@ from bloodcell.results import Result, Source, now_iso
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.s3 import S3Storage
+from tests.support.common import REPO
 
 WHO = "Zoë Ångström 李明"
 WBC_PER_LAB = 4 * 8  # the lab's four white-cell folders (conftest.LAB_PER_CLASS each); "other" is left out
@@ -240,3 +246,61 @@ def test_daily_runs_fire_on_an_injected_clock(
         timedelta(hours=2),
     ]
     assert [e["detail"]["trigger"] for e in registry.audit_trail()] == [qc.FIRST]  # daily runs: history only
+
+
+def test_qc_commands_set_run_and_status_without_tensorflow(
+    settings: Settings, lab_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--data-dir", str(settings.data_dir)]
+    before = cli.main(["qc", "status", *where])
+
+    set_code = cli.main(["qc", "panel", "set", "--labelled", str(lab_folder), *where, "--by", WHO])
+    status_code = cli.main(["qc", "status", "--json", *where])
+    out, err = capsys.readouterr()
+    # `qc run` in a process of its own, which must never have imported TensorFlow
+    script = (
+        "import sys; from bloodcell.cli import main; code = main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; sys.exit(code)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    child = subprocess.run(
+        [sys.executable, "-c", script, "qc", "run", *where],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (before, set_code, status_code, child.returncode) == (1, 0, 0, 0), child.stderr
+    assert "no panel is set" in err
+    assert f"by {WHO}" in out and "agreement" in out
+    status = json.loads(out[out.index("\n{\n") + 1 :])  # after the panel set lines
+    assert (status["trigger"], status["cells"], status["by"]) == (qc.FIRST, WBC_PER_LAB, WHO)
+    assert "(manual, by" in child.stdout and "calibration none (shipped model)" in child.stdout
+
+
+def test_a_failed_qc_never_undoes_the_change_of_model(
+    settings: Settings, local: LocalStorage, lab_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = qcrun.open_registry(settings, local)
+    panel = _set_panel(settings, local, lab_folder)
+    local.delete(settings.model_bucket, panel.cells[0].key)  # the panel can no longer be read whole
+
+    pointer = registry.activate("shipped", WHO)
+
+    assert registry.pointer()[0] == pointer
+    assert any("qc after activate failed" in r.getMessage() for r in caplog.records)
+    assert qcrun.QcStore(local, settings.model_bucket).runs() == []
+
+
+def test_serve_s_daily_thread_runs_when_due_and_stops_with_the_stack(
+    settings: Settings, local: LocalStorage, lab_folder: Path
+) -> None:
+    _set_panel(settings, local, lab_folder)  # never run: the first daily run is due at once
+    stop = threading.Event()
+    stop.set()  # the stack is already stopping: one step, then the wait returns at once
+
+    qcrun.start_daily_qc(settings, local, stop).join()
+
+    [run] = qcrun.QcStore(local, settings.model_bucket).runs()
+    assert (run.trigger, run.by) == (qcrun.DAILY, "bloodcell serve")
