@@ -15,7 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +23,22 @@ import pytest
 from nicegui.testing import User
 
 from bloodcell import cli
-from bloodcell.calibration import cells, qc, qcrun, service
+from bloodcell.calibration import cells, qc, qcdaily, qcrun, service
 from bloodcell.calibration.core import Calibration, LabCells
 from bloodcell.calibration.head import Head
 from bloodcell.calibration.registry import Registry, new_version
 from bloodcell.model import Prediction, read_model_info
 from bloodcell.results import Result, Source, now_iso
+from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.s3 import S3Storage
+from tests.conftest import LAB_PER_CLASS
 from tests.support.common import REPO
 
 WHO = "Zoë Ångström 李明"
-WBC_PER_LAB = 4 * 8  # the lab's four white-cell folders (conftest.LAB_PER_CLASS each); "other" is left out
+WBC = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
+WBC_PER_LAB = 4 * LAB_PER_CLASS  # the lab's four white-cell folders; its "other" cells are left out
 
 
 @pytest.fixture
@@ -77,12 +80,7 @@ def test_panel_set_and_run_round_trip(where: tuple[Storage, Settings], lab_folde
 
     store = qcrun.QcStore(storage, settings.model_bucket)
     assert store.panel() == panel == qc.Panel.from_json(panel.to_json())
-    assert len(panel.cells) == WBC_PER_LAB and set(panel.counts()) == {
-        "EOSINOPHIL",
-        "LYMPHOCYTE",
-        "MONOCYTE",
-        "NEUTROPHIL",
-    }
+    assert len(panel.cells) == WBC_PER_LAB and set(panel.counts()) == set(WBC)
     assert all("血" in c.name and c.key.isascii() for c in panel.cells)
     assert run is not None and store.runs() == [run] and qc.QcRun.from_json(run.to_json()) == run
     assert (run.cells, run.calibration, run.panel_version, run.by) == (WBC_PER_LAB, None, panel.version, WHO)
@@ -234,7 +232,7 @@ def test_daily_runs_fire_on_an_injected_clock(
     def run(now: datetime) -> object:
         return qcrun.run_qc(hourly, registry, qcrun.DAILY, "serve", now)
 
-    daily = qcrun.DailyQc(run, store.last_run_at, timedelta(hours=1), lambda: clock[0], wait)
+    daily = qcdaily.DailyQc(run, store.last_run_at, timedelta(hours=1), lambda: clock[0], wait)
 
     daily.loop()
 
@@ -300,7 +298,61 @@ def test_serve_s_daily_thread_runs_when_due_and_stops_with_the_stack(
     stop = threading.Event()
     stop.set()  # the stack is already stopping: one step, then the wait returns at once
 
-    qcrun.start_daily_qc(settings, local, stop).join()
+    qcdaily.start_daily_qc(settings, local, stop).join()
 
     [run] = qcrun.QcStore(local, settings.model_bucket).runs()
     assert (run.trigger, run.by) == (qcrun.DAILY, "bloodcell serve")
+
+
+def test_a_panel_from_named_slides_stays_fixed_when_the_archive_forgets(
+    settings: Settings,
+    local: LocalStorage,
+    lab: list[tuple[str, str, bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wanted, other = "lame été 血液-01", "другой-02"
+    keys = []
+    for i, (folder, name, data) in enumerate(lab):
+        slide = wanted if i % 2 else other
+        key = f"2026-12-07/NEUTROPHIL/{i}/{slide}/{name}"
+        keys.append(key)
+        local.write(settings.archive_bucket, key, data, content_type="image/jpeg")
+        label = folder.upper() if folder.upper() in WBC else "NOT_A_WHITE_CELL"
+        verified = VerifiedLabel(
+            label, WHO, "2026-12-07T10:00:00Z", "NEUTROPHIL", "m", "3", f"{slide}/{name}", str(i), slide, WHO,
+            "2026-12-07T10:05:00Z",
+        )  # fmt: skip
+        local.write(
+            settings.archive_bucket, verified_key(key), verified.to_json(), content_type="application/json"
+        )
+    where = ["--data-dir", str(settings.data_dir)]
+
+    set_code = cli.main(["qc", "panel", "set", "--slides", wanted, *where])
+    for key in keys:  # retention or erasure empties the archive
+        local.delete(settings.archive_bucket, key)
+    run_code = cli.main(["qc", "run", "--json", *where])
+
+    out = capsys.readouterr().out
+    run = json.loads(out[out.index("\n{\n") + 1 :])
+    panel = qcrun.QcStore(local, settings.model_bucket).panel()
+    assert (set_code, run_code) == (0, 0)
+    assert panel is not None and (panel.source, panel.origin) == ("slides", wanted)
+    assert all(f"/{wanted}/" in c.name for c in panel.cells) and set(panel.counts()) <= set(WBC)
+    expected = [
+        k for i, (folder, _, _) in enumerate(lab) if i % 2 and folder.upper() in WBC for k in [keys[i]]
+    ]
+    assert sorted(c.name for c in panel.cells) == sorted(expected)
+    assert run["cells"] == len(expected) and run["panel_version"] == panel.version
+
+
+def test_a_failed_daily_run_is_tried_again_within_the_hour(caplog: pytest.LogCaptureFixture) -> None:
+    def full_disk(now: datetime) -> object:
+        raise OSError("No space left on device")
+
+    moment = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    daily = qcdaily.DailyQc(full_disk, lambda: None, timedelta(hours=24), lambda: moment, lambda _: True)
+
+    delay = daily.step()
+
+    assert delay == qcdaily.RETRY_SECONDS
+    assert any("daily qc failed" in r.getMessage() for r in caplog.records)

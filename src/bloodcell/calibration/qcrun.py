@@ -12,7 +12,7 @@ A run classifies each panel image with ``make_tensor`` and the predictor ``Activ
 serves from the registry's pointer: the predict function's own path (LiteRT and numpy, no
 TensorFlow), so QC measures what the stack answers, calibration fallbacks included.
 ``open_registry`` returns a registry whose activate, promote and rollback run the QC; the
-daily run is ``DailyQc`` (``bloodcell serve`` starts it), its clock and wait injectable.
+daily runs are ``qcdaily``'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -43,7 +42,6 @@ RUNS = "qc/runs/"
 STATE = "qc/state.json"
 DAILY = "daily"
 MAX_RECENT = 5000  # newest results read for the unfamiliar share: bounded cost on a busy day
-RETRY_SECONDS = 3600.0  # a daily run that failed is tried again this much later (or at the interval)
 JSON = "application/json"
 
 
@@ -197,7 +195,7 @@ def run_qc(
         len(panel.cells), measured.agreement, measured.per_class, measured.panel_unfamiliar,
         recent_cells, recent_share, baseline_run, baseline, bool(reasons), reasons,
     )  # fmt: skip
-    store.add_run(run)
+    store.add_run(run)  # before the state, which names it
     if qc.moves_baseline(trigger, reasons):
         baseline_run, baseline = run.run, run.agreement
     was_alarm = previous is not None and previous.alarm and previous.panel_version == panel.version
@@ -245,7 +243,7 @@ def promotion_hook(settings: Settings) -> Callable[[Registry, str, str], None]:
         try:
             run_qc(settings, registry, action, by)
         except Exception:  # the model has changed already: a failed QC must not undo or hide that
-            log.exception("qc after %s failed; the daily run tries again", action)
+            log.exception("qc after %s failed; the next daily run or `bloodcell qc run` measures it", action)
 
     return after_change
 
@@ -255,51 +253,3 @@ def open_registry(settings: Settings, storage: Storage | None = None) -> Registr
     from bloodcell.storage import open_storage
 
     return Registry(storage or open_storage(settings), settings.model_bucket, promotion_hook(settings))
-
-
-class DailyQc:
-    """Runs ``run`` whenever ``interval`` has passed since the last QC run of any kind."""
-
-    def __init__(
-        self,
-        run: Callable[[datetime], object],
-        last_run_at: Callable[[], datetime | None],
-        interval: timedelta,
-        clock: Callable[[], datetime],
-        wait: Callable[[float], bool],
-    ) -> None:
-        self.run, self.last_run_at, self.interval = run, last_run_at, interval
-        self.clock, self.wait = clock, wait
-
-    def step(self) -> float:
-        """Run if due; the seconds to wait before the next step."""
-        now = self.clock()
-        delay = qc.next_delay(now, self.last_run_at(), self.interval)
-        if delay > 0:
-            return delay
-        try:
-            self.run(now)
-        except Exception:  # a registry or disk hiccup: tried again later, the stack goes on
-            log.exception("daily qc failed; tried again later")
-            return min(RETRY_SECONDS, self.interval.total_seconds())
-        return self.interval.total_seconds()
-
-    def loop(self) -> None:
-        while not self.wait(self.step()):
-            pass
-
-
-def start_daily_qc(settings: Settings, storage: Storage, stop: threading.Event) -> threading.Thread:
-    """``bloodcell serve``: the QC panel at start when a day has passed, then every ``QC_INTERVAL_HOURS``."""
-    registry = Registry(storage, settings.model_bucket)
-    store = QcStore(storage, settings.model_bucket)
-    daily = DailyQc(
-        lambda now: run_qc(settings, registry, DAILY, "bloodcell serve", now),
-        store.last_run_at,
-        timedelta(hours=settings.qc_interval_hours),
-        clock=lambda: datetime.now(UTC),
-        wait=stop.wait,
-    )
-    thread = threading.Thread(target=daily.loop, name="qc-daily", daemon=True)
-    thread.start()
-    return thread
