@@ -145,7 +145,7 @@ def recent_unfamiliar(storage: Storage, bucket: str, since: datetime) -> tuple[i
     for info in infos[:MAX_RECENT]:
         try:
             result = Result.from_json(storage.read(bucket, info.name)[0])
-        except (MalformedDocument, ObjectNotFound):
+        except (MalformedDocument, ObjectNotFound, RejectedInput):  # not a result, or gone
             continue
         if result.is_classified and result.unfamiliar is not None:
             flags.append(result.unfamiliar)
@@ -198,8 +198,8 @@ def run_qc(
     store.add_run(run)  # before the state, which names it
     if qc.moves_baseline(trigger, reasons):
         baseline_run, baseline = run.run, run.agreement
-    was_alarm = previous is not None and previous.alarm and previous.panel_version == panel.version
-    since = (previous.since if was_alarm and previous else run.at) if reasons else ""
+    was_alarm = previous is not None and previous.alarm
+    since = (previous.since if previous is not None and was_alarm else run.at) if reasons else ""
     store.write_state(
         qc.QcState(panel.version, baseline_run, baseline, run.run, run.at, bool(reasons), reasons, since)
     )
