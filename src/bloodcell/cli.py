@@ -433,9 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--wbc", type=float, help="white-cell count from the analyser, x10^9/L")
     report.set_defaults(func=cmd_report)
     from bloodcell.calibration.commands import add_commands as add_calibration
+    from bloodcell.calibration.qccommands import add_commands as add_qc
     from bloodcell.opscli import add_commands as add_ops
 
     add_calibration(sub)
+    add_qc(sub)  # the QC panel and drift alarm
     add_ops(sub)  # erase, retention sweep
     return parser
 

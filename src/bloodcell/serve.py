@@ -205,6 +205,9 @@ class LocalStack:
         threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
         archive = self.storage if self.settings.archive_storage == "local" else open_archive(self.settings)
         start_sweeper(self.settings, self.storage, archive, self.stop_event)  # *_RETENTION_DAYS
+        from bloodcell.calibration.qcdaily import start_daily_qc
+
+        start_daily_qc(self.settings, self.storage, self.stop_event)  # QC_INTERVAL_HOURS
         ready.wait()
 
     def _supervise(self) -> None:

@@ -204,6 +204,18 @@ class Settings:
         text,
         "bucket of the model registry: the lab's calibrations and the pointer to the active one",
     )
+    qc_interval_hours: float = setting(
+        "QC_INTERVAL_HOURS",
+        24.0,
+        positive,
+        "how often `bloodcell serve` re-runs the QC panel; also the drift alarm's window of new cells",
+    )
+    qc_ood_jump: float = setting(
+        "QC_OOD_JUMP",
+        0.15,
+        positive,
+        "drift alarm when new cells' unfamiliar share exceeds the QC panel's by more than this",
+    )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", 20 * 1024 * 1024, whole(), "largest accepted upload, in bytes"
     )

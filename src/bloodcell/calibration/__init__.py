@@ -5,5 +5,7 @@ embeddings), ``head`` (the refitted output layer), ``evaluate`` (held-out compar
 gate), ``registry`` (versions, the active pointer and the audit trail in a bucket),
 ``runtime`` (the predictor the pointer names, swapped between events). ``cells`` and
 ``service`` gather a lab's cells and run one calibration for the command line and web app.
+``qc`` (rules and documents), ``qcrun`` (runs) and ``qcdaily`` (the daily timer) keep a lab's
+fixed QC panel measured after every change of model, and raise the drift alarm.
 See docs/calibration.md.
 """

@@ -29,9 +29,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _registry(settings: Settings) -> Registry:
-    from bloodcell.storage import open_storage
+    from bloodcell.calibration.qcrun import open_registry
 
-    return Registry(open_storage(settings), settings.model_bucket)
+    return open_registry(settings)  # promote, activate and rollback re-run the QC panel
 
 
 def _who(args: argparse.Namespace) -> str:

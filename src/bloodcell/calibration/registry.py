@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,7 +109,7 @@ class Pointer:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    action: str  # calibrate, activate, rollback
+    action: str  # calibrate, promote, activate, rollback, qc
     version: str | None
     previous: str | None
     by: str
@@ -123,10 +123,15 @@ class AuditEntry:
         return _dump(asdict(self))
 
 
+# called after every change of the active model (activate, promote, rollback): the QC panel's hook
+OnChange = Callable[["Registry", str, str], None]  # (registry, action, by)
+
+
 class Registry:
-    def __init__(self, storage: Storage, bucket: str) -> None:
+    def __init__(self, storage: Storage, bucket: str, on_change: OnChange | None = None) -> None:
         self.storage = storage
         self.bucket = bucket
+        self.on_change = on_change
 
     # ---- versions ----
 
@@ -192,6 +197,7 @@ class Registry:
         pointer = Pointer(version, history, now_iso(), by)
         self._write_pointer(pointer)
         self.audit(AuditEntry(action, version, current.version, by, pointer.changed_at))
+        self._changed(action, by)
         return pointer
 
     def rollback(self, by: str) -> Pointer:
@@ -203,7 +209,12 @@ class Registry:
         pointer = Pointer(previous, current.history[:-1], now_iso(), by)
         self._write_pointer(pointer)
         self.audit(AuditEntry("rollback", previous, current.version, by, pointer.changed_at))
+        self._changed("rollback", by)
         return pointer
+
+    def _changed(self, action: str, by: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self, action, by)
 
     def _write_pointer(self, pointer: Pointer) -> None:
         self.storage.write(self.bucket, POINTER, pointer.to_json(), content_type="application/json")

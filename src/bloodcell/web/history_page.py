@@ -97,6 +97,16 @@ def _dead_letter_section(letters: list[DeadLetter]) -> None:
         )
 
 
+def drift_alarm(settings: Settings) -> str | None:
+    """The QC panel's drift alarm (docs/calibration.md), read from the registry; None when quiet."""
+    from bloodcell.calibration.qcrun import alarm_message
+
+    try:
+        return alarm_message(results_feed.storage_for(settings), settings.model_bucket)
+    except BloodcellError:
+        return None  # the registry is unreadable now: the calibration page says so
+
+
 @pages.page("/history", "history", nav="History")
 async def history_page(settings: Settings, page: int = 1) -> None:
     ui.label("History").classes("text-h5")
@@ -106,6 +116,11 @@ async def history_page(settings: Settings, page: int = 1) -> None:
         with ui.row().classes("w-full items-center gap-2 bg-red-1 rounded p-2"):
             ui.icon("storage", color="negative")
             ui.label(full).classes("text-negative").mark("disk-full")
+    alarm = await run.io_bound(drift_alarm, settings)
+    if alarm:  # logged once, when the QC run raised it: not here, on every view
+        with ui.row().classes("w-full items-center gap-2 bg-orange-1 rounded p-2"):
+            ui.icon("warning", color="warning")
+            ui.label(alarm).classes("text-negative").mark("qc-alarm")
     letters = await run.io_bound(dead_letters, settings)
     if letters:
         _dead_letter_section(letters)
