@@ -20,6 +20,7 @@ from bloodcell.calibration.core import LabCells
 from bloodcell.calibration.reclassify import SignedSlide, active_predictor, reclassify
 from bloodcell.calibration.registry import Registry
 from bloodcell.calibration.rerun import NO_TENSOR, PENDING, REPLACED, history
+from bloodcell.erasure import erase
 from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
 from bloodcell.reports.render import report_bytes
@@ -197,3 +198,24 @@ def test_the_command_line_reclassifies_and_refuses(
     assert f"calibration {version}" in out and f"{len(uploads)} cells re-run" in out
     assert record["model"]["calibration"] == version and len(record["cells"]) == len(uploads)
     assert "no uploads" in capsys.readouterr().err
+
+
+def test_erasure_takes_the_history_of_what_it_erases(
+    settings: Settings, local: LocalStorage, lab: list[Any], embedded: LabCells, calibratable: Path
+) -> None:
+    uploads = make_slide(Pipeline(settings, local, archive=local), local, settings, lab)
+    calibrated(local, settings, calibratable, embedded)
+    reclassify(local, settings, SLIDE, WHO, active_predictor(settings, local))
+    gone = uploads[0]
+
+    record, _ = erase(gone, settings, local, local)
+
+    [run] = history(local, settings, SLIDE)
+    assert sorted(c.upload_name for c in run.cells) == sorted(uploads[1:])
+    assert FILES[0] not in json.dumps([c.to_dict() for c in run.cells], ensure_ascii=False)
+    assert record.removed["reclassify"] == 1
+
+    erase(SLIDE, settings, local, local)
+
+    assert history(local, settings, SLIDE) == []
+    assert list(local.list(settings.result_bucket)) == [*local.list(settings.result_bucket, "_erasure/")]

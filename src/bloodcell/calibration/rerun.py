@@ -23,7 +23,7 @@ from typing import Any
 from bloodcell.errors import BloodcellError, MalformedDocument
 from bloodcell.results import ModelRef
 from bloodcell.settings import Settings
-from bloodcell.storage import Storage
+from bloodcell.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
@@ -190,15 +190,16 @@ def write_run(storage: Storage, settings: Settings, run: RerunRecord) -> None:
 
 
 class _RunCache:
-    """Parsed runs by object name: records never change, so entries are never stale."""
+    """Parsed runs by object version: records change only when an erasure trims them."""
 
     def __init__(self, size: int = 2000) -> None:
-        self._items: OrderedDict[str, RerunRecord] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], RerunRecord] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, storage: Storage, bucket: str, name: str) -> RerunRecord | None:
-        key = f"{bucket}/{name}"
+    def get(self, storage: Storage, info: ObjectInfo) -> RerunRecord | None:
+        bucket, name = info.bucket, info.name
+        key = (bucket, name, info.generation)  # an erasure rewrites a record: a new generation
         with self._lock:
             if key in self._items:
                 return self._items[key]
@@ -220,11 +221,40 @@ class _RunCache:
 _cache = _RunCache()
 
 
+def erasure_plan(
+    storage: Storage, settings: Settings, slide: str, uploads: set[str] | None
+) -> list[tuple[str, bytes | None]]:
+    """For an erasure: each run record holding these uploads (None: the slide's every run), and what
+    it becomes: the record without them, or None when nothing is left of it.
+
+    The one case a run's record is rewritten: a cell's old results must go with its image,
+    and the other cells' history stays. An unreadable record cannot be trimmed, so it goes.
+    """
+    plan: list[tuple[str, bytes | None]] = []
+    for info in list(storage.list(settings.result_bucket, prefix=f"{PREFIX}{slide}/")):
+        if uploads is None:
+            plan.append((info.name, None))
+            continue
+        try:
+            run = RerunRecord.from_json(storage.read(info.bucket, info.name)[0])
+        except (MalformedDocument, BloodcellError):
+            plan.append((info.name, None))
+            continue
+        if any(c.upload_name in uploads for c in run.cells):
+            kept = tuple(c for c in run.cells if c.upload_name not in uploads)
+            trimmed = RerunRecord(run.id, run.slide, run.by, run.at, run.model, kept)
+            plan.append((info.name, trimmed.to_json() if kept else None))
+    return plan
+
+
 def history(storage: Storage, settings: Settings, slide: str) -> list[RerunRecord]:
     """The slide's reclassifications, oldest first: one listing, and one read per run never read before."""
-    names = sorted(
-        info.name
-        for info in storage.list(settings.result_bucket, prefix=f"{PREFIX}{slide}/")
-        if _NAME.match(info.name)
+    listed = sorted(
+        (
+            info
+            for info in storage.list(settings.result_bucket, prefix=f"{PREFIX}{slide}/")
+            if _NAME.match(info.name)
+        ),
+        key=lambda i: i.name,
     )
-    return [run for name in names if (run := _cache.get(storage, settings.result_bucket, name)) is not None]
+    return [run for info in listed if (run := _cache.get(storage, info)) is not None]
