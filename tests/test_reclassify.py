@@ -25,7 +25,8 @@ from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
 from bloodcell.reports.render import report_bytes
 from bloodcell.review import actions
-from bloodcell.review.records import PASSWORD
+from bloodcell.review.records import PASSWORD, SIGN_OFF
+from bloodcell.review.state import slide_review
 from bloodcell.settings import Settings
 from bloodcell.slides.loader import load_cells
 from bloodcell.storage import LocalStorage, Storage
@@ -125,7 +126,7 @@ def test_a_signed_off_slide_is_refused_until_reopened(
         actions.review_cell(local, settings, SLIDE, cell, cell.label or "NEUTROPHIL", ANNE, archive=local)
     actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD)
     signed = {u: result(local, settings, u) for u in uploads}
-    calibrated(local, settings, calibratable, embedded)
+    version = calibrated(local, settings, calibratable, embedded)
 
     with pytest.raises(SignedSlide, match="reopen it first"):
         reclassify(local, settings, SLIDE, WHO, active_predictor(settings, local))
@@ -136,7 +137,13 @@ def test_a_signed_off_slide_is_refused_until_reopened(
     run = reclassify(local, settings, SLIDE, WHO, active_predictor(settings, local))
     assert run.count(REPLACED) == len(uploads)
     # the reviewers' verdicts stand: they are keyed by the upload's version, which did not change
-    assert {c.key for c in load_cells(local, settings, SLIDE)} == {c.key for c in cells}
+    assert set(slide_review(local, settings, SLIDE).cells) == {c.key for c in cells}
+    actions.sign_off(local, local, settings, SLIDE, ANNE, signature=PASSWORD)
+    first, amended = [r for r in slide_review(local, settings, SLIDE).trail if r.action == SIGN_OFF]
+    # each signature stays bound to the model and calibration of what it signed
+    assert {c.model.calibration for c in first.signed or () if c.model} == {None}
+    assert {c.model.calibration for c in amended.signed or () if c.model} == {version}
+    assert slide_review(local, settings, SLIDE).sign_off is not None
 
 
 def test_reclassify_on_s3(
