@@ -8,6 +8,7 @@ on S3 (moto server), with names in any script.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,21 @@ WHO = "Zoë Ångström 李明"
 ANNE = User("anne", frozenset({USER, REVIEWER}))
 SLIDE = "lame-été-7"
 FILES = ("Échantillon été 1.png", "血液 2.jpg", "cell 3.jpg")
+# gcp-storage-emulator echoes names in a latin-1 HTTP header (tests/test_storage.py): real GCS does not
+LATIN_FILES = ("Échantillon été 1.png", "cellule 2.jpg", "cell 3.jpg")
 
 
 def make_slide(
-    pipe: Pipeline, storage: Storage, settings: Settings, lab: list[Any], slide: str = SLIDE
+    pipe: Pipeline,
+    storage: Storage,
+    settings: Settings,
+    lab: list[Any],
+    slide: str = SLIDE,
+    files: tuple[str, ...] = FILES,
 ) -> list[str]:
     """Upload, preprocess and predict each file exactly as the stack does; returns the upload names."""
     uploads = []
-    for name, (_, _, data) in zip(FILES, lab, strict=False):
+    for name, (_, _, data) in zip(files, lab, strict=False):
         info = storage.write(settings.upload_bucket, f"{slide}/{name}", data, content_type="image/jpeg")
         pipe.preprocess(ObjectRef(info.bucket, info.name, info.generation))
         tensor = storage.stat(settings.tensor_bucket, names.tensor_name(info.name))
@@ -146,41 +154,62 @@ def test_a_signed_off_slide_is_refused_until_reopened(
     assert slide_review(local, settings, SLIDE).sign_off is not None
 
 
-def test_reclassify_on_s3(
-    settings: Settings,
-    s3_bucket: tuple[str, str],
-    lab: list[Any],
-    embedded: LabCells,
-    calibratable: Path,
-) -> None:
-    import boto3
+def _cloud(kind: str, request: pytest.FixtureRequest, settings: Settings) -> tuple[Storage, Settings]:
+    """Five buckets on S3 (moto server) or GCS (gcp-storage-emulator), over real HTTP."""
+    roles = ("upload", "tensor", "result", "model", "archive")
+    storage: Storage
+    if kind == "s3":
+        import boto3
 
-    from bloodcell.storage.s3 import S3Storage
+        from bloodcell.storage.s3 import S3Storage
 
-    endpoint, upload_bucket = s3_bucket
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    buckets = {key: f"{upload_bucket}-{key[:3]}" for key in ("tensor", "result", "model", "archive")}
-    for bucket in buckets.values():
-        client.create_bucket(Bucket=bucket)
-    s3 = replace(
+        endpoint, first = request.getfixturevalue("s3_bucket")
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        buckets = {role: f"{first}-{role[:3]}" for role in roles}
+        for bucket in buckets.values():
+            client.create_bucket(Bucket=bucket)
+        storage = S3Storage(endpoint_url=endpoint, region="us-east-1")
+    else:
+        from bloodcell.storage.gcs import GcsStorage
+
+        request.getfixturevalue("gcs_emulator")
+        gcs = GcsStorage(project="test", retry_seconds=2)
+        buckets = {role: f"b-{uuid.uuid4().hex[:12]}" for role in roles}
+        for bucket in buckets.values():
+            gcs.client.create_bucket(bucket)
+        storage = gcs
+    cloud = replace(
         settings,
-        storage="s3",
-        upload_bucket=upload_bucket,
+        storage=kind,
+        upload_bucket=buckets["upload"],
         tensor_bucket=buckets["tensor"],
         result_bucket=buckets["result"],
         model_bucket=buckets["model"],
         archive_bucket=buckets["archive"],
-        model_dir=calibratable,
     )
-    storage = S3Storage(endpoint_url=endpoint, region="us-east-1")
-    uploads = make_slide(Pipeline(s3, storage, archive=storage), storage, s3, lab)
-    version = calibrated(storage, s3, calibratable, embedded)
+    return storage, cloud
 
-    run = reclassify(storage, s3, SLIDE, WHO, active_predictor(s3, storage))
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_reclassify_on_s3_and_gcs(
+    kind: str,
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    lab: list[Any],
+    embedded: LabCells,
+    calibratable: Path,
+) -> None:
+    storage, cloud = _cloud(kind, request, replace(settings, model_dir=calibratable))
+    files = FILES if kind == "s3" else LATIN_FILES
+    uploads = make_slide(Pipeline(cloud, storage, archive=storage), storage, cloud, lab, files=files)
+    version = calibrated(storage, cloud, calibratable, embedded)
+
+    run = reclassify(storage, cloud, SLIDE, WHO, active_predictor(cloud, storage))
 
     assert [c.outcome for c in run.cells] == [REPLACED] * len(uploads)
-    assert all(result(storage, s3, u)["model"]["calibration"] == version for u in uploads)
-    assert [c.upload_name for c in history(storage, s3, SLIDE)[0].cells] == sorted(uploads)
+    assert all(result(storage, cloud, u)["model"]["calibration"] == version for u in uploads)
+    [stored] = history(storage, cloud, SLIDE)
+    assert stored == run and {c.upload_name for c in stored.cells} == set(uploads)
 
 
 def test_the_command_line_reclassifies_and_refuses(
