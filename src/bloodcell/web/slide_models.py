@@ -43,9 +43,9 @@ def run_words(run: RerunRecord, timezone: str) -> str:
     return " · ".join(parts)
 
 
-def _reclassify(settings: Settings, slide: str, by: str) -> RerunRecord:
+def _reclassify(settings: Settings, slide: str, by: str, progress: Callable[[int, int], None]) -> RerunRecord:
     storage = open_storage(settings)
-    return reclassify(storage, settings, slide, by, active_predictor(settings, storage))
+    return reclassify(storage, settings, slide, by, active_predictor(settings, storage), progress)
 
 
 class SlideModels:
@@ -58,6 +58,7 @@ class SlideModels:
         self.reload = reload
         self._shown: object = None
         self.running = False
+        self.progress = (0, 0)  # cells done, of; written by the worker thread, shown by the timer
         with ui.card().classes("w-full gap-2"):
             with ui.row().classes("w-full items-center gap-2"):
                 ui.label("Models").classes("text-subtitle1 font-medium")
@@ -69,6 +70,14 @@ class SlideModels:
             self.models = ui.column().classes("w-full gap-0").mark("slide-models")
             ui.label("Reclassifications").classes("text-sm font-medium")
             self.history = ui.column().classes("w-full gap-0").mark("reclassify-history")
+        ui.timer(0.5, self._show_progress)
+
+    def _show_progress(self) -> None:
+        if self.running and self.progress[1]:
+            self.note.set_text(f"Reclassifying… {self.progress[0]} of {self.progress[1]} cells")
+
+    def _progressed(self, done: int, total: int) -> None:
+        self.progress = (done, total)
 
     def update(self, cells: Sequence[Cell], signed_off: bool, runs: Sequence[RerunRecord]) -> None:
         by_model = Counter(c.model_words for c in cells if c.model)
@@ -106,11 +115,13 @@ class SlideModels:
             return
         if self.running:
             return
-        self.running = True
+        self.running, self.progress = True, (0, 0)
         self.button.set_enabled(False)
         self.note.set_text("Reclassifying…")
         try:
-            done = await run.io_bound(_reclassify, self.settings, self.slide, self.user.name)
+            done = await run.io_bound(
+                _reclassify, self.settings, self.slide, self.user.name, self._progressed
+            )
         except RejectedInput as exc:
             ui.notify(exc.reason, type="warning")
             return
