@@ -4,6 +4,8 @@ Framework-free and numpy-only where the functions run: ``core`` (fit and judge f
 embeddings), ``head`` (the refitted output layer), ``evaluate`` (held-out comparison, the
 gate), ``registry`` (versions, the active pointer and the audit trail in a bucket),
 ``runtime`` (the predictor the pointer names, swapped between events). ``cells`` and
-``service`` gather a lab's cells and run one calibration for the command line and web app.
+``service`` gather a lab's cells and run one calibration for the command line and web app
+(``job``: the web app's one worker thread). ``reclassify`` re-runs a slide with the active
+model, and ``rerun`` keeps the results it replaced in the slide's history.
 See docs/calibration.md.
 """
