@@ -20,7 +20,7 @@ from bloodcell.calibration import service
 from bloodcell.calibration.core import LabCells
 from bloodcell.calibration.reclassify import SignedSlide, active_predictor, reclassify
 from bloodcell.calibration.registry import Registry
-from bloodcell.calibration.rerun import NO_TENSOR, PENDING, REPLACED, history
+from bloodcell.calibration.rerun import NO_TENSOR, NOT_DECODED, PENDING, REPLACED, history
 from bloodcell.erasure import erase
 from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
@@ -113,12 +113,16 @@ def test_a_missing_tensor_is_said_per_cell_and_its_result_kept(
     kept = result(local, settings, gone)
     local.delete(settings.tensor_bucket, names.tensor_name(gone))
     pending = local.write(settings.upload_bucket, f"{SLIDE}/nouveau é.jpg", lab[3][2])  # not classified yet
+    notes = local.write(settings.upload_bucket, f"{SLIDE}/notes été.jpg", b"Patient notes, not a picture")
+    pipe.preprocess(ObjectRef(notes.bucket, notes.name, notes.generation))  # a rejected result
+    refused = result(local, settings, notes.name)
     calibrated(local, settings, calibratable, embedded)
 
     run = reclassify(local, settings, SLIDE, WHO, active_predictor(settings, local))
 
     outcomes = {c.upload_name: c.outcome for c in run.cells}
     assert outcomes[gone] == NO_TENSOR and outcomes[pending.name] == PENDING
+    assert outcomes[notes.name] == NOT_DECODED and result(local, settings, notes.name) == refused
     assert [outcomes[u] for u in uploads[1:]] == [REPLACED] * (len(uploads) - 1)
     assert result(local, settings, gone) == kept
     assert not local.stat(settings.result_bucket, names.result_name(pending.name))

@@ -130,7 +130,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_reclassify(args: argparse.Namespace) -> int:
     from bloodcell.calibration.reclassify import active_predictor, reclassify
-    from bloodcell.calibration.rerun import NO_TENSOR, PENDING, REPLACED, model_words
+    from bloodcell.calibration.rerun import NO_TENSOR, NOT_DECODED, PENDING, REPLACED, model_words
     from bloodcell.storage import open_storage
 
     settings = _settings(args)
@@ -146,7 +146,8 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     print(f"slide {run.slide}: {', '.join(run.before_models) or 'nothing'} -> {model_words(run.model)}")
     print(
         f"  {run.count(REPLACED)} cells re-run, {run.changed} changed class, "
-        f"{run.count(NO_TENSOR)} without a stored tensor (result kept), {run.count(PENDING)} still pending"
+        f"{run.count(NO_TENSOR)} without a stored tensor (result kept), {run.count(PENDING)} still pending, "
+        f"{run.count(NOT_DECODED)} rejected before the model (result kept)"
     )
     for before, after, n in run.transitions():
         print(f"  {before} -> {after}: {n}")

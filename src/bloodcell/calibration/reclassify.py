@@ -29,6 +29,7 @@ from typing import Any
 from bloodcell import names, results, tensorio
 from bloodcell.calibration.rerun import (
     NO_TENSOR,
+    NOT_DECODED,
     PENDING,
     REPLACED,
     CellRun,
@@ -151,6 +152,8 @@ def _plan(
         old = None  # a result of an earlier version of this image: this one is still pending
     if old is None:
         return _Planned(CellRun(name, generation, PENDING), None)
+    if old.rejected_by == "preprocess":
+        return _Planned(CellRun(name, generation, NOT_DECODED, None, None, old.model), None)
     kept = CellRun(name, generation, NO_TENSOR, old.label, None, old.model)
     tensor = _tensor(storage, settings, name, generation)
     if tensor is None:

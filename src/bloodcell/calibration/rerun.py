@@ -35,8 +35,8 @@ PREFIX = "_reclassify/"  # in the result bucket: a top-level "_" folder no uploa
 REPLACED = "reclassified"  # a new result was written; ``previous`` holds the one it replaced
 NO_TENSOR = "tensor gone"  # the stored tensor is missing or not of this upload version: result kept
 PENDING = "pending"  # no result yet: the pipeline will answer it with the active model anyway
-SUPERSEDED = "superseded"  # the image was replaced while the run went on: left to the pipeline
-OUTCOMES = (REPLACED, NO_TENSOR, PENDING, SUPERSEDED)
+NOT_DECODED = "rejected before the model"  # preprocess refused the image: no model ever sees it, result kept
+OUTCOMES = (REPLACED, NO_TENSOR, PENDING, NOT_DECODED)
 _NAME = re.compile(r"^_reclassify/([^/]+)/(\d{8}T\d{12}Z)-([0-9a-f]{32})\.json$")
 
 

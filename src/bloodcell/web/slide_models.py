@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from nicegui import run, ui
 
 from bloodcell.calibration.reclassify import active_predictor, reclassify
-from bloodcell.calibration.rerun import NO_TENSOR, PENDING, REPLACED, RerunRecord, model_words
+from bloodcell.calibration.rerun import NO_TENSOR, NOT_DECODED, PENDING, REPLACED, RerunRecord, model_words
 from bloodcell.errors import BloodcellError, RejectedInput
 from bloodcell.settings import Settings
 from bloodcell.slides.cell import Cell
@@ -40,6 +40,8 @@ def run_words(run: RerunRecord, timezone: str) -> str:
         parts.append(f"{run.count(NO_TENSOR)} kept (tensor gone)")
     if run.count(PENDING):
         parts.append(f"{run.count(PENDING)} still pending")
+    if run.count(NOT_DECODED):
+        parts.append(f"{run.count(NOT_DECODED)} rejected before the model")
     return " · ".join(parts)
 
 
