@@ -159,6 +159,20 @@ class Erasure:
                         continue
                 self.remove("review", self.storage, info.bucket, info.name)
 
+    def reclassifications(self, scope: str, target: str, uploads: set[str]) -> None:
+        """The results a reclassification replaced, kept in the slide's history (calibration.rerun)."""
+        from bloodcell.calibration.rerun import erasure_plan
+
+        slides = {target} if scope == "slide" else {s for n in uploads if (s := slide_of(n))}
+        for slide in slides:
+            wanted = None if scope == "slide" else uploads
+            for name, trimmed in erasure_plan(self.storage, self.settings, slide, wanted):
+                self.remove("reclassify", self.storage, self.settings.result_bucket, name)  # every version
+                if trimmed is not None:  # the other cells' history stays
+                    self.storage.write(
+                        self.settings.result_bucket, name, trimmed, content_type="application/json"
+                    )
+
     def archive_copies(self, uploads: set[str]) -> None:
         """Every version's image, result and verified label: keys end in ``/<generation>/<name>``."""
         settings = self.settings
@@ -215,6 +229,7 @@ def erase(
     for name in sorted(uploads):
         job.upload(name)
     job.review_records(scope, target, uploads)
+    job.reclassifications(scope, target, uploads)
     job.archive_copies(uploads)
     job.dead_letters(uploads)
     record = ErasureRecord(

@@ -1,4 +1,4 @@
-"""``bloodcell calibrate`` and ``bloodcell model list | activate | rollback | audit``.
+"""``bloodcell calibrate``, ``bloodcell model list | activate | rollback | audit``, ``bloodcell reclassify``.
 
 Thin: arguments in, ``service`` and ``registry`` do the work, one JSON document or a few
 lines out. The registry is ``MODEL_BUCKET`` on the pipeline's storage (``--data-dir`` for
@@ -128,6 +128,36 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reclassify(args: argparse.Namespace) -> int:
+    from bloodcell.calibration.reclassify import active_predictor, reclassify
+    from bloodcell.calibration.rerun import NO_TENSOR, NOT_DECODED, PENDING, REPLACED, model_words
+    from bloodcell.storage import open_storage
+
+    settings = _settings(args)
+    storage = open_storage(settings)
+    try:
+        run = reclassify(storage, settings, args.slide, _who(args), active_predictor(settings, storage))
+    except RejectedInput as exc:
+        print(f"bloodcell reclassify: {exc.reason}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(run.to_json().decode("utf-8"), flush=True)
+        return 0
+    print(f"slide {run.slide}: {', '.join(run.before_models) or 'nothing'} -> {model_words(run.model)}")
+    print(
+        f"  {run.count(REPLACED)} cells re-run, {run.changed} changed class, "
+        f"{run.count(NO_TENSOR)} without a stored tensor (result kept), {run.count(PENDING)} still pending, "
+        f"{run.count(NOT_DECODED)} rejected before the model (result kept)"
+    )
+    for before, after, n in run.transitions():
+        print(f"  {before} -> {after}: {n}")
+    for cell in run.cells:
+        if cell.outcome == NO_TENSOR:
+            print(f"  kept: {cell.upload_name} (tensor gone)")
+    print(f"  history: {run.name}", flush=True)
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -180,3 +210,16 @@ def add_commands(sub: Any) -> None:
     activate.add_argument("version", metavar="VERSION")
     _common(activate)
     model.set_defaults(func=cmd_model)
+    rerun = sub.add_parser(
+        "reclassify",
+        help="re-run a slide's cells through the active model, keeping the old results in its history",
+        description="Every cell of SLIDE again, from its stored tensor, with the model the predict function\n"
+        "would use now. The replaced results are kept under _reclassify/<slide>/ in the result\n"
+        "bucket. A signed-off slide is refused: reopen it first (docs/calibration.md).",
+        epilog="example:\n  bloodcell reclassify lame-041 --data-dir bloodcell-data",
+        formatter_class=fmt,
+    )
+    rerun.add_argument("slide", metavar="SLIDE")
+    rerun.add_argument("--json", action="store_true", help="print the stored history record")
+    _common(rerun)
+    rerun.set_defaults(func=cmd_reclassify)

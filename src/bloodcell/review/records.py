@@ -78,7 +78,7 @@ class SignedCell:
             "generation": self.generation,
             "archive": self.archive,
             "model_label": self.model_label,
-            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+            "model": _model_dict(self.model),
         }
 
     @classmethod
@@ -90,7 +90,7 @@ class SignedCell:
             str(raw["generation"]),
             None if archive is None else str(archive),
             None if label is None else str(label),
-            None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+            None if model is None else ModelRef.from_dict(model),
         )
 
 
@@ -161,7 +161,7 @@ class ReviewRecord:
             else {"upload_name": self.cell.upload_name, "generation": self.cell.generation},
             "before": self.before,
             "after": self.after,
-            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+            "model": _model_dict(self.model),
         }
         if self.signed is not None:
             body["signed"] = [cell.to_dict() for cell in self.signed]
@@ -195,7 +195,7 @@ class ReviewRecord:
                 cell=None if cell is None else CellRef(str(cell["upload_name"]), str(cell["generation"])),
                 before=body.get("before"),
                 after=body.get("after"),
-                model=None if model is None else ModelRef(str(model["name"]), str(model["version"])),
+                model=None if model is None else ModelRef.from_dict(model),
                 signed=None if signed is None else tuple(SignedCell.from_dict(c) for c in signed),
                 signature=_text(body.get("signature")),
                 reason=_text(body.get("reason")),
@@ -206,6 +206,16 @@ class ReviewRecord:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"unreadable review record: {exc}") from exc
+
+
+def _model_dict(model: ModelRef | None) -> dict[str, str] | None:
+    """The model that answered; its calibration only when a lab's calibration did (older records: none)."""
+    if model is None:
+        return None
+    body = {"name": model.name, "version": model.version}
+    if model.calibration is not None:
+        body["calibration"] = model.calibration
+    return body
 
 
 def _text(value: object) -> str | None:

@@ -134,7 +134,11 @@ class Cell:
 
     @property
     def model_words(self) -> str:
-        return f"{self.model.name} {self.model.version}" if self.model else ""
+        """Name, version and the lab's calibration: after a reclassification, which one answered."""
+        if self.model is None:
+            return ""
+        calibration = f" calibration {self.model.calibration}" if self.model.calibration else ""
+        return f"{self.model.name} {self.model.version}{calibration}"
 
     @property
     def uploader(self) -> str | None:

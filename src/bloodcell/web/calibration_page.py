@@ -1,7 +1,8 @@
 """The lab's calibrations: which one answers, how each was judged, and what was done when.
 
-Read-only: calibrating, activating and rolling back are ``bloodcell calibrate`` and
-``bloodcell model`` (docs/calibration.md), which record who did it in the audit trail.
+Reviewers calibrate, activate and roll back here (``calibration_actions``), exactly as
+``bloodcell calibrate`` and ``bloodcell model`` do (docs/calibration.md); everyone sees the
+versions, their comparisons and the audit trail, re-rendered after each action.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from bloodcell.errors import BloodcellError
 from bloodcell.settings import Settings
 from bloodcell.storage import open_storage
 from bloodcell.web import pages
+from bloodcell.web.calibration_actions import CalibrationActions, render_comparison
 
 
 @pages.page("/calibration", "calibration", nav="Calibration")
 def calibration_page(settings: Settings) -> None:
     ui.label("Calibration to this lab").classes("text-h5")
+    view = ui.refreshable(registry_view)
+
+    def changed() -> None:
+        view.refresh(settings)
+
+    CalibrationActions(settings, changed)
+    view(settings)
+
+
+def registry_view(settings: Settings) -> None:
     registry = Registry(open_storage(settings), settings.model_bucket)
     try:
         pointer, _ = registry.pointer()
@@ -26,7 +38,8 @@ def calibration_page(settings: Settings) -> None:
     except BloodcellError as exc:
         ui.label(f"The model registry cannot be read: {exc}").classes("text-negative")
         return
-    ui.label(f"Active: {pointer.version or SHIPPED + ' (no calibration)'}").classes("text-subtitle1")
+    active = pointer.version or SHIPPED + " (no calibration)"
+    ui.label(f"Active: {active}").classes("text-subtitle1").mark("calibration-active")
     rows = [
         {
             "version": r.version,
@@ -48,6 +61,9 @@ def calibration_page(settings: Settings) -> None:
         {"name": k, "label": k, "field": k, "align": "left"} for k in (rows[0] if rows else {"version": 0})
     ]
     ui.table(columns=columns, rows=rows, row_key="version").classes("w-full")
+    for record in list(reversed(versions))[:10]:
+        with ui.expansion(f"Comparison of {record.version}").classes("w-full"):
+            render_comparison(record)
     ui.label("Audit trail").classes("text-h6 q-mt-md")
     for entry in reversed(trail[-50:]):
         what = entry.get("version") or SHIPPED

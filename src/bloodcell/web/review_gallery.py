@@ -292,7 +292,7 @@ class ReviewGallery:
             confidence = 100 * float(result.confidence or 0.0)
             model = f"Model: {label_words(cell.label)}, {confidence:.0f} % confidence"
             why = why_uncertain(cell, *self.rule) if result.uncertain else None
-            version = f"model {result.model.name} {result.model.version}" if result.model else None
+            version = f"model {cell.model_words}" if result.model else None
         if cell.status == PENDING:
             model = "Still being processed."
         elif cell.status == REJECTED and result is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from nicegui import app, events, run, ui
 
+from bloodcell.calibration.rerun import RerunRecord, history
 from bloodcell.errors import BloodcellError
 from bloodcell.review import actions
 from bloodcell.review.records import PATIENT, ReviewRecord
@@ -31,6 +32,7 @@ from bloodcell.web.auth import REVIEWER, current_user
 from bloodcell.web.review_gallery import ReviewGallery, verdict_words
 from bloodcell.web.review_report import ReviewReport
 from bloodcell.web.signature import SignatureRefused, reauthenticate
+from bloodcell.web.slide_models import SlideModels
 from bloodcell.web.slide_signoff import render_signoff
 from bloodcell.web.slide_upload import SlideUpload
 
@@ -65,12 +67,15 @@ def _slide_words(record: ReviewRecord) -> str:
 class Snapshot:
     cells: list[Cell]
     review: SlideReview
+    runs: tuple[RerunRecord, ...] = ()  # its reclassifications, oldest first
 
 
 def load(settings: Settings, slide: str) -> Snapshot:
     storage = results_feed.storage_for(settings)
     return Snapshot(
-        gallery_order(load_cells(storage, settings, slide)), slide_review(storage, settings, slide)
+        gallery_order(load_cells(storage, settings, slide)),
+        slide_review(storage, settings, slide),
+        tuple(history(storage, settings, slide)),
     )
 
 
@@ -117,6 +122,7 @@ class SlideView:
                 self.signoff = ui.column().classes("w-full gap-2")
             self.report = ReviewReport(references(settings), settings.count_target)
         self.gallery = ReviewGallery(self.on_verdict, results_feed.uncertainty_rule(settings))
+        self.models = SlideModels(settings, slide, self.user, self._reload)
         with ui.card().classes("w-full gap-2"):
             ui.label("Audit trail").classes("text-subtitle1 font-medium")
             self.trail_note = ui.label("").classes("text-xs text-grey-7").mark("trail-note")
@@ -153,6 +159,7 @@ class SlideView:
             return  # read before a record this page already shows was written: records are never removed
         self.snapshot = snapshot
         review, cells = snapshot.review, snapshot.cells
+        self.models.update(cells, review.status.signed_off, snapshot.runs)
         if before is not None and before.review.trail == review.trail and before.cells == cells:
             return
         status = review.status
@@ -270,7 +277,7 @@ class SlideView:
         if not isinstance(record, ReviewRecord) or self.snapshot is None:
             return False
         trail = tuple(sorted((*self.snapshot.review.trail, record), key=lambda r: r.order))
-        self.show(Snapshot(self.snapshot.cells, replay(self.slide, trail)))
+        self.show(Snapshot(self.snapshot.cells, replay(self.slide, trail), self.snapshot.runs))
         return True
 
     async def sign_off(self, password: str) -> bool:
