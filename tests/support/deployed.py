@@ -169,8 +169,8 @@ def _split_top(expr: str, seps: str) -> list[str]:
 class Hcl:
     """The few expression forms the services use, with variables given and resources as placeholders.
 
-    Forms: string templates, ``var.X``, ``local.X`` (and ``local.X.key`` of a map), ``c ? a : b``, ``a == b`` / ``a != b``,
-    ``trimspace(x)``, ``join(sep, list)``, ``null``, literals. Any other reference (a
+    Forms: string templates, ``var.X``, ``local.X`` (and ``local.X.key`` of a map), ``c ? a : b``,
+    ``a == b`` / ``a != b``, ``trimspace(x)``, ``join(sep, list)``, ``null``, literals. Any other reference (a
     resource's or data source's attribute) evaluates to a placeholder name, which is
     all a container setting needs from it here.
     """

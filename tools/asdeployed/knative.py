@@ -31,7 +31,7 @@ PROBES = (("startupProbe", "startup"), ("readinessProbe", "readiness"), ("livene
 # Where Knative Eventing's broker ingress takes a Broker's events (what K_SINK holds in the cluster).
 BROKER_URL = "http://broker-ingress.knative-eventing.svc.cluster.local/{namespace}/{name}"
 
-Docs = Iterable[Mapping[str, Any]]
+Docs = Iterable[dict[str, Any]]
 
 
 def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
@@ -43,7 +43,7 @@ def _ours(doc: Mapping[str, Any]) -> bool:
     return any("bloodcell-" in str(c.get("image", "")) for c in containers)
 
 
-def workloads(docs: Docs) -> list[Mapping[str, Any]]:
+def workloads(docs: Docs) -> list[dict[str, Any]]:
     """Knative Services and Deployments that run one of our images, in rendered order."""
     return [doc for doc in docs if _key(doc) in (KSVC, DEPLOYMENT) and _ours(doc)]
 
@@ -60,7 +60,9 @@ def _port_number(value: Any, ports: Mapping[str, int], default: int, where: str)
     return ports[str(value)]
 
 
-def probes(container: Mapping[str, Any], port: int, *, knative_service: bool, where: str) -> tuple[Probe, ...]:
+def probes(
+    container: Mapping[str, Any], port: int, *, knative_service: bool, where: str
+) -> tuple[Probe, ...]:
     """The container's probes; a Knative Service without a readiness probe gets Serving's TCP default."""
     named = {str(p["name"]): int(p["containerPort"]) for p in container.get("ports", []) if "name" in p}
     found = []
@@ -114,7 +116,9 @@ def _volumes(
         elif "secret" in volume:
             source = root / target.lstrip("/")
             files = tuple(sorted(p.name for p in source.iterdir()))
-            secrets.append(SecretMount(source, target, files, int(volume["secret"].get("defaultMode", 0o644))))
+            secrets.append(
+                SecretMount(source, target, files, int(volume["secret"].get("defaultMode", 0o644)))
+            )
         else:
             raise SpecError(f"{where}: volume {mount['name']!r} is of a kind this check does not give")
     return tuple(tmpfs), tuple(secrets)
@@ -185,6 +189,4 @@ def knative_spec(docs: Docs, workload: Mapping[str, Any], root: Path, platform: 
 def knative_specs(docs: Docs, root: Path, platform: str = "knative") -> list[RunSpec]:
     """Every one of our containers in the rendered manifests, each with its own folder under ``root``."""
     docs = list(docs)
-    return [
-        knative_spec(docs, doc, root / str(doc["metadata"]["name"]), platform) for doc in workloads(docs)
-    ]
+    return [knative_spec(docs, doc, root / str(doc["metadata"]["name"]), platform) for doc in workloads(docs)]

@@ -1,4 +1,4 @@
-"""Start one container from its RunSpec and hold it to what its platform would: up, probes answered, no errors.
+"""Start one container from its RunSpec and hold it to what its platform would: up, probes answered.
 
 The container must answer every probe (an HTTP probe with 2xx, a TCP probe by
 accepting) ``rounds`` times in a row, still running each time, within the start-up
@@ -88,13 +88,16 @@ class Runner:
         ports = sorted({p.port for p in spec.probes} | {spec.port})
         busy = [port for port in ports if probe_once(Probe("free", port), timeout=1) is None]
         if busy:
-            return Outcome(spec, False, f"loopback port(s) {busy} already taken: the container shares the host's")
+            taken = f"loopback port(s) {busy} already taken: the container would share the host's"
+            return Outcome(spec, False, taken)
         prepare_secrets(spec)
         argv = podman_argv(spec, name, env_file(spec, self.work / f"{name}.env"))
         command = shlex.join(argv)
         self.started.append(name)
         try:
-            started = subprocess.run(argv, capture_output=True, text=True, timeout=PODMAN_TIMEOUT, check=False)
+            started = subprocess.run(
+                argv, capture_output=True, text=True, timeout=PODMAN_TIMEOUT, check=False
+            )
             if started.returncode != 0:
                 return Outcome(spec, False, f"podman run failed: {started.stderr.strip()}", command)
             why = self._config_problem(spec, name) or self._hold(name, spec)
@@ -129,7 +132,9 @@ class Runner:
         deadline = time.monotonic() + self.start_seconds
         streak, last = 0, "no probe ran yet"
         while time.monotonic() < deadline:
-            state = _podman("inspect", name, "--format", "{{.State.Status}} {{.State.ExitCode}}").stdout.split()
+            state = _podman(
+                "inspect", name, "--format", "{{.State.Status}} {{.State.ExitCode}}"
+            ).stdout.split()
             if not state or state[0] != "running":
                 return f"the container stopped ({' '.join(state) or 'gone'}) instead of staying up"
             failures = [why for why in map(probe_once, spec.probes) if why is not None]

@@ -102,5 +102,7 @@ def with_env(spec: RunSpec, **overrides: str) -> RunSpec:
     """The spec with some environment values replaced (the loopback stand-ins for platform services)."""
     unknown = set(overrides) - set(spec.env)
     if unknown:
-        raise SpecError(f"{spec.title}: no {', '.join(sorted(unknown))} in its environment to point at loopback")
+        raise SpecError(
+            f"{spec.title}: no {', '.join(sorted(unknown))} in its environment to point at loopback"
+        )
     return dataclasses.replace(spec, env={**spec.env, **overrides})
