@@ -10,7 +10,7 @@ the platform itself provides is swapped for loopback: the object store (moto S3 
 the GCS emulator) and the event sink. Needs root and podman, with the sandbox
 shims of tools/build_images.sh in the environment (CONTAINERS_CONF, STORAGE_DRIVER).
 
-    python tools/run_as_deployed.py [--platform knative|cloudrun] [--keep]
+    python tools/run_as_deployed.py [--platform knative|cloudrun] [--keep] [--run-id ID]
 """
 
 from __future__ import annotations
@@ -120,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", choices=PLATFORMS, action="append", help="default: both")
     parser.add_argument("--start-seconds", type=float, default=180, help="start-up budget per container")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (secrets!)")
+    parser.add_argument("--run-id", default=str(os.getpid()), help="containers are named bc-deployed-ID-*")
     opts = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     work = Path(tempfile.mkdtemp(prefix="bloodcell-deployed-"))
-    runner = Runner(work, str(os.getpid()), opts.start_seconds)
+    runner = Runner(work, opts.run_id, opts.start_seconds)
     failed: list[str] = []
     try:
         for platform in opts.platform or PLATFORMS:
