@@ -298,7 +298,7 @@ def test_podman_gets_every_setting_and_command_then_args_after_the_image(tmp_pat
         "podman", "run", "-d", "--name", "bc-x", "--http-proxy=false", "--env-file", str(tmp_path / "env"),
         "--user", "10001:10001", "--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges",
-        "--mount", f"type=tmpfs,destination=/tmp,tmpfs-mode=1777,tmpfs-size={64 * MI}",
+        "--mount", f"type=tmpfs,destination=/tmp,tmpfs-mode=0777,tmpfs-size={64 * MI}",
         "--mount", "type=bind,source=/host/s,destination=/etc/s,ro=true",
         "--entrypoint", '["bloodcell", "eventsource"]',
         "localhost/bloodcell-eventsource:ci", "--mode", "receive",

@@ -101,7 +101,8 @@ def check(platform: str, work: Path, runner: Runner) -> list[str]:
                 failed.append(f"{platform}/bloodcell-{image} (missing)")
     with store_for(platform, specs) as store:
         sink = closed_port_url()
-        print(f"     {platform}: object store on loopback at {store}, event sink {sink}", flush=True)
+        sent = f", event sink {sink}" if any("K_SINK" in spec.env for spec in specs) else ""
+        print(f"     {platform}: object store on loopback at {store}{sent}", flush=True)
         for spec in specs:
             outcome = runner.run(on_loopback(spec, store, sink))
             report(outcome)

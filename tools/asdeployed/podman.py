@@ -2,8 +2,9 @@
 
 `--read-only-tmpfs=false`: podman's --read-only otherwise mounts its own writable
 /tmp, /run and /var/tmp, which a Kubernetes pod does not get; only the manifest's
-emptyDirs are writable. Environment values travel in a file (`--env-file` would
-split nothing, but `-e` would show secrets in the process list).
+emptyDirs are writable, mode 0777 as the kubelet makes them. The environment
+travels in a file, not as `-e` arguments, which would put the secrets in the
+process list and in the command printed on failure.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def podman_argv(spec: RunSpec, name: str, env_path: Path) -> list[str]:
     if spec.no_new_privileges:
         argv += ["--security-opt", "no-new-privileges"]
     for tmpfs in spec.tmpfs:
-        options = ["type=tmpfs", f"destination={tmpfs.target}", "tmpfs-mode=1777"]
+        options = ["type=tmpfs", f"destination={tmpfs.target}", "tmpfs-mode=0777"]
         if tmpfs.size_bytes is not None:
             options.append(f"tmpfs-size={tmpfs.size_bytes}")
         argv += ["--mount", ",".join(options)]
