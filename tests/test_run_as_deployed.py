@@ -331,3 +331,27 @@ def test_cloud_run_gets_the_storage_emulator_and_nothing_else_changed() -> None:
 
     # Assert
     assert spec.env == {**_spec().env, "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"}
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.split("[")[0].strip().lower()] = version.strip()
+    return pins
+
+
+def test_the_check_s_tools_are_the_versions_the_tests_use() -> None:
+    # Arrange
+    tools = _pins(run_as_deployed.REPO / "tools" / "run-as-deployed-requirements.txt")
+    tests = _pins(run_as_deployed.REPO / "requirements-test.txt")
+
+    # Act
+    differ = {
+        name: (version, tests[name]) for name, version in tools.items() if tests.get(name, version) != version
+    }
+
+    # Assert
+    assert {"python-hcl2", "moto", "gcp-storage-emulator"} <= set(tools) & set(tests)
+    assert differ == {}
