@@ -146,8 +146,12 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def images(session: nox.Session) -> None:
-    """Build the four images with buildah on a debootstrap-made bookworm base, run and classify (root)."""
+    """Build the four images with buildah on a debootstrap-made bookworm base, run and classify (root).
+
+    Then every container runs as each platform's manifests start it (tools/run_as_deployed.py).
+    """
     _install_runtime(session)
+    session.install("-r", "tools/run-as-deployed-requirements.txt")
     session.run("bash", "tools/build_images.sh", external=True, env={"BLOODCELL_DATASETS": DATASETS})
 
 

@@ -224,10 +224,12 @@ resource "google_cloud_run_v2_service" "webapp" {
         failure_threshold = 60
       }
 
-      # NiceGUI answers its page; a hung event loop fails this and restarts the instance.
+      # /healthz is outside the sign-in: "/" answers a redirect to it (accounts) or
+      # 401 (IAP: probes carry no assertion), and a failing liveness probe restarts the
+      # instance every 90 s. A hung event loop stops answering /healthz too.
       liveness_probe {
         http_get {
-          path = "/"
+          path = "/healthz"
         }
         period_seconds    = 30
         timeout_seconds   = 5

@@ -22,8 +22,7 @@ import pytest
 from bloodcell.errors import ConfigurationError
 from bloodcell.settings import Settings
 from bloodcell.web import auth
-from tests.support.deployed import REPO, Hcl, cloud_run_env, knative_env, render
-from tests.support.hcl import norm
+from tests.support.deployed import REPO, Hcl, cloud_run_env, knative_env, render, terraform_config
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is needed to read terraform/")
 pytest.importorskip("yaml", reason="PyYAML reads the rendered manifests")
@@ -105,20 +104,7 @@ def test_the_check_refuses_a_webapp_without_its_accounts_secret(tmp_path: Path) 
 @cache
 def _terraform() -> dict[str, Any]:
     """Resources by (type, name), locals and variable defaults of terraform/."""
-    resources: dict[tuple[str, str], Any] = {}
-    locals_: dict[str, Any] = {}
-    variables: dict[str, Any] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
-        with path.open() as handle:
-            doc = norm(hcl2.load(handle))
-        for block in doc.get("resource", []):
-            for rtype, named in block.items():
-                resources.update({(rtype, name): body for name, body in named.items()})
-        for block in doc.get("locals", []):
-            locals_.update(block)
-        for block in doc.get("variable", []):
-            variables.update({name: body.get("default") for name, body in block.items()})
-    return {"resources": resources, "locals": locals_, "variables": variables}
+    return terraform_config(TERRAFORM)
 
 
 def _cloud_run(service: str, root: Path, **variables: Any) -> tuple[dict[str, str], Hcl]:

@@ -9,10 +9,18 @@
 #   4. preprocess and predict run read-only, as their non-root user, with only
 #      /tmp writable; an Eventarc-style CloudEvent is POSTed to each (folder
 #      buckets on a shared volume), and the result must be a classification,
-#      with no ERROR line in either log.
+#      with no ERROR line in either log;
+#   5. every container started exactly as deployed (tools/run_as_deployed.py):
+#      knative/ rendered with kustomize and the Cloud Run services of
+#      terraform/services.tf, each image run with its manifest's env (Secrets and
+#      ConfigMaps resolved), command, args, user, read-only root, capabilities,
+#      scratch tmpfs and secret files; it must stay up, answer its probes and log
+#      no error. Only the object store and the event sink are loopback stand-ins.
 #
 # Needs root, buildah, podman, runc and debootstrap (apt-get install buildah
-# podman runc debootstrap uidmap), network to deb.debian.org and PyPI.
+# podman runc debootstrap uidmap), kubectl, network to deb.debian.org and PyPI,
+# and for step 5 the packages in tools/run-as-deployed-requirements.txt (nox -s
+# images installs them).
 #
 #   sudo tools/build_images.sh            # everything
 #   KEEP=1 sudo tools/build_images.sh     # keep the work folder for a look
@@ -21,7 +29,13 @@ cd "$(dirname "$0")/.."
 
 WORK=${WORK:-$(mktemp -d /tmp/bloodcell-images.XXXXXX)}
 RUN_ID=$$
-[ -n "${KEEP:-}" ] || trap 'podman rm -f "bc-preprocess-$RUN_ID" "bc-predict-$RUN_ID" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+cleanup() {
+  podman rm -f "bc-preprocess-$RUN_ID" "bc-predict-$RUN_ID" >/dev/null 2>&1 || true
+  # run_as_deployed.py removes its own; these are what a killed run left behind.
+  podman ps -aq --filter "name=^bc-deployed-$RUN_ID-" | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+[ -n "${KEEP:-}" ] || trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------
@@ -145,4 +159,8 @@ for name in preprocess predict; do
     exit 1
   fi
 done
-step "images built, within budget, and classifying"
+[ -n "${KEEP:-}" ] || podman rm -f "bc-preprocess-$RUN_ID" "bc-predict-$RUN_ID" >/dev/null
+
+step "every container as its manifests start it (Knative and Cloud Run)"
+python3 tools/run_as_deployed.py --run-id "$RUN_ID" ${KEEP:+--keep}
+step "images built, within budget, classifying, and starting as deployed"

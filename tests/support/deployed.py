@@ -71,11 +71,17 @@ def _rewrite_paths(env: dict[str, str], mounts: Mapping[str, Path]) -> dict[str,
 
 
 def knative_env(
-    docs: list[dict[str, Any]] | tuple[dict[str, Any], ...], workload: str, root: Path
+    docs: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+    workload: str,
+    root: Path,
+    *,
+    rewrite_paths: bool = True,
 ) -> dict[str, str]:
     """Environment of the one container of a Knative Service or Deployment, Secrets and ConfigMaps resolved.
 
-    Secret and ConfigMap volumes are written under ``root`` and paths into them rewritten.
+    Secret and ConfigMap volumes are written under ``root`` (at ``root/<mountPath>``) and, with
+    ``rewrite_paths``, paths into them rewritten; without, the values stay as deployed (for a
+    container that gets the folders mounted where the manifest says).
     A reference to a missing Secret, ConfigMap or key raises KeyError, as the kubelet would refuse.
     """
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -127,7 +133,7 @@ def knative_env(
         for key, text in files.items():
             (local / key).write_text(text)
         mounts[mount["mountPath"]] = local
-    return _rewrite_paths(env, mounts)
+    return _rewrite_paths(env, mounts) if rewrite_paths else env
 
 
 # ---- Cloud Run (terraform/, read with python-hcl2 and normalised by hcl.norm) ----
@@ -163,8 +169,8 @@ def _split_top(expr: str, seps: str) -> list[str]:
 class Hcl:
     """The few expression forms the services use, with variables given and resources as placeholders.
 
-    Forms: string templates, ``var.X``, ``local.X``, ``c ? a : b``, ``a == b`` / ``a != b``,
-    ``trimspace(x)``, ``join(sep, list)``, ``null``, literals. Any other reference (a
+    Forms: string templates, ``var.X``, ``local.X`` (and ``local.X.key`` of a map), ``c ? a : b``,
+    ``a == b`` / ``a != b``, ``trimspace(x)``, ``join(sep, list)``, ``null``, literals. Any other reference (a
     resource's or data source's attribute) evaluates to a placeholder name, which is
     all a container setting needs from it here.
     """
@@ -226,8 +232,11 @@ class Hcl:
             raise ValueError(f"function not known here: {expr!r}")
         if ref := re.fullmatch(r"var\.(\w+)", expr):
             return self.variables[ref.group(1)]
-        if ref := re.fullmatch(r"local\.(\w+)", expr):
-            return self.value(self.locals[ref.group(1)])
+        if ref := re.fullmatch(r"local\.(\w+)((?:\.\w+)*)", expr):
+            found = self.value(self.locals[ref.group(1)])
+            for key in filter(None, ref.group(2).split(".")):  # local.images.webapp: a key of a map
+                found = found[key]
+            return found
         if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[\w\[\]]+)+", expr):
             return re.sub(r"[^a-z0-9]+", "-", expr.lower()).strip("-")
         raise ValueError(f"expression form not understood: {expr!r}")
@@ -238,8 +247,12 @@ def cloud_run_env(
     hcl: Hcl,
     secret_versions: Mapping[str, Mapping[str, Any]],
     root: Path,
+    *,
+    rewrite_paths: bool = True,
 ) -> dict[str, str]:
     """Environment of a Cloud Run v2 service's one container: plain, ``dynamic "env"`` and secret values.
+
+    Secret volumes are written under ``root`` as in ``knative_env``, ``rewrite_paths`` likewise.
 
     ``secret_versions`` are the ``google_secret_manager_secret_version`` bodies by name; a
     secret is found by the ``google_secret_manager_secret.NAME`` its reference names, and
@@ -273,7 +286,29 @@ def cloud_run_env(
         for item in secret.get("items", []):
             (local / str(hcl.value(item["path"]))).write_text(secret_data(secret["secret"]))
         mounts[str(hcl.value(mount["mount_path"]))] = local
-    return _rewrite_paths(env, mounts)
+    return _rewrite_paths(env, mounts) if rewrite_paths else env
+
+
+def terraform_config(directory: Path) -> dict[str, Any]:
+    """Resources by (type, name), locals and variable defaults of a Terraform module's *.tf files."""
+    import hcl2
+
+    from tests.support.hcl import norm
+
+    resources: dict[tuple[str, str], Any] = {}
+    locals_: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.tf")):
+        with path.open() as handle:
+            doc = norm(hcl2.load(handle))
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                resources.update({(rtype, name): body for name, body in named.items()})
+        for block in doc.get("locals", []):
+            locals_.update(block)
+        for block in doc.get("variable", []):
+            variables.update({name: body.get("default") for name, body in block.items()})
+    return {"resources": resources, "locals": locals_, "variables": variables}
 
 
 def _merged(for_each: str, hcl: Hcl) -> dict[str, str]:
