@@ -119,13 +119,16 @@ def _connections_to(pid: int, port: int) -> int:
         lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
     except OSError:
         return 0
-    count = 0
+    # distinct sockets, not lines: /proc/net/tcp is read in chunks while the table changes (the
+    # proxy leaves thousands of TIME_WAIT entries), so one socket can be listed twice in a read
+    # (CI under stress-ng once counted 7 connections from a pool of 4)
+    found = set()
     for line in lines:
         fields = line.split()
         remote_port = int(fields[2].split(":")[1], 16)
         if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-            count += 1
-    return count
+            found.add(fields[9])
+    return len(found)
 
 
 @pytest.fixture
