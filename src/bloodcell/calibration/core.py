@@ -26,7 +26,7 @@ PANEL_FILE = "panel.npz"
 WBC_CLASSES = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
 MIN_CELLS_PER_CLASS = 2  # one to fit on and one to hold out, at the very least
 REPLAY_PER_CLASS = 40
-PULLS = (3.0, 0.3, 0.03)  # tried strongest first (head.fit's units)
+PULLS = (3.0, 0.3, 0.03, 0.003)  # tried strongest first (head.fit's units)
 
 
 def label_of(folder: str) -> str:

@@ -19,33 +19,18 @@ the same model). More than ``QC_OOD_JUMP`` above it raises the alarm.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from bloodcell.calibration import documents
 from bloodcell.errors import MalformedDocument
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = documents.SCHEMA_VERSION
 AGREEMENT_DROP = 0.02  # the "more than 2 points"
 MIN_RECENT_CELLS = 20  # fewer new cells than this say nothing about a jump
 PROMOTIONS = frozenset({"promote", "activate", "rollback"})  # registry actions that change the model
 FIRST = "panel"  # the trigger of the run made when a panel is set: its baseline
-
-
-def _load(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedDocument(f"{what} is not JSON: {exc}") from exc
-    if not isinstance(body, dict) or str(body.get("schema_version")) != SCHEMA_VERSION:
-        raise MalformedDocument(f"{what} is not a version-{SCHEMA_VERSION} document")
-    return body
-
-
-def _dump(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(dict(body), indent=2, ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -73,11 +58,11 @@ class Panel:
         return dict(sorted(out.items()))
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> Panel:
-        body = _load(data, "QC panel")
+        body = documents.load(data, "QC panel")
         try:
             cells = tuple(PanelCell(**cell) for cell in body["cells"])
             return cls(
@@ -115,16 +100,11 @@ class QcRun:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> QcRun:
-        body = _load(data, "QC run")
-        try:
-            body["reasons"] = tuple(body["reasons"])
-            return cls(**{k: body[k] for k in cls.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
-            raise MalformedDocument(f"QC run lacks {exc}") from exc
+        return documents.build(cls, data, "QC run", ("reasons",))
 
 
 @dataclass(frozen=True)
@@ -142,16 +122,11 @@ class QcState:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> QcState:
-        body = _load(data, "QC state")
-        try:
-            body["reasons"] = tuple(body["reasons"])
-            return cls(**{k: body[k] for k in cls.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
-            raise MalformedDocument(f"QC state lacks {exc}") from exc
+        return documents.build(cls, data, "QC state", ("reasons",))
 
 
 @dataclass(frozen=True)

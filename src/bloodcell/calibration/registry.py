@@ -19,19 +19,19 @@ Names of people, slides and folders may be in any script: they live only in JSON
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bloodcell.calibration import documents
 from bloodcell.calibration.core import Calibration
 from bloodcell.errors import MalformedDocument, ObjectNotFound, RejectedInput
 from bloodcell.results import now_iso
 from bloodcell.storage import ObjectInfo, Storage
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = documents.SCHEMA_VERSION
 POINTER = "active.json"
 PREFIX = "calibrations/"
 AUDIT = "audit/"
@@ -41,20 +41,6 @@ SHIPPED = "shipped"  # what `activate` calls the model without calibration
 def new_version() -> str:
     """Sortable by creation time, unique without coordination, ASCII whatever the lab's language."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def _load(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedDocument(f"{what} is not JSON: {exc}") from exc
-    if not isinstance(body, dict) or str(body.get("schema_version")) != SCHEMA_VERSION:
-        raise MalformedDocument(f"{what} is not a version-{SCHEMA_VERSION} document")
-    return body
-
-
-def _dump(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(dict(body), indent=2, ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -73,16 +59,11 @@ class VersionRecord:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> VersionRecord:
-        body = _load(data, "calibration version")
-        try:
-            body["cells"] = tuple(body["cells"])
-            return cls(**{k: body[k] for k in cls.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
-            raise MalformedDocument(f"calibration version lacks {exc}") from exc
+        return documents.build(cls, data, "calibration version", ("cells",))
 
 
 @dataclass(frozen=True)
@@ -94,11 +75,11 @@ class Pointer:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
     @classmethod
     def from_json(cls, data: bytes) -> Pointer:
-        body = _load(data, "active pointer")
+        body = documents.load(data, "active pointer")
         return cls(
             body.get("version"),
             tuple(body.get("history", ())),
@@ -120,7 +101,7 @@ class AuditEntry:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return _dump(asdict(self))
+        return documents.dump(asdict(self))
 
 
 # called after every change of the active model (activate, promote, rollback): the QC panel's hook
@@ -234,7 +215,7 @@ class Registry:
         out = []
         for name in names:
             try:
-                out.append(_load(self.storage.read(self.bucket, name)[0], "audit entry"))
+                out.append(documents.load(self.storage.read(self.bucket, name)[0], "audit entry"))
             except (MalformedDocument, ObjectNotFound):
                 continue
         return out
