@@ -22,7 +22,7 @@ from bloodcell.model import Classifier
 from bloodcell.names import escape
 from bloodcell.review.verified import SUFFIX, VerifiedLabel
 from bloodcell.settings import Settings
-from bloodcell.storage import Storage
+from bloodcell.storage import Storage, open_archive
 
 log = logging.getLogger(__name__)
 UNUSABLE = "UNUSABLE"
@@ -62,6 +62,18 @@ def verified_slides(
         key = info.name[: -len(SUFFIX)]
         items.append((key, label_of(verified.label), _archive_loader(archive, bucket, key)))
     return items
+
+
+def named(
+    settings: Settings, labelled: Path | None, slides: list[str] | None
+) -> tuple[list[tuple[str, str, Loader]], str, str]:
+    """The cells a command names, with their source and origin for the record: a labelled
+    folder, or the verified cells of signed-off slides (none named: every one)."""
+    if labelled is not None:
+        return labelled_folder(labelled), "labelled folder", str(labelled)
+    chosen = slides or None
+    items = verified_slides(open_archive(settings), settings, chosen)
+    return items, "slides", ", ".join(chosen) if chosen else "every signed-off slide"
 
 
 def _archive_loader(archive: Storage, bucket: str, key: str) -> Loader:

@@ -52,15 +52,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model_dir = settings.model_dir or default_model_dir()
     limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     try:
-        if args.labelled is not None:
-            items = cells.labelled_folder(args.labelled)
-            source, origin = "labelled folder", str(args.labelled)
-        else:
-            from bloodcell.storage import open_archive
-
-            slides = args.slides or None
-            items = cells.verified_slides(open_archive(settings), settings, slides)
-            source, origin = "slides", ", ".join(slides) if slides else "every signed-off slide"
+        items, source, origin = cells.named(settings, args.labelled, args.slides)
         lab = cells.embed(load_classifier(model_dir, settings.model_threads), items, limits)
         outcome = service.run(_registry(settings), model_dir, lab, source, origin, _who(args), args.promote)
     except RejectedInput as exc:

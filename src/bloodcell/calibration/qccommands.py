@@ -41,15 +41,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     store = qcrun.QcStore(registry.storage, registry.bucket)
     try:
         if args.qc_command == "set":
-            if args.labelled is not None:
-                items = cells.labelled_folder(args.labelled)
-                source, origin = "labelled folder", str(args.labelled)
-            else:
-                from bloodcell.storage import open_archive
-
-                slides = args.slides or None
-                items = cells.verified_slides(open_archive(settings), settings, slides)
-                source, origin = "slides", ", ".join(slides) if slides else "every signed-off slide"
+            items, source, origin = cells.named(settings, args.labelled, args.slides)
             panel = qcrun.set_panel(store, items, qcrun.limits_of(settings), source, origin, _who(args))
             print(f"qc panel {panel.version}: {len(panel.cells)} cells {panel.counts()}", flush=True)
             run = qcrun.run_qc(settings, registry, qc.FIRST, _who(args))
