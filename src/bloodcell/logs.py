@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from bloodcell.settings import Settings
@@ -43,11 +44,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler on whatever ``sys.stderr`` is when a record is written.
+
+    The handler is installed once per process, and a plain StreamHandler keeps the stream it
+    was made with: when that stream is swapped and closed (pytest's capture of the test that
+    happened to configure logging first), every later record, from any thread, becomes a
+    "Logging error" traceback instead of a log line.
+    """
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the live sys.stderr
+
+
 def configure_logging(settings: Settings) -> None:
     """Idempotent: the first call in a process sets the handler, later ones only the level."""
     root = logging.getLogger()
     if not _installed:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.setFormatter(
             JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
         )
