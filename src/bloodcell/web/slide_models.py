@@ -127,6 +127,14 @@ class SlideModels:
         except RejectedInput as exc:
             ui.notify(exc.reason, type="warning")
             return
+        except ImportError as exc:  # a web app image without the model runtime (LiteRT)
+            log.warning("web: reclassify of %r: no model runtime here (%s)", self.slide, exc.name)
+            ui.notify(
+                f"This server has no model runtime ({exc.name}): run `bloodcell reclassify {self.slide}` "
+                "where the predict function's packages are installed.",
+                type="warning",
+            )
+            return
         except BloodcellError as exc:
             log.warning("web: reclassify of %r failed: %s", self.slide, exc)
             ui.notify(f"Not reclassified: storage is not reachable ({exc}). Try again.", type="negative")
