@@ -305,12 +305,7 @@ class Pipeline:
         classifier = self.classifier
         started = time.perf_counter()
         try:
-            version = info.metadata.get(results.META_CONTRACT)
-            if version != CONTRACT.version:
-                raise RejectedInput(
-                    f"tensor was made for contract version {version}, the model expects {CONTRACT.version}"
-                )
-            prediction = classifier.predict(tensorio.load(data))
+            prediction = classifier.predict(tensorio.load_stored(data, info.metadata))
         except RejectedInput as exc:
             timings["predict"] = (time.perf_counter() - started) * 1000
             if superseded := self._superseded(source):

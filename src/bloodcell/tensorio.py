@@ -7,10 +7,13 @@ anyone with write access to the tensor bucket can put a file there.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 
 import numpy as np
 
+from bloodcell.contract import CONTRACT
 from bloodcell.errors import RejectedInput
+from bloodcell.results import META_CONTRACT
 
 
 def dump(tensor: np.ndarray) -> bytes:
@@ -27,3 +30,13 @@ def load(data: bytes) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise RejectedInput("tensor object is not a single array")
     return array
+
+
+def load_stored(data: bytes, metadata: Mapping[str, str]) -> np.ndarray:
+    """A stored tensor object, refused unless preprocess made it for the contract this model expects."""
+    version = metadata.get(META_CONTRACT)
+    if version != CONTRACT.version:
+        raise RejectedInput(
+            f"tensor was made for contract version {version}, the model expects {CONTRACT.version}"
+        )
+    return load(data)

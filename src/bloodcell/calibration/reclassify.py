@@ -38,7 +38,6 @@ from bloodcell.calibration.rerun import (
     write_run,
 )
 from bloodcell.calibration.runtime import Predictor
-from bloodcell.contract import CONTRACT
 from bloodcell.errors import MalformedDocument, ObjectNotFound, RejectedInput
 from bloodcell.names import escape
 from bloodcell.results import ModelRef, Result
@@ -165,12 +164,7 @@ def _plan(
         stamps.pop(key, None)
     timings = {k: v for k, v in old.timings_ms.items() if k == "preprocess"}
     try:
-        contract = tensor_info.metadata.get(results.META_CONTRACT)
-        if contract != CONTRACT.version:
-            raise RejectedInput(
-                f"tensor was made for contract version {contract}, the model expects {CONTRACT.version}"
-            )
-        prediction = predictor.predict(tensorio.load(data))
+        prediction = predictor.predict(tensorio.load_stored(data, tensor_info.metadata))
     except RejectedInput as exc:
         stamps["rejected"] = results.now_iso()
         new = Result.rejected(old.source, exc.reason, "predict", timings, stamps, predictor.info)
