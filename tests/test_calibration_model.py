@@ -19,11 +19,11 @@ from bloodcell.calibration.core import LabCells
 from bloodcell.calibration.registry import Registry
 from bloodcell.events import ObjectRef
 from bloodcell.pipeline import Pipeline
-from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage
 from tests.conftest import LAB_PER_CLASS
 from tests.support.calibration import shuffle_half
+from tests.support.lab import archive_verified
 
 WHO = "Zoë 李明"
 
@@ -130,31 +130,7 @@ def test_calibrate_from_the_verified_labels_of_named_slides(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     wanted, other = "lame été 血液-01", "другой-02"
-    for i, (folder, name, data) in enumerate(lab):
-        slide = wanted if i % 4 else other
-        key = f"2026-12-07/NEUTROPHIL/{i}/{slide}/{name}"
-        local.write(settings.archive_bucket, key, data, content_type="image/jpeg")
-        label = (
-            folder.upper()
-            if folder.upper() in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
-            else "NOT_A_WHITE_CELL"
-        )
-        verified = VerifiedLabel(
-            label,
-            WHO,
-            "2026-12-07T10:00:00Z",
-            "NEUTROPHIL",
-            "m",
-            "3",
-            f"{slide}/{name}",
-            str(i),
-            slide,
-            WHO,
-            "2026-12-07T10:05:00Z",
-        )
-        local.write(
-            settings.archive_bucket, verified_key(key), verified.to_json(), content_type="application/json"
-        )
+    archive_verified(local, settings, lab, lambda i: wanted if i % 4 else other, WHO)
 
     code = cli.main(
         ["calibrate", "--slides", wanted, "--promote", "--json", "--data-dir", str(settings.data_dir)]

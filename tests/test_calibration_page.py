@@ -11,14 +11,13 @@ import pytest
 from nicegui import ElementFilter
 from nicegui.testing import User
 
-from bloodcell.calibration.core import WBC_CLASSES
 from bloodcell.calibration.job import DONE, FAILED, JOB, CalibrationBusy
 from bloodcell.calibration.registry import Registry
 from bloodcell.review.records import PASSWORD, SIGN_OFF, new_record
 from bloodcell.review.state import write_record
-from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, ObjectInfo
+from tests.support.lab import archive_verified
 from tests.test_calibration_registry import WHO, _add
 from tests.test_web_user import eventually, texts
 
@@ -53,24 +52,7 @@ def _signed_slide(settings: Settings, local: LocalStorage, lab: list[tuple[str, 
     """A signed-off slide whose verified labels are in the archive, as a sign-off leaves them."""
     local.write(settings.upload_bucket, f"{SIGNED}/Échantillon été 1.jpg", lab[0][2])
     write_record(local, settings, new_record(SIGNED, SIGN_OFF, WHO, signature=PASSWORD))
-    for i, (folder, name, data) in enumerate(lab):
-        key = f"2026-12-07/NEUTROPHIL/{i}/{SIGNED}/{name}"
-        local.write(settings.archive_bucket, key, data, content_type="image/jpeg")
-        label = folder.upper() if folder.upper() in WBC_CLASSES else "NOT_A_WHITE_CELL"
-        verified = VerifiedLabel(
-            label,
-            WHO,
-            "2026-12-07T10:00:00Z",
-            "NEUTROPHIL",
-            "m",
-            "3",
-            f"{SIGNED}/{name}",
-            str(i),
-            SIGNED,
-            WHO,
-            "2026-12-07T10:05:00Z",
-        )
-        local.write(settings.archive_bucket, verified_key(key), verified.to_json())
+    archive_verified(local, settings, lab, lambda i: SIGNED, WHO)
 
 
 def _element(user: User, marker: str) -> Any:

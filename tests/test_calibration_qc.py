@@ -29,12 +29,12 @@ from bloodcell.calibration.head import Head
 from bloodcell.calibration.registry import Registry, new_version
 from bloodcell.model import Prediction, read_model_info
 from bloodcell.results import Result, Source, now_iso
-from bloodcell.review.verified import VerifiedLabel, verified_key
 from bloodcell.settings import Settings
 from bloodcell.storage import LocalStorage, Storage
 from bloodcell.storage.s3 import S3Storage
 from tests.conftest import LAB_PER_CLASS
 from tests.support.common import REPO
+from tests.support.lab import archive_verified
 
 WHO = "Zoë Ångström 李明"
 WBC = ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL")
@@ -311,20 +311,7 @@ def test_a_panel_from_named_slides_stays_fixed_when_the_archive_forgets(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     wanted, other = "lame été 血液-01", "другой-02"
-    keys = []
-    for i, (folder, name, data) in enumerate(lab):
-        slide = wanted if i % 2 else other
-        key = f"2026-12-07/NEUTROPHIL/{i}/{slide}/{name}"
-        keys.append(key)
-        local.write(settings.archive_bucket, key, data, content_type="image/jpeg")
-        label = folder.upper() if folder.upper() in WBC else "NOT_A_WHITE_CELL"
-        verified = VerifiedLabel(
-            label, WHO, "2026-12-07T10:00:00Z", "NEUTROPHIL", "m", "3", f"{slide}/{name}", str(i), slide, WHO,
-            "2026-12-07T10:05:00Z",
-        )  # fmt: skip
-        local.write(
-            settings.archive_bucket, verified_key(key), verified.to_json(), content_type="application/json"
-        )
+    keys = archive_verified(local, settings, lab, lambda i: wanted if i % 2 else other, WHO)
     where = ["--data-dir", str(settings.data_dir)]
 
     set_code = cli.main(["qc", "panel", "set", "--slides", wanted, *where])

@@ -8,10 +8,15 @@ case and several scripts, as a lab's own folders would be.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
+from bloodcell.calibration.core import WBC_CLASSES
+from bloodcell.review.verified import VerifiedLabel, verified_key
+from bloodcell.settings import Settings
+from bloodcell.storage import Storage
 from training.shifts import stain, white_balance
 
 FOLDERS = {  # dataset folder -> the lab's folder name (class names in any case; others are OTHER)
@@ -49,3 +54,30 @@ def write_lab(root: Path, images: list[tuple[str, str, bytes]]) -> Path:
         (root / folder).mkdir(parents=True, exist_ok=True)
         (root / folder / name).write_bytes(data)
     return root
+
+
+def archive_verified(
+    storage: Storage,
+    settings: Settings,
+    images: list[tuple[str, str, bytes]],
+    slide_of: Callable[[int], str],
+    by: str,
+) -> list[str]:
+    """The lab's cells as a sign-off leaves them: each image in the archive, under the slide
+    ``slide_of(i)`` names, beside its verified label (a folder that is no white-cell type is
+    "not a white cell"). The archive keys, in the images' order."""
+    keys = []
+    for i, (folder, name, data) in enumerate(images):
+        slide = slide_of(i)
+        key = f"2026-12-07/NEUTROPHIL/{i}/{slide}/{name}"
+        storage.write(settings.archive_bucket, key, data, content_type="image/jpeg")
+        label = folder.upper() if folder.upper() in WBC_CLASSES else "NOT_A_WHITE_CELL"
+        verified = VerifiedLabel(
+            label, by, "2026-12-07T10:00:00Z", "NEUTROPHIL", "m", "3", f"{slide}/{name}", str(i), slide, by,
+            "2026-12-07T10:05:00Z",
+        )  # fmt: skip
+        storage.write(
+            settings.archive_bucket, verified_key(key), verified.to_json(), content_type="application/json"
+        )
+        keys.append(key)
+    return keys
