@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bloodcell.bounded import BoundedCache
 from bloodcell.errors import BloodcellError, MalformedDocument
 from bloodcell.results import ModelRef
 from bloodcell.settings import Settings
@@ -193,16 +193,13 @@ class _RunCache:
     """Parsed runs by object version: records change only when an erasure trims them."""
 
     def __init__(self, size: int = 2000) -> None:
-        self._items: OrderedDict[tuple[str, str, str], RerunRecord] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self._cache: BoundedCache[tuple[str, str, str], RerunRecord] = BoundedCache(size)
 
     def get(self, storage: Storage, info: ObjectInfo) -> RerunRecord | None:
         bucket, name = info.bucket, info.name
         key = (bucket, name, info.generation)  # an erasure rewrites a record: a new generation
-        with self._lock:
-            if key in self._items:
-                return self._items[key]
+        if (cached := self._cache.get(key)) is not None:
+            return cached
         try:
             run = RerunRecord.from_json(storage.read(bucket, name)[0])
         except (MalformedDocument, BloodcellError) as exc:
@@ -211,10 +208,7 @@ class _RunCache:
         if run.name != name:
             log.warning("reclassify: %r holds a run named %r: refused as forged", name, run.name)
             return None
-        with self._lock:
-            self._items[key] = run
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._cache.put(key, run)
         return run
 
 

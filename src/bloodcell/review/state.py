@@ -8,11 +8,10 @@ new tab, a second reviewer or a restarted server all see the same state.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bloodcell.bounded import BoundedCache
 from bloodcell.errors import BloodcellError, PreconditionFailed
 from bloodcell.review.records import (
     CELL_ACTIONS,
@@ -55,25 +54,8 @@ class SlideReview:
     sign_off: SignOff | None = None  # the standing sign-off, with the version it amends if any
 
 
-class _RecordCache:
-    """Record bytes by object name; immutable objects, so entries are never invalidated."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[str, str], ReviewRecord] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> ReviewRecord | None:
-        with self._lock:
-            return self._items.get(key)
-
-    def put(self, key: tuple[str, str], record: ReviewRecord) -> None:
-        with self._lock:
-            self._items[key] = record
-            while len(self._items) > _CACHE_SIZE:
-                self._items.popitem(last=False)
-
-
-_cache = _RecordCache()
+# parsed records by object name: records are immutable, so entries are never invalidated
+_cache: BoundedCache[tuple[str, str], ReviewRecord] = BoundedCache(_CACHE_SIZE)
 
 
 def slide_prefix(slide: str) -> str:

@@ -10,13 +10,13 @@ that does not change costs listings only. Reviews are not read here (they belong
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import islice
+from typing import Literal
 
 from bloodcell import names
+from bloodcell.bounded import BoundedCache
 from bloodcell.errors import BloodcellError, MalformedDocument, RejectedInput
 from bloodcell.results import Result
 from bloodcell.settings import Settings
@@ -37,30 +37,25 @@ class SlideNotFound(RejectedInput):
 
 class _ResultCache:
     def __init__(self, size: int = 20_000) -> None:
-        self._items: OrderedDict[tuple[str, str, str], Result | None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        # False: the version is unreadable, remembered as such rather than re-read every poll
+        self._cache: BoundedCache[tuple[str, str, str], Result | Literal[False]] = BoundedCache(size)
 
     def get(self, storage: Storage, info: ObjectInfo) -> tuple[Result | None, bool]:
         """(result, readable): an unreadable document is remembered as such, not re-read every poll."""
         key = (info.bucket, info.name, info.generation)
-        with self._lock:
-            if key in self._items:
-                return self._items[key], self._items[key] is not None
+        if (cached := self._cache.get(key)) is not None:
+            return (None, False) if cached is False else (cached, True)
         try:
             data, _ = storage.read(info.bucket, info.name)
-            view: Result | None = Result.from_json(data)
+            view: Result | Literal[False] = Result.from_json(data)
         except MalformedDocument as exc:
             log.warning("slides: result %r is not a result document: %s", info.name, exc)
-            view = None
+            view = False
         except BloodcellError as exc:  # removed between listing and reading: still pending
             log.warning("slides: cannot read result %r: %s", info.name, exc)
             return None, True
-        with self._lock:
-            self._items[key] = view
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return view, view is not None
+        self._cache.put(key, view)
+        return (None, False) if view is False else (view, True)
 
 
 _results = _ResultCache()
