@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bloodcell.errors import ConfigurationError
+from bloodcell.errors import ConfigurationError, NoModelRuntime
 from bloodcell.imaging import ImageLimits
 from bloodcell.model import Classifier
 from bloodcell.pipeline import make_tensor
@@ -102,3 +103,17 @@ def test_the_eight_views_are_the_eight_symmetries_of_the_square() -> None:
     seen = {tuple(np.ascontiguousarray(view(t)).ravel()) for view in VIEWS.values()}
 
     assert len(VIEWS) == 8 and len(seen) == 8  # all distinct: no view repeats another
+
+
+def test_a_process_without_litert_is_told_where_the_model_runs(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the web app's image has no LiteRT (None in sys.modules makes the import fail)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+
+    # Act
+    with pytest.raises(NoModelRuntime) as raised:
+        Classifier(model_dir)
+
+    # Assert
+    assert "ai_edge_litert" in str(raised.value) and "predict function" in str(raised.value)

@@ -55,6 +55,10 @@ class ConfigurationError(BloodcellError):
     """The environment is misconfigured: fail fast at start-up with this message."""
 
 
+class NoModelRuntime(ConfigurationError):
+    """This process cannot run the model (LiteRT is not installed: the web app's image)."""
+
+
 class ObjectNotFound(BloodcellError):
     """The named object does not exist (or no longer exists at that generation)."""
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from bloodcell import ood
 from bloodcell.contract import CONTRACT, check_model_contract
-from bloodcell.errors import ConfigurationError, RejectedInput
+from bloodcell.errors import ConfigurationError, NoModelRuntime, RejectedInput
 
 OTHER = "OTHER"
 
@@ -127,7 +127,13 @@ class Classifier:
     """One LiteRT interpreter; ``predict`` is safe to call from several threads."""
 
     def __init__(self, model_dir: Path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise NoModelRuntime(
+                f"this installation has no model runtime ({exc.name}): run this where the predict "
+                "function's packages are installed (the bloodcell package with its predict requirements)"
+            ) from exc
 
         check_model_contract(model_dir)
         self.info = read_model_info(model_dir)

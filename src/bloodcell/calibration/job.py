@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from bloodcell.calibration import cells, qcrun, service
 from bloodcell.calibration.registry import VersionRecord
-from bloodcell.errors import RejectedInput
+from bloodcell.errors import NoModelRuntime, RejectedInput
 from bloodcell.imaging import ImageLimits
 from bloodcell.names import escape
 from bloodcell.results import now_iso
@@ -142,13 +142,9 @@ class CalibrationJob:
         except RejectedInput as exc:
             self._set(stage=FAILED, error=exc.reason)
             log.warning("calibrate (web) by %s refused: %s", escape(by), escape(exc.reason))
-        except ImportError as exc:  # a web app image without the model runtime (LiteRT)
-            self._set(
-                stage=FAILED,
-                error=f"this server has no model runtime ({exc.name}): run "
-                "`bloodcell calibrate --slides ...` where the predict function's packages are installed",
-            )
-            log.warning("calibrate (web) by %s: no model runtime here (%s)", escape(by), exc.name)
+        except NoModelRuntime as exc:  # the web app's image: `bloodcell calibrate` runs elsewhere
+            self._set(stage=FAILED, error=str(exc))
+            log.warning("calibrate (web) by %s: %s", escape(by), exc)
         except Exception as exc:  # the page must hear of any failure, not wait for ever
             self._set(stage=FAILED, error=str(exc) or type(exc).__name__)
             log.exception("calibrate (web) by %s failed", escape(by))

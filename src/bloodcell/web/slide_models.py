@@ -16,7 +16,7 @@ from nicegui import run, ui
 
 from bloodcell.calibration.reclassify import active_predictor, reclassify
 from bloodcell.calibration.rerun import NO_TENSOR, NOT_DECODED, PENDING, REPLACED, RerunRecord, model_words
-from bloodcell.errors import BloodcellError, RejectedInput
+from bloodcell.errors import BloodcellError, NoModelRuntime, RejectedInput
 from bloodcell.settings import Settings
 from bloodcell.slides.cell import Cell
 from bloodcell.slides.times import lab_time
@@ -127,13 +127,9 @@ class SlideModels:
         except RejectedInput as exc:
             ui.notify(exc.reason, type="warning")
             return
-        except ImportError as exc:  # a web app image without the model runtime (LiteRT)
-            log.warning("web: reclassify of %r: no model runtime here (%s)", self.slide, exc.name)
-            ui.notify(
-                f"This server has no model runtime ({exc.name}): run `bloodcell reclassify {self.slide}` "
-                "where the predict function's packages are installed.",
-                type="warning",
-            )
+        except NoModelRuntime as exc:  # the web app's image: `bloodcell reclassify` runs elsewhere
+            log.warning("web: reclassify of %r: %s", self.slide, exc)
+            ui.notify(f"Not reclassified: {exc}.", type="warning")
             return
         except BloodcellError as exc:
             log.warning("web: reclassify of %r failed: %s", self.slide, exc)
