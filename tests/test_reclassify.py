@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -259,3 +259,44 @@ def test_erasure_takes_the_history_of_what_it_erases(
 
     assert history(local, settings, SLIDE) == []
     assert list(local.list(settings.result_bucket)) == [*local.list(settings.result_bucket, "_erasure/")]
+
+
+class _CutShort:
+    """The folder buckets, until the process dies after ``allowed`` result writes (a kill mid-run)."""
+
+    def __init__(self, inner: LocalStorage, bucket: str, allowed: int) -> None:
+        self.inner, self.bucket, self.allowed = inner, bucket, allowed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, bucket: str, name: str, data: bytes, **kwargs: Any) -> Any:
+        if bucket == self.bucket and not name.startswith("_reclassify/"):
+            if self.allowed == 0:
+                raise KeyboardInterrupt("killed mid-run")
+            self.allowed -= 1
+        return self.inner.write(bucket, name, data, **kwargs)
+
+
+def test_a_run_killed_between_result_writes_loses_nothing_and_a_second_run_finishes_it(
+    settings: Settings, local: LocalStorage, lab: list[Any], embedded: LabCells, calibratable: Path
+) -> None:
+    # Arrange
+    pipe = Pipeline(settings, local, archive=local)
+    uploads = make_slide(pipe, local, settings, lab)
+    before = {u: result(local, settings, u) for u in uploads}
+    version = calibrated(local, settings, calibratable, embedded)
+    dying = cast(Storage, _CutShort(local, settings.result_bucket, allowed=1))
+
+    # Act: killed after the first new result, then run again
+    with pytest.raises(KeyboardInterrupt):
+        reclassify(dying, settings, SLIDE, WHO, active_predictor(settings, local))
+    mid = {u: result(local, settings, u) for u in uploads}
+    reclassify(local, settings, SLIDE, WHO, active_predictor(settings, local))
+
+    # Assert: the first run's record holds every old result, whatever was replaced before the kill
+    first, second = history(local, settings, SLIDE)
+    assert {c.upload_name: c.previous for c in first.cells} == before
+    assert sum(mid[u]["model"]["calibration"] == version for u in uploads) == 1
+    assert all(result(local, settings, u)["model"]["calibration"] == version for u in uploads)
+    assert {c.upload_name: c.previous for c in second.cells} == mid
